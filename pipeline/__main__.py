@@ -1,0 +1,196 @@
+"""``python -m pipeline`` / ``usdcop-pipeline``: run the offline half and the quick start.
+
+Commands:
+- ``run``   the pipeline once (L0 -> L1 -> feast apply -> incremental materialize) at the current
+            time, then the latest observation read back with Feast's SDK, as a named table;
+- ``up``    the quick start: Redis (embedded unless FEAST_REDIS_HOST is set), the pipeline, the
+            live feed, the gRPC server, an observation through the client; runs until Ctrl-C;
+- ``feast`` the ``feast`` CLI inside feature_repo/ with FEAST_REDIS_* filled in (from the
+            environment, else from data/redis.env that ``up`` writes), so the seed's diagnostics
+            work: ``python -m pipeline feast feature-views list``.
+
+Settings come from environment variables (pipeline.settings) with flags on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from pipeline.settings import PipelineSettings, SettingsError
+
+_EPILOG = (
+    "environment: FEAST_REDIS_HOST/PORT/PASSWORD/SSL (unset host: embedded redis-server), "
+    "USDCOP_DATA_DIR, USDCOP_SYMBOLS, USDCOP_HISTORY_DAYS, USDCOP_SEED, USDCOP_PORT, "
+    "USDCOP_LIVE_TICK_S, USDCOP_LIVE_CATCHUP_BARS"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="USD/COP offline pipeline into Feast/Redis, and the quick start.",
+        epilog=_EPILOG,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def repo(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--repo-dir", type=Path, help="Feast repository folder [./feature_repo]")
+        sub.add_argument(
+            "--data-dir",
+            type=Path,
+            help="data folder; must be ../data of the repository [USDCOP_DATA_DIR; ./data]",
+        )
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        repo(sub)
+        sub.add_argument("--days", type=int, help="days of generated history [365]")
+        sub.add_argument("--seed", type=int, help="market-data generator seed [7]")
+        sub.add_argument("--symbols", help="comma-separated symbols [USDCOP]")
+
+    run = commands.add_parser(
+        "run",
+        help="run the pipeline once and print the latest observation (Feast SDK)",
+        description="L0 -> L1 -> feast apply -> materialize-incremental (now), then print the "
+        "latest observation read from the online store with Feast's SDK.",
+        epilog=_EPILOG,
+    )
+    common(run)
+    up = commands.add_parser(
+        "up",
+        help="quick start: Redis + pipeline + live feed + gRPC server (Ctrl-C stops)",
+        description="Start Redis (embedded unless FEAST_REDIS_HOST is set), run the pipeline, "
+        "catch up the live feed so data is fresh now, start the observation server, print an "
+        "observation through the client, then keep appending live bars until Ctrl-C.",
+        epilog=_EPILOG,
+    )
+    common(up)
+    up.add_argument("--port", type=int, help="gRPC port of the server [USDCOP_PORT; 50051]")
+    up.add_argument("--tick-s", type=float, help="seconds between live ticks [5]")
+    up.add_argument("--exit-after-s", type=float, help="stop after this many seconds of live feed")
+    feast = commands.add_parser(
+        "feast",
+        help="the feast CLI in feature_repo/ with FEAST_REDIS_* set (e.g. feast registry-dump)",
+        description="Run `feast ARGS...` in feature_repo/. FEAST_REDIS_* come from the "
+        "environment, else from data/redis.env (written while `up` runs).",
+    )
+    repo(feast)
+    feast.add_argument("feast_args", nargs=argparse.REMAINDER, help="arguments for feast")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> PipelineSettings:
+    """Environment first, then the flags that were given."""
+    settings = PipelineSettings.from_env(os.environ)
+    symbols = getattr(args, "symbols", None)
+    repo_dir: Path | None = args.repo_dir
+    data_dir: Path | None = args.data_dir
+    if repo_dir is not None and data_dir is None:
+        data_dir = repo_dir.resolve().parent / "data"  # what feature_store.yaml points at
+    return settings.with_overrides(
+        repo_dir=repo_dir.resolve() if repo_dir is not None else None,
+        data_dir=data_dir.resolve() if data_dir is not None else None,
+        history_days=getattr(args, "days", None),
+        seed=getattr(args, "seed", None),
+        symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()) if symbols else None,
+        server_port=getattr(args, "port", None),
+        live_tick_s=getattr(args, "tick_s", None),
+    )
+
+
+def command_run(settings: PipelineSettings) -> int:
+    from pipeline.live import wall_clock
+    from pipeline.observation import format_observation, read_online_observation
+    from pipeline.quickstart import online_store
+    from pipeline.run import run_pipeline
+    from pipeline.state_file import read_redis_state
+
+    with ExitStack() as stack:
+        running_up = read_redis_state(settings.data_dir) if settings.redis is None else None
+        if running_up is not None:
+            settings = settings.with_overrides(redis=running_up)
+            print(f"redis: using {running_up.host}:{running_up.port} (data/redis.env of `up`)")
+        redis = stack.enter_context(online_store(settings))
+        now = wall_clock()
+        result = run_pipeline(
+            settings.repo_dir,
+            settings.data_dir,
+            now,
+            redis,
+            days=settings.history_days,
+            seed=settings.seed,
+            symbols=settings.symbols,
+            refill=settings.redis is None,
+        )
+        print(result.summary())
+        assert result.store is not None
+        stale = False
+        for symbol in settings.symbols:
+            observation = read_online_observation(result.store, symbol, now)
+            stale = stale or any(v.status != "fresh" for v in observation.views)
+            print()
+            print(format_observation(observation))
+        if stale:
+            print(
+                "\nSome views hold no row younger than their TTL: the history follows the session "
+                "calendar (Mon-Fri 13:00-18:00 UTC). `python -m pipeline up` adds the live mode, "
+                "which keeps every view fresh at any hour."
+            )
+    return 0
+
+
+def command_feast(settings: PipelineSettings, feast_args: Sequence[str]) -> int:
+    from pipeline.state_file import read_redis_state, state_file_path
+
+    redis = settings.redis or read_redis_state(settings.data_dir)
+    env = dict(os.environ)
+    if redis is None:
+        print(
+            "warning: no Redis configured (FEAST_REDIS_HOST unset and no "
+            f"{state_file_path(settings.data_dir)}): commands that touch the online store will "
+            "fail; start `python -m pipeline up` or set FEAST_REDIS_HOST/PORT",
+            file=sys.stderr,
+        )
+    else:
+        env.update(redis.feast_env())
+    sibling = Path(sys.executable).parent / "feast"
+    executable = str(sibling) if sibling.exists() else shutil.which("feast")
+    if executable is None:
+        print("error: the feast CLI is not installed (pip install 'feast[redis]')", file=sys.stderr)
+        return 2
+    return subprocess.call([executable, *feast_args], cwd=settings.repo_dir, env=env)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "feast":
+        return command_feast(settings, args.feast_args)
+    from pipeline.run import RepoLayoutError, check_repo_layout
+
+    try:
+        check_repo_layout(settings.repo_dir, settings.data_dir)  # before anything starts
+        if args.command == "run":
+            return command_run(settings)
+        from pipeline.quickstart import run_up
+
+        return run_up(settings, exit_after_s=args.exit_after_s)
+    except RepoLayoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The quick start (``python -m pipeline up``): from nothing to a served, fresh observation.
+
+What enters: ``PipelineSettings`` and a clock. What leaves, in order:
+
+1. Redis: the configured one (FEAST_REDIS_HOST), else an embedded ``redis-server``
+   (pipeline.embedded_redis) on 127.0.0.1 and a free port;
+2. the pipeline (L0 -> L1 -> apply -> materialize), then the live catch-up, so every view holds
+   a row younger than its TTL whatever the hour or weekday (see pipeline.live);
+3. ``data/redis.env``, so ``python -m pipeline feast ...`` reaches this Redis;
+4. the observation server (``python -m server``) on USDCOP_PORT, once its health is SERVING;
+5. one observation printed through the client (``python -m client``), and how to call it;
+6. the live loop, until Ctrl-C or SIGTERM; then the server, the state file and the embedded
+   Redis are stopped, in that order.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
+from types import FrameType
+
+from pipeline.embedded_redis import EmbeddedRedis, free_port
+from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
+from pipeline.run import run_pipeline
+from pipeline.server_process import ServerProcess
+from pipeline.settings import PipelineSettings, RedisAddress
+from pipeline.state_file import remove_redis_state, write_redis_state
+
+Printer = Callable[[str], None]
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+@contextmanager
+def online_store(settings: PipelineSettings, out: Printer = _print) -> Iterator[RedisAddress]:
+    """The configured Redis, or an embedded redis-server for the duration of the block."""
+    if settings.redis is not None:
+        out(f"redis: using {settings.redis.host}:{settings.redis.port} (FEAST_REDIS_HOST)")
+        yield settings.redis
+        return
+    with EmbeddedRedis() as embedded:
+        out(f"redis: started an embedded redis-server on {embedded.host}:{embedded.port}")
+        yield RedisAddress(host=embedded.host, port=embedded.port)
+
+
+def how_to_call(target: str, symbol: str) -> str:
+    """What to paste to call the running server (Python client and grpcurl)."""
+    return "\n".join(
+        [
+            f"ObservationService is serving on {target}. Call it from Python:",
+            "",
+            "    from client import ObservationClient",
+            f'    with ObservationClient("{target}") as observations:',
+            f'        result = observations.get("{symbol}")',
+            "        print(result.values)  # numpy float32, shape (15,), contract order",
+            "",
+            "or with grpcurl (server reflection; the binary is in .venv/bin):",
+            "",
+            f'    grpcurl -plaintext -d \'{{"symbol": "{symbol}"}}\' {target} '
+            "usdcop.observation.v1.ObservationService/GetObservation",
+            "",
+            f"or: python -m client {symbol} --target {target}",
+            "Feast diagnostics against this Redis: python -m pipeline feast feature-views list",
+            "Ctrl-C stops the live feed, the server and the embedded Redis.",
+        ]
+    )
+
+
+def describe_step(step: LiveStep) -> str:
+    """One console line for a live step."""
+    if not step.bar_opens:
+        return f"live {step.now:%H:%M:%S}: no new slot completed"
+    first, last = step.bar_opens[0], step.bar_opens[-1]
+    span = f"{first:%H:%M}" if first == last else f"{first:%H:%M}..{last:%H:%M}"
+    views = sum(m.ran for m in step.materialized)
+    return (
+        f"live {step.now:%H:%M:%S}: +{len(step.bar_opens)} bar(s) opening {span} UTC, "
+        f"materialized {views} views up to {step.now:%H:%M:%S}"
+    )
+
+
+def print_client_observation(target: str, symbol: str, out: Printer = _print) -> bool:
+    """Run ``python -m client SYMBOL --target TARGET`` and print its table; True on success."""
+    done = subprocess.run(
+        [sys.executable, "-m", "client", symbol, "--target", target],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    out(done.stdout.rstrip() if done.returncode == 0 else done.stderr.rstrip())
+    return done.returncode == 0
+
+
+def run_up(
+    settings: PipelineSettings,
+    *,
+    clock: Clock = wall_clock,
+    exit_after_s: float | None = None,
+    out: Printer = _print,
+) -> int:
+    """The quick start (module docstring). Returns the process exit code."""
+    stop = threading.Event()
+    with _signals_stop(stop) as in_live_loop, ExitStack() as stack:
+        redis = stack.enter_context(online_store(settings, out))
+        now: datetime = clock()
+        result = run_pipeline(
+            settings.repo_dir,
+            settings.data_dir,
+            now,
+            redis,
+            days=settings.history_days,
+            seed=settings.seed,
+            symbols=settings.symbols,
+            refill=settings.redis is None,
+        )
+        out(result.summary())
+        assert result.store is not None
+        feed = LiveFeed(
+            settings.data_dir,
+            result.store,
+            seed=settings.seed,
+            catchup_bars=settings.live_catchup_bars,
+            clock=clock,
+        )
+        out(describe_step(feed.step()))
+        write_redis_state(settings.data_dir, redis)
+        stack.callback(remove_redis_state, settings.data_dir)
+
+        port = settings.server_port or free_port()
+        server = stack.enter_context(ServerProcess(redis, settings.data_dir, port))
+        server.wait_serving()
+        for symbol in settings.symbols:
+            print_client_observation(server.target, symbol, out)
+        out(how_to_call(server.target, settings.symbols[0]))
+
+        timer = threading.Timer(exit_after_s or 0.0, stop.set)
+        timer.daemon = True
+        if exit_after_s is not None:
+            timer.start()
+        in_live_loop.set()
+        feed.run(
+            stop,
+            settings.live_tick_s,
+            on_step=lambda step: out(describe_step(step)) if step.bar_opens else None,
+        )
+        timer.cancel()
+        out("stopping: server, state file, then Redis")
+    return 0
+
+
+@contextmanager
+def _signals_stop(stop: threading.Event) -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM: inside the live loop, set ``stop`` (the loop ends after its step);
+    before it, raise KeyboardInterrupt so the ExitStack still stops what was started
+    (a default SIGTERM would leave the embedded redis-server behind).
+
+    Yields the event the caller sets when the live loop starts.
+    """
+    in_live_loop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        if not in_live_loop.is_set():
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield in_live_loop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
