@@ -1,0 +1,139 @@
+"""``python -m server`` / ``usdcop-observation-server``: run the observation server.
+
+Settings come from environment variables (see ``server.config``) and, on top, from flags;
+``--help`` lists both. ``--workers N`` forks N processes *before* any gRPC or asyncio object
+exists (gRPC does not survive a fork of a running core); each binds the same explicit port with
+SO_REUSEPORT, and the parent forwards SIGTERM/SIGINT to them and waits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from server.config import ServerConfig, parse_field
+from server.errors import ConfigError, StartupError
+
+logger = logging.getLogger("server")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Serve USD/COP observations (contract CTR-FEATURE-001) over gRPC. "
+        "Every flag overrides its environment variable.",
+    )
+    for f in dataclasses.fields(ServerConfig):
+        parser.add_argument(
+            _flag(f.name),
+            dest=f.name,
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{f.metadata['doc']} [env {f.metadata['env']}; default {f.default!r}]",
+        )
+    return parser
+
+
+def config_from(argv: Sequence[str], environ: dict[str, str]) -> ServerConfig:
+    """Defaults <- environment <- flags; ConfigError on any invalid value."""
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {
+        name: parse_field(name, raw, source=_flag(name))
+        for name, raw in vars(args).items()
+        if raw is not None
+    }
+    return ServerConfig.from_env(environ).with_overrides(**overrides)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _run_worker(config: ServerConfig) -> int:
+    from server.app import serve  # imported after the fork: no gRPC state crosses it
+
+    try:
+        asyncio.run(serve(config))
+    except StartupError as exc:
+        logger.error("cannot start: %s", exc.public_message)
+        return 1
+    return 0
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this worker if the parent dies (even by SIGKILL), so none is orphaned."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
+def _run_workers(config: ServerConfig) -> int:
+    if config.port == 0:
+        config = config.with_overrides(port=_free_port(config.bind_address))
+    children: list[int] = []
+    for _ in range(config.workers):
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _die_with_parent()
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                code = _run_worker(config)
+            except BaseException:
+                logger.exception("worker failed")
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):  # already exited
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    logger.info("started %d workers on port %d: pids %s", len(children), config.port, children)
+    exit_code = 0
+    for child in children:
+        _, status = os.waitpid(child, 0)
+        exit_code = exit_code or os.waitstatus_to_exitcode(status)
+    return exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = config_from(sys.argv[1:] if argv is None else argv, dict(os.environ))
+    except ConfigError as exc:
+        print(f"configuration error: {exc.public_message}", file=sys.stderr)
+        return 2
+    if config.workers == 1:
+        return _run_worker(config)
+    return _run_workers(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Server assembly: the gRPC server stack, ``create_server`` (for tests and tools) and ``serve``.
+
+What enters: a ``ServerConfig`` (and optionally a clock). What leaves: a started server bound
+to its port, with ObservationService, ``grpc.health.v1`` and server reflection.
+
+- ``new_grpc_server(config)``: the bare ``grpc.aio`` server with the shared options; the
+  benchmark's echo scenario builds its floor on this same function.
+- ``create_server(config)`` -> (server, port): wires the Redis client, read plans, cache,
+  breaker, fallback and service, loads the fallback, probes Redis, starts serving.
+- ``serve(config)``: ``create_server`` + run until SIGTERM/SIGINT, then a graceful shutdown.
+
+Health: NOT_SERVING until Redis has answered once or the fallback has data (a background task
+keeps checking), then SERVING; NOT_SERVING again as soon as shutdown begins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+
+from server.circuit_breaker import CircuitBreaker
+from server.clock import Clock, SystemClock
+from server.config import ServerConfig
+from server.errors import StartupError
+from server.fallback import ComputeFallback
+from server.observation import SerializedObservation
+from server.read_plan import read_plans
+from server.service import SERVICE_NAME, ObservationService
+from server.state_writer import StateWriter
+from server.store_reader import StoreReader, new_redis_client
+from server.ttl_cache import TtlCache
+
+logger = logging.getLogger(__name__)
+
+_STARTUP_PING_TIMEOUT_S = 1.0
+"""Bound on the start-up (and background) Redis PING; not on any request path."""
+
+
+def grpc_server_options(config: ServerConfig) -> list[tuple[str, Any]]:
+    """Channel options shared by every server this project starts (observation and echo)."""
+    return [
+        # SO_REUSEPORT only when several workers share the port on purpose; otherwise a port
+        # already in use must fail loudly instead of silently splitting traffic.
+        ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_receive_message_length", 1 << 20),
+    ]
+
+
+def new_grpc_server(config: ServerConfig) -> grpc.aio.Server:
+    """A bare ``grpc.aio`` server with the project's shared options (no services, not bound)."""
+    return grpc.aio.server(options=grpc_server_options(config))
+
+
+def _unary(handler: Any) -> grpc.RpcMethodHandler[bytes, bytes]:
+    # No (de)serializers: handlers take and return bytes (see service.py's docstring).
+    return grpc.unary_unary_rpc_method_handler(handler)
+
+
+class ObservationServer(grpc.aio.Server):
+    """The started server; ``stop()`` also flips health and releases Redis and tasks."""
+
+    def __init__(
+        self,
+        inner: grpc.aio.Server,
+        health_servicer: health_aio.HealthServicer,
+        background: list[asyncio.Task[None]],
+        closers: list[Any],
+    ) -> None:
+        self._inner = inner
+        self._health = health_servicer
+        self._background = background
+        self._closers = closers
+        self._stopped = False
+
+    async def begin_shutdown(self) -> None:
+        """Report NOT_SERVING on every service (load balancers stop sending new calls)."""
+        await self._health.enter_graceful_shutdown()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, refuse new calls, let in-flight calls finish within ``grace``."""
+        await self.begin_shutdown()
+        await self._inner.stop(grace)
+        if self._stopped:
+            return
+        self._stopped = True
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for close in self._closers:
+            await close()
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[Any]) -> None:
+        self._inner.add_generic_rpc_handlers(generic_rpc_handlers)
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:
+        # Newer than the grpc stubs: registered methods skip the generic-handler lookup per call.
+        self._inner.add_registered_method_handlers(service_name, method_handlers)  # type: ignore[attr-defined]
+
+    def add_insecure_port(self, address: str) -> int:
+        return int(self._inner.add_insecure_port(address))
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        return int(self._inner.add_secure_port(address, server_credentials))
+
+    async def start(self) -> None:
+        await self._inner.start()
+
+    async def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return bool(await self._inner.wait_for_termination(timeout))
+
+
+class _Health:
+    """Flips SERVING once the store answered or the fallback has data."""
+
+    def __init__(self, servicer: health_aio.HealthServicer) -> None:
+        self.servicer = servicer
+        self.serving = False
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def set_serving(self) -> None:
+        if self.serving:
+            return
+        self.serving = True
+        for name in ("", SERVICE_NAME):
+            await self.servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info("health: SERVING")
+
+    def mark_store_answered(self) -> None:
+        """Request-path hook: a cheap flag check once SERVING."""
+        if not self.serving:
+            task = asyncio.ensure_future(self.set_serving())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+
+async def _watch_health(
+    health_state: _Health, reader: StoreReader, fallback: ComputeFallback, period_s: float
+) -> None:
+    while not health_state.serving:
+        if fallback.loaded or await reader.ping(_STARTUP_PING_TIMEOUT_S):
+            await health_state.set_serving()
+            return
+        await asyncio.sleep(period_s)
+
+
+async def create_server(
+    config: ServerConfig, *, clock: Clock | None = None
+) -> tuple[ObservationServer, int]:
+    """Build, bind and start the server; returns it with the bound port (``config.port`` 0 ok)."""
+    clock = clock or SystemClock()
+    plans = read_plans(config.symbols, config.project)
+    redis_client = new_redis_client(config)
+    reader = StoreReader(config, plans, clock)
+    fallback = ComputeFallback(config.data_dir, config.symbols, config.fallback_refresh_s)
+    health_servicer = health_aio.HealthServicer()
+    health_state = _Health(health_servicer)
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    service = ObservationService(
+        plans=plans,
+        reader=reader,
+        writer=StateWriter(redis_client),
+        fallback=fallback,
+        breaker=CircuitBreaker(config.breaker_failure_threshold, config.breaker_open_ms, clock),
+        cache=TtlCache[str, SerializedObservation](config.cache_ttl_ns, clock),
+        clock=clock,
+        redis_timeout_s=config.redis_timeout_s,
+        on_store_answered=health_state.mark_store_answered,
+    )
+
+    inner = new_grpc_server(config)
+    handlers = {
+        "GetObservation": _unary(service.get_observation),
+        "DescribeObservation": _unary(service.describe_observation),
+        "PushState": _unary(service.push_state),
+    }
+    inner.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    inner.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, inner)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), inner
+    )
+    address = f"{config.bind_address}:{config.port}"
+    try:
+        port = inner.add_insecure_port(address)
+    except RuntimeError:  # grpc's "Failed to bind to address"
+        port = 0
+    if port == 0:
+        raise StartupError(f"cannot bind {address}: is the port in use or the address wrong?")
+
+    # Start-up work (not on any request path): fallback rows, a warm Redis connection.
+    await fallback.refresh()
+    if await reader.ping(_STARTUP_PING_TIMEOUT_S) or fallback.loaded:
+        await health_state.set_serving()
+    else:
+        logger.warning("neither Redis nor fallback data is available yet: NOT_SERVING")
+
+    background = [
+        asyncio.create_task(fallback.run_refresh_loop(), name="fallback-refresh"),
+        asyncio.create_task(
+            _watch_health(health_state, reader, fallback, config.fallback_refresh_s),
+            name="health-watch",
+        ),
+    ]
+    server = ObservationServer(
+        inner, health_servicer, background, [reader.aclose, redis_client.aclose]
+    )
+    await server.start()
+    return server, port
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully within ``config.grace_period_s``."""
+    # Handlers first: a signal during start-up then stops the server right after it starts.
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    server, port = await create_server(config)
+    logger.info(
+        "usdcop observation server listening on %s:%d (redis %s:%d, cache %g ms)",
+        config.bind_address,
+        port,
+        config.redis_host,
+        config.redis_port,
+        config.cache_ttl_ms,
+    )
+    await stop_requested.wait()
+    logger.info("shutting down: in-flight calls get %g s", config.grace_period_s)
+    await server.stop(config.grace_period_s)
+    logger.info("stopped")

@@ -1,0 +1,196 @@
+"""Server configuration: one frozen dataclass, the only module that reads environment variables.
+
+What enters: an environment mapping (``ServerConfig.from_env(os.environ)``) and, in
+``python -m server``, command-line flags layered on top (``with_overrides``). What leaves: a
+validated ``ServerConfig``; an invalid value raises ``ConfigError`` naming the variable, before
+anything starts.
+
+Each field carries its environment variable and a one-line doc in its metadata; the CLI builds
+``--help`` from the same metadata, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from canonical import contract
+from server.errors import ConfigError
+
+SYMBOL_PATTERN = re.compile(r"[A-Z0-9_]{1,16}")
+"""A symbol is 1-16 characters of [A-Z0-9_] (the proto documents the same rule)."""
+
+
+def _about(env: str, doc: str) -> dict[str, str]:
+    """Field metadata: its environment variable and one-line doc (also the --help text)."""
+    return {"env": env, "doc": doc}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server needs to start; build it once at the entry point."""
+
+    redis_host: str = field(
+        default="127.0.0.1", metadata=_about("FEAST_REDIS_HOST", "Redis (Feast online store) host")
+    )
+    redis_port: int = field(default=6379, metadata=_about("FEAST_REDIS_PORT", "Redis TCP port"))
+    redis_password: str = field(
+        default="", metadata=_about("FEAST_REDIS_PASSWORD", "Redis password; empty for none")
+    )
+    redis_tls: bool = field(
+        default=False, metadata=_about("FEAST_REDIS_SSL", "connect to Redis over TLS (true/false)")
+    )
+    redis_db: int = field(
+        default=0, metadata=_about("FEAST_REDIS_DB", "Redis logical database number")
+    )
+    redis_timeout_ms: float = field(
+        default=5.0,
+        metadata=_about("USDCOP_REDIS_TIMEOUT_MS", "bound on one Redis read, ms; then fallback"),
+    )
+    bind_address: str = field(
+        default="127.0.0.1", metadata=_about("USDCOP_BIND_ADDRESS", "address the server binds")
+    )
+    port: int = field(
+        default=50051, metadata=_about("USDCOP_PORT", "gRPC port; 0 picks a free one")
+    )
+    cache_ttl_ms: float = field(
+        default=1000.0,
+        metadata=_about("USDCOP_CACHE_TTL_MS", "observation cache TTL per symbol, ms; 0 disables"),
+    )
+    symbols: tuple[str, ...] = field(
+        default=("USDCOP",),
+        metadata=_about("USDCOP_SYMBOLS", "comma-separated symbols this server serves"),
+    )
+    data_dir: Path = field(
+        default=Path("data"),
+        metadata=_about("USDCOP_DATA_DIR", "data folder whose raw/ files feed the fallback"),
+    )
+    fallback_refresh_s: float = field(
+        default=5.0,
+        metadata=_about("USDCOP_FALLBACK_REFRESH_S", "fallback's raw-file poll period, s"),
+    )
+    breaker_failure_threshold: int = field(
+        default=3,
+        metadata=_about("USDCOP_BREAKER_FAILURE_THRESHOLD", "Redis failures in a row that open it"),
+    )
+    breaker_open_ms: float = field(
+        default=1000.0,
+        metadata=_about("USDCOP_BREAKER_OPEN_MS", "an open breaker skips Redis this long, ms"),
+    )
+    workers: int = field(
+        default=1, metadata=_about("USDCOP_WORKERS", "processes sharing the port (SO_REUSEPORT)")
+    )
+    grace_period_s: float = field(
+        default=5.0,
+        metadata=_about("USDCOP_GRACE_PERIOD_S", "time in-flight calls get at shutdown, s"),
+    )
+    project: str = field(
+        default=contract.PROJECT,
+        metadata=_about("USDCOP_FEAST_PROJECT", "Feast project the Redis keys belong to"),
+    )
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ServerConfig:
+        """Defaults overridden by whichever of the fields' environment variables are set."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None and raw.strip() != "":
+                values[f.name] = parse_field(f.name, raw, source=f.metadata["env"])
+        return cls(**values)
+
+    def with_overrides(self, **values: Any) -> ServerConfig:
+        """A copy with some fields replaced (validated again)."""
+        return dataclasses.replace(self, **values)
+
+    @property
+    def redis_timeout_s(self) -> float:
+        return self.redis_timeout_ms / 1000.0
+
+    @property
+    def cache_ttl_ns(self) -> int:
+        return int(self.cache_ttl_ms * 1_000_000)
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_symbols(raw: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+
+def _parse_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "str": str.strip,
+    "int": int,
+    "float": _parse_float,
+    "bool": _parse_bool,
+    "tuple[str, ...]": _parse_symbols,
+    "Path": Path,
+}
+
+
+def parse_field(name: str, raw: str, *, source: str) -> Any:
+    """Parse one field's text value (from ``source``: an env var or a flag) or raise ConfigError."""
+    type_name = {f.name: f.type for f in dataclasses.fields(ServerConfig)}[name]
+    parser = _PARSERS[str(type_name)]
+    try:
+        return parser(raw)
+    except ValueError:
+        raise ConfigError(f"{source}={raw!r} is not a valid {type_name}") from None
+
+
+def _validate(config: ServerConfig) -> None:
+    def fail(name: str, why: str) -> None:
+        env = next(f.metadata["env"] for f in dataclasses.fields(config) if f.name == name)
+        raise ConfigError(f"{name} ({env}) {why}: got {getattr(config, name)!r}")
+
+    if not 0 < config.redis_port < 65536:
+        fail("redis_port", "must be a TCP port 1-65535")
+    if not 0 <= config.port < 65536:
+        fail("port", "must be a TCP port 0-65535")
+    if config.redis_db < 0:
+        fail("redis_db", "must be >= 0")
+    if not config.redis_timeout_ms > 0:
+        fail("redis_timeout_ms", "must be > 0")
+    if config.cache_ttl_ms < 0:
+        fail("cache_ttl_ms", "must be >= 0 (0 disables the cache)")
+    if not config.symbols:
+        fail("symbols", "must name at least one symbol")
+    for symbol in config.symbols:
+        if not SYMBOL_PATTERN.fullmatch(symbol):
+            fail("symbols", f"has {symbol!r}; a symbol must be 1-16 characters of [A-Z0-9_]")
+    if not config.fallback_refresh_s > 0:
+        fail("fallback_refresh_s", "must be > 0")
+    if config.breaker_failure_threshold < 1:
+        fail("breaker_failure_threshold", "must be >= 1")
+    if config.breaker_open_ms < 0:
+        fail("breaker_open_ms", "must be >= 0")
+    if config.workers < 1:
+        fail("workers", "must be >= 1")
+    if config.grace_period_s < 0:
+        fail("grace_period_s", "must be >= 0")
+    if not config.bind_address:
+        fail("bind_address", "must not be empty")
+    if not config.project:
+        fail("project", "must not be empty")

@@ -1,0 +1,95 @@
+"""The server's one exception tree; each error knows the gRPC status it maps to.
+
+::
+
+    ServerError                     INTERNAL           base; unexpected failures map here too
+    ├── ConfigError                 (start-up only)    an invalid setting; never reaches a client
+    ├── StartupError                (start-up only)    e.g. the port cannot be bound
+    ├── RequestError                                   the caller's request is wrong
+    │   ├── InvalidArgumentError    INVALID_ARGUMENT   malformed bytes, bad symbol or position,
+    │   │                                              missing event_time
+    │   └── SymbolNotFoundError     NOT_FOUND          a valid symbol this server does not serve
+    ├── StoreError                  UNAVAILABLE        the online store failed
+    │   └── StoreTimeoutError       UNAVAILABLE        ... or did not answer within the bound
+    ├── NoDataAvailableError        UNAVAILABLE        neither store nor fallback can answer
+    └── DeadlineExceededError       DEADLINE_EXCEEDED  the caller's deadline passed first
+
+Every message is written for the client: it names the problem and never carries internals
+(exception text of a library, hosts, stack traces). ``service.py`` is the one boundary that
+turns these into status codes; anything else becomes INTERNAL with a generic message and is
+logged server-side.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class ServerError(Exception):
+    """Base of every server error; ``public_message`` is safe to send to a client."""
+
+    status_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, public_message: str = "internal server error") -> None:
+        super().__init__(public_message)
+        self.public_message = public_message
+
+
+class ConfigError(ServerError):
+    """A configuration value is invalid; raised at start-up, before anything is served."""
+
+
+class StartupError(ServerError):
+    """The server cannot start (e.g. its address cannot be bound); raised before serving."""
+
+
+class RequestError(ServerError):
+    """The request itself is wrong; retrying it unchanged cannot succeed."""
+
+
+class InvalidArgumentError(RequestError):
+    """Malformed request bytes or a field outside its documented domain."""
+
+    status_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class SymbolNotFoundError(RequestError):
+    """A well-formed symbol that this server is not configured to serve."""
+
+    status_code = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, symbol: str) -> None:
+        super().__init__(f"unknown symbol {symbol!r}: this server does not serve it")
+
+
+class StoreError(ServerError):
+    """The online store (Redis) returned an error or could not be reached."""
+
+    status_code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, public_message: str = "the online store is unavailable") -> None:
+        super().__init__(public_message)
+
+
+class StoreTimeoutError(StoreError):
+    """The online store did not answer within the configured bound (or the caller's deadline)."""
+
+    def __init__(self, public_message: str = "the online store did not answer in time") -> None:
+        super().__init__(public_message)
+
+
+class NoDataAvailableError(ServerError):
+    """Neither the online store nor the compute fallback holds data for a needed view."""
+
+    status_code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceededError(ServerError):
+    """The caller's deadline passed before an answer could be made."""
+
+    status_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def __init__(
+        self, public_message: str = "the deadline passed before an answer was ready"
+    ) -> None:
+        super().__init__(public_message)

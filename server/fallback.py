@@ -1,0 +1,165 @@
+"""The compute fallback: the latest observation computed from raw market data, kept ready.
+
+What enters: the raw files under ``data_dir`` (``market_data.files``: 5-minute bars and daily
+macro) and the positions pushed through this process. What leaves: per symbol, a precomputed
+``FallbackRow`` (15 float32 values + event times) that the request path reads with one dict
+lookup.
+
+The rows are computed by ``canonical.builder.CanonicalFeatureBuilder.latest`` (the same code
+that builds the offline tables) in a worker thread at start-up and again whenever the files
+change; a background task polls the files' (mtime, size) every ``fallback_refresh_s``. Nothing
+here runs on the request path. A failed refresh keeps the previous rows.
+
+State view: the position is the last one pushed through this process for the symbol (with the
+push's time_normalized and event time); without a push, the builder's rule value for the last
+bar (with the bar's time_normalized and event time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from canonical import contract
+from canonical.builder import CanonicalFeatureBuilder, InsufficientHistory
+from market_data import files, schema
+
+logger = logging.getLogger(__name__)
+
+_POSITION_INDEX = contract.FEATURE_INDEX["position"]
+_TIME_NORMALIZED_INDEX = contract.FEATURE_INDEX["time_normalized"]
+
+
+@dataclass(frozen=True)
+class FallbackRow:
+    """One symbol's fallback observation."""
+
+    values: tuple[float, ...]
+    """15 float32-representable values in contract order."""
+    event_time_ns: int
+    """Event time of the technical and macro views (last bar's open + 5 min), Unix ns."""
+    state_event_time_ns: int
+    """Event time of the state view (the push's, or the last bar's), Unix ns."""
+
+    def event_time_of(self, view_name: str) -> int:
+        return self.state_event_time_ns if view_name == contract.STATE.name else self.event_time_ns
+
+
+@dataclass(frozen=True)
+class PushedState:
+    position: float
+    time_normalized: float
+    event_time_ns: int
+
+
+_FileSignature = tuple[tuple[int, int], ...] | None
+
+
+def _file_signature(paths: tuple[Path, ...]) -> _FileSignature:
+    try:
+        stats = [os.stat(path) for path in paths]
+    except OSError:
+        return None
+    return tuple((s.st_mtime_ns, s.st_size) for s in stats)
+
+
+def compute_rows(data_dir: Path, symbols: tuple[str, ...]) -> dict[str, FallbackRow]:
+    """Fallback rows of ``symbols`` from the raw files in ``data_dir`` (blocking; run in a thread).
+
+    A symbol without enough history (or absent from the bars) gets no row.
+    """
+    bars_frame = files.read_bars(files.bars_path(data_dir))
+    macro = schema.macro_from_frame(files.read_macro(files.macro_path(data_dir)))
+    builder = CanonicalFeatureBuilder()
+    rows: dict[str, FallbackRow] = {}
+    for symbol in symbols:
+        try:
+            bars = schema.bars_from_frame(bars_frame, symbol)
+            latest = builder.latest(bars, macro)
+        except (InsufficientHistory, schema.SchemaError, ValueError, KeyError) as exc:
+            logger.warning("fallback: no row for %s: %s", symbol, exc)
+            continue
+        event_time_ns = int(latest.event_time_ns[-1])
+        rows[symbol] = FallbackRow(
+            values=tuple(float(v) for v in latest.values[-1]),
+            event_time_ns=event_time_ns,
+            state_event_time_ns=event_time_ns,
+        )
+    return rows
+
+
+class ComputeFallback:
+    """Holds the fallback rows and keeps them current in the background."""
+
+    def __init__(self, data_dir: Path, symbols: tuple[str, ...], refresh_s: float) -> None:
+        self._data_dir = data_dir
+        self._symbols = symbols
+        self._refresh_s = refresh_s
+        self._computed: dict[str, FallbackRow] = {}
+        self._rows: dict[str, FallbackRow] = {}
+        self._pushed: dict[str, PushedState] = {}
+        self._signature: _FileSignature = None
+
+    @property
+    def loaded(self) -> bool:
+        """True once rows exist for at least one symbol."""
+        return bool(self._rows)
+
+    def row(self, symbol: str) -> FallbackRow | None:
+        """The symbol's fallback row, or None when none could be computed (request path)."""
+        return self._rows.get(symbol)
+
+    def note_push(
+        self, symbol: str, position: float, time_normalized: float, event_time_ns: int
+    ) -> None:
+        """Remember a state written through PushState; it replaces the state view's values."""
+        previous = self._pushed.get(symbol)
+        if previous is None or event_time_ns > previous.event_time_ns:
+            self._pushed[symbol] = PushedState(position, time_normalized, event_time_ns)
+            self._rebuild()
+
+    async def refresh(self) -> bool:
+        """Recompute the rows (in a thread) when the raw files changed; True when rows changed."""
+        paths = self._paths()
+        signature = await asyncio.to_thread(_file_signature, paths)
+        if signature is None or signature == self._signature:
+            return False
+        try:
+            computed = await asyncio.to_thread(compute_rows, self._data_dir, self._symbols)
+        except Exception:
+            # A bad file must not take the server down; keep serving the previous rows.
+            logger.exception("fallback: could not load %s", self._data_dir)
+            self._signature = signature
+            return False
+        self._signature = signature
+        self._computed = computed
+        self._rebuild()
+        logger.info("fallback: loaded rows for %s", ", ".join(sorted(computed)) or "no symbol")
+        return True
+
+    async def run_refresh_loop(self) -> None:
+        """Poll the raw files every ``refresh_s`` until cancelled."""
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            await self.refresh()
+
+    def _paths(self) -> tuple[Path, ...]:
+        return (files.bars_path(self._data_dir), files.macro_path(self._data_dir))
+
+    def _rebuild(self) -> None:
+        rows: dict[str, FallbackRow] = {}
+        for symbol, computed in self._computed.items():
+            pushed = self._pushed.get(symbol)
+            if pushed is None:
+                rows[symbol] = computed
+                continue
+            values = list(computed.values)
+            values[_POSITION_INDEX] = pushed.position
+            values[_TIME_NORMALIZED_INDEX] = pushed.time_normalized
+            rows[symbol] = replace(
+                computed, values=tuple(values), state_event_time_ns=pushed.event_time_ns
+            )
+        self._rows = rows  # one assignment: readers see the old or the new dict, never a mix

@@ -1,0 +1,277 @@
+"""ObservationService handlers and the one boundary that maps errors to gRPC status codes.
+
+What enters: raw request bytes (the service is registered with identity (de)serializers, so a
+malformed request is ours to reject with INVALID_ARGUMENT, and a cache hit returns prebuilt
+bytes). What leaves: serialized responses, or an aborted call with a status and a safe message.
+
+GetObservation, in order:
+1. cache hit: the request bytes of each served symbol are known at start-up, so a hit is two
+   dict lookups and a clock read, then the prebuilt ``from_cache = true`` bytes;
+2. otherwise parse + validate, then one (single-flight) load: breaker -> one HMGET bounded by
+   ``redis_timeout_ms`` (and, with the cache off, by the caller's deadline) -> per-view
+   assembly with the fallback -> serialized twice and cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf.message import DecodeError
+from usdcop.observation.v1 import observation_pb2 as pb
+
+from canonical import contract
+
+# Imported at start-up (it pulls in pandas, ~0.7 s), never lazily on a PushState.
+from canonical.builder import time_normalized
+from server.circuit_breaker import BreakerState, CircuitBreaker
+from server.clock import Clock
+from server.config import SYMBOL_PATTERN
+from server.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    ServerError,
+    StoreError,
+    StoreTimeoutError,
+    SymbolNotFoundError,
+)
+from server.fallback import ComputeFallback
+from server.observation import SerializedObservation, assemble_observation
+from server.read_plan import ReadPlan
+from server.state_writer import StateWriter
+from server.store_reader import StoreRead, StoreReader
+from server.ttl_cache import TtlCache
+
+logger = logging.getLogger(__name__)
+
+_Context = grpc.aio.ServicerContext[bytes, bytes]
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ObservationService"].full_name
+
+_DEADLINE_RESERVE_MIN_S = 0.001
+_DEADLINE_RESERVE_SHARE = 0.1
+"""Kept back from the caller's remaining time (10%, at least 1 ms) to assemble and send the
+fallback's answer when Redis is slower than the deadline allows."""
+_PUSH_TIMEOUT_S = 1.0
+"""Bound on PushState's write transaction when the caller set no shorter deadline."""
+
+
+def describe_contract() -> pb.ObservationContract:
+    """The contract as DescribeObservation reports it (built from canonical.contract)."""
+    return pb.ObservationContract(
+        contract_id=contract.CONTRACT_ID,
+        contract_hash=contract.CONTRACT_HASH,
+        features=[
+            pb.FeatureSpec(index=f.index, name=f.name, view=f.view, dtype=f.dtype)
+            for f in contract.FEATURES
+        ],
+        views=[
+            pb.ViewSpec(
+                name=v.name, ttl_seconds=int(v.ttl.total_seconds()), features=list(v.features)
+            )
+            for v in contract.VIEWS
+        ],
+        feast_project=contract.PROJECT,
+        feature_service=contract.FEATURE_SERVICE,
+    )
+
+
+def validate_symbol(symbol: str, served: dict[str, ReadPlan]) -> ReadPlan:
+    """The plan of ``symbol``; InvalidArgumentError if malformed, SymbolNotFoundError if unknown."""
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise InvalidArgumentError("symbol must be 1-16 characters of [A-Z0-9_]")
+    plan = served.get(symbol)
+    if plan is None:
+        raise SymbolNotFoundError(symbol)
+    return plan
+
+
+def _parse(message_type: Any, request: bytes) -> Any:
+    try:
+        return message_type.FromString(request)
+    except (DecodeError, ValueError):
+        raise InvalidArgumentError(f"malformed {message_type.DESCRIPTOR.name}") from None
+
+
+def time_normalized_of(event_time_ns: int) -> float:
+    """canonical.builder.time_normalized for one event time, as a float32-exact float."""
+    return float(time_normalized(np.array([event_time_ns], dtype=np.int64))[0])
+
+
+class ObservationService:
+    """The three RPCs over raw bytes; ``app.py`` registers them with identity serializers."""
+
+    def __init__(
+        self,
+        *,
+        plans: dict[str, ReadPlan],
+        reader: StoreReader,
+        writer: StateWriter,
+        fallback: ComputeFallback,
+        breaker: CircuitBreaker,
+        cache: TtlCache[str, SerializedObservation],
+        clock: Clock,
+        redis_timeout_s: float,
+        on_store_answered: Callable[[], None],
+    ) -> None:
+        self._plans = plans
+        self._reader = reader
+        self._writer = writer
+        self._fallback = fallback
+        self._breaker = breaker
+        self._cache = cache
+        self._clock = clock
+        self._redis_timeout_s = redis_timeout_s
+        self._on_store_answered = on_store_answered
+        # Canonical request bytes of each served symbol -> symbol, for the parse-free hit path.
+        self._symbol_by_request = {
+            pb.GetObservationRequest(symbol=s).SerializeToString(): s for s in plans
+        }
+        self._describe_bytes = describe_contract().SerializeToString()
+
+    # --- RPC handlers -------------------------------------------------------------------
+
+    async def get_observation(self, request: bytes, context: _Context) -> bytes:
+        symbol = self._symbol_by_request.get(request)
+        if symbol is not None:
+            hit = self._cache.get_fresh(symbol)
+            if hit is not None:
+                return hit.cached_bytes
+        return await _error_boundary(self._observe(request, context), context)
+
+    async def describe_observation(self, request: bytes, context: _Context) -> bytes:
+        return await _error_boundary(self._describe(request), context)
+
+    async def push_state(self, request: bytes, context: _Context) -> bytes:
+        return await _error_boundary(self._push(request, context), context)
+
+    # --- GetObservation -----------------------------------------------------------------
+
+    async def _observe(self, request: bytes, context: _Context) -> bytes:
+        parsed = _parse(pb.GetObservationRequest, request)
+        plan = validate_symbol(parsed.symbol, self._plans)
+        remaining_s = context.time_remaining()
+        if remaining_s is not None and remaining_s <= 0:
+            raise DeadlineExceededError()
+        if self._cache.enabled:
+            # Shared by every caller waiting on this symbol: bounded by Redis' own timeout only,
+            # so one impatient caller cannot fill the cache with a fallback answer.
+            answer, from_cache = await self._cache.get_or_load(
+                plan.symbol, lambda: self._load(plan, self._redis_timeout_s, False)
+            )
+            return answer.cached_bytes if from_cache else answer.fresh_bytes
+        budget_s = (
+            None
+            if remaining_s is None
+            else remaining_s - max(_DEADLINE_RESERVE_MIN_S, _DEADLINE_RESERVE_SHARE * remaining_s)
+        )
+        if budget_s is None or budget_s >= self._redis_timeout_s:
+            answer = await self._load(plan, self._redis_timeout_s, False)
+        else:
+            answer = await self._load(plan, budget_s, True)
+        return answer.fresh_bytes
+
+    async def _load(
+        self, plan: ReadPlan, timeout_s: float, deadline_bound: bool
+    ) -> SerializedObservation:
+        store = await self._read_store(plan, timeout_s, deadline_bound)
+        return assemble_observation(
+            plan.symbol, store, self._fallback.row(plan.symbol), self._clock.wall_ns()
+        )
+
+    async def _read_store(
+        self, plan: ReadPlan, timeout_s: float, deadline_bound: bool
+    ) -> StoreRead | None:
+        """The store's read, or None when it failed/timed out or the breaker kept us away."""
+        if timeout_s <= 0 or not self._breaker.allow():
+            return None
+        was = self._breaker.state
+        try:
+            store = await self._reader.read(plan, timeout_s)
+        except StoreTimeoutError:
+            if deadline_bound:
+                self._breaker.release()  # the caller's deadline, not Redis, cut it short
+            else:
+                self._breaker.record_failure()
+            self._log_breaker_change(was)
+            return None
+        except StoreError:
+            self._breaker.record_failure()
+            self._log_breaker_change(was)
+            return None
+        except BaseException:
+            self._breaker.release()
+            raise
+        self._breaker.record_success()
+        self._log_breaker_change(was)
+        self._on_store_answered()
+        return store
+
+    def _log_breaker_change(self, was: BreakerState) -> None:
+        now = self._breaker.state
+        if now is was:
+            return
+        if was is BreakerState.CLOSED:
+            logger.warning("online store failing: circuit breaker open, serving the fallback")
+        elif now is BreakerState.CLOSED:
+            logger.info("online store answering again: circuit breaker closed")
+        else:  # a failed probe: still down, nothing new to say at INFO
+            logger.debug("online store circuit breaker %s -> %s", was.value, now.value)
+
+    # --- DescribeObservation ------------------------------------------------------------
+
+    async def _describe(self, request: bytes) -> bytes:
+        _parse(pb.DescribeObservationRequest, request)
+        return self._describe_bytes
+
+    # --- PushState ----------------------------------------------------------------------
+
+    async def _push(self, request: bytes, context: _Context) -> bytes:
+        parsed = _parse(pb.PushStateRequest, request)
+        plan = validate_symbol(parsed.symbol, self._plans)
+        position = parsed.position
+        if not (math.isfinite(position) and -1.0 <= position <= 1.0):
+            raise InvalidArgumentError("position must be a finite number in [-1, 1]")
+        if not parsed.HasField("event_time"):
+            raise InvalidArgumentError("event_time is required")
+        if not 0 <= parsed.event_time.nanos < 1_000_000_000:
+            raise InvalidArgumentError("event_time.nanos must be in [0, 999999999]")
+        event_time_ns = parsed.event_time.seconds * 1_000_000_000 + parsed.event_time.nanos
+        position32 = float(np.float32(position))
+        time_normalized = time_normalized_of(event_time_ns)
+        remaining_s = context.time_remaining()
+        timeout_s = _PUSH_TIMEOUT_S if remaining_s is None else min(_PUSH_TIMEOUT_S, remaining_s)
+        if timeout_s <= 0:
+            raise DeadlineExceededError()
+        try:
+            applied = await self._writer.write(
+                plan, position32, time_normalized, event_time_ns, timeout_s
+            )
+        except StoreError as exc:
+            raise StoreError("the online store could not be written; nothing was changed") from exc
+        if applied:
+            self._cache.invalidate(plan.symbol)
+            self._fallback.note_push(plan.symbol, position32, time_normalized, event_time_ns)
+        return pb.PushStateResponse(
+            applied=applied, time_normalized=time_normalized
+        ).SerializeToString()
+
+
+async def _error_boundary(work: Awaitable[bytes], context: _Context) -> bytes:
+    """The one place errors become status codes; clients never see internals."""
+    try:
+        return await work
+    except ServerError as exc:
+        code, message = exc.status_code, exc.public_message
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("unexpected error while serving a call")
+        code, message = grpc.StatusCode.INTERNAL, "internal server error"
+    await context.abort(code, message)
+    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises

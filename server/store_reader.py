@@ -1,0 +1,170 @@
+"""Reads a symbol's observation from the Feast online store: one HMGET, decoded, TTLs enforced.
+
+What enters: a ``ReadPlan`` (key + 18 fields computed at start-up) and a time bound. What
+leaves: a ``StoreRead``: per view, either its float32 values and event time, or the reason it
+cannot be used (entity missing, view missing/undecodable, view expired). Redis errors and
+timeouts raise ``StoreError``/``StoreTimeoutError``; the caller decides about the fallback.
+
+Feast's Python SDK does not enforce a view's TTL on online reads; this reader does, against an
+injectable clock: a view whose ``_ts`` is older than its TTL is ``VIEW_EXPIRED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from usdcop.observation.v1 import observation_pb2 as pb
+
+from server import feast_layout
+from server.clock import Clock
+from server.config import ServerConfig
+from server.errors import StoreError, StoreTimeoutError
+from server.read_plan import VIEW_LAYOUTS, ReadPlan
+
+_NO_REASON = pb.FALLBACK_REASON_NONE
+
+
+def new_redis_client(config: ServerConfig) -> aioredis.Redis:
+    """The asyncio Redis client for PushState's transaction (hiredis parser when installed; no
+    client retries: a failure is reported at once instead of retried past its bound)."""
+    return aioredis.Redis(
+        host=config.redis_host,
+        port=config.redis_port,
+        db=config.redis_db,
+        password=config.redis_password or None,
+        ssl=config.redis_tls,
+        socket_connect_timeout=max(config.redis_timeout_s, 0.5),
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=False,
+    )
+
+
+@dataclass(frozen=True)
+class ViewRead:
+    """One feature view as read from the store."""
+
+    values: tuple[float, ...] | None
+    """The view's features (float32-representable), or None when not usable."""
+    event_time_ns: int | None
+    """The view's ``_ts`` (Unix ns) when present and valid."""
+    reason: pb.FallbackReason.ValueType
+    """``FallbackReason``: NONE when ``values`` can be served, else why not."""
+
+
+@dataclass(frozen=True)
+class StoreRead:
+    """One symbol's views as read from the store, in contract view order."""
+
+    views: tuple[ViewRead, ...]
+
+
+def decode_reply(reply: list[bytes | None], now_ns: int) -> StoreRead:
+    """Turn an HMGET reply (plan field order) into per-view reads, enforcing TTLs at ``now_ns``."""
+    if all(raw is None for raw in reply):
+        return _ENTITY_MISSING
+    decode_value = feast_layout.decode_value
+    decode_timestamp_ns = feast_layout.decode_timestamp_ns
+    views: list[ViewRead] = []
+    for layout in VIEW_LAYOUTS:
+        event_time_ns = decode_timestamp_ns(reply[layout.ts_slot])
+        values = [decode_value(raw) for raw in reply[layout.feature_slots]]
+        if event_time_ns is None or None in values:
+            views.append(ViewRead(None, event_time_ns, pb.FALLBACK_REASON_VIEW_MISSING))
+        elif now_ns - event_time_ns > layout.ttl_ns:
+            views.append(ViewRead(None, event_time_ns, pb.FALLBACK_REASON_VIEW_EXPIRED))
+        else:
+            views.append(ViewRead(tuple(values), event_time_ns, _NO_REASON))  # type: ignore[arg-type]
+    return StoreRead(views=tuple(views))
+
+
+_ENTITY_MISSING = StoreRead(
+    views=tuple(ViewRead(None, None, pb.FALLBACK_REASON_ENTITY_MISSING) for _ in VIEW_LAYOUTS)
+)
+
+
+def resp_command(*args: bytes) -> bytes:
+    """A Redis command in RESP, as ``redis-py``'s ``pack_command`` would send it."""
+    parts = [b"*%d\r\n" % len(args)]
+    parts.extend(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args)
+    return b"".join(parts)
+
+
+class StoreReader:
+    """Reads observations from Redis with one round trip per call.
+
+    The request path skips redis-py's command layer and connection pool (their packing,
+    retries, locks and metrics hooks cost ~100 us a call here; see server/README.md):
+    each symbol's ``HMGET`` is packed to RESP bytes at start-up, and a free list of
+    ``redis.asyncio`` connections (hiredis parser) sends them. A connection that fails or is
+    cancelled mid-reply is disconnected and dropped, never reused.
+    """
+
+    _MAX_IDLE_CONNECTIONS = 32
+
+    def __init__(self, config: ServerConfig, plans: Mapping[str, ReadPlan], clock: Clock) -> None:
+        self._clock = clock
+        self._connection_kwargs: dict[str, Any] = {
+            "host": config.redis_host,
+            "port": config.redis_port,
+            "db": config.redis_db,
+            "password": config.redis_password or None,
+            "socket_connect_timeout": max(config.redis_timeout_s, 0.5),
+            "retry": Retry(NoBackoff(), 0),
+        }
+        self._connection_class = aioredis.SSLConnection if config.redis_tls else aioredis.Connection
+        self._commands = {
+            symbol: resp_command(b"HMGET", plan.key, *plan.fields) for symbol, plan in plans.items()
+        }
+        self._ping = resp_command(b"PING")
+        self._idle: list[aioredis.Connection] = []
+
+    async def read(self, plan: ReadPlan, timeout_s: float) -> StoreRead:
+        """HMGET the plan's 18 fields within ``timeout_s``; StoreError (or a timeout) if not."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                reply = await self._round_trip(self._commands[plan.symbol])
+        except TimeoutError:
+            raise StoreTimeoutError() from None
+        except (RedisError, OSError):
+            raise StoreError() from None
+        if not isinstance(reply, list) or len(reply) != len(plan.fields):
+            raise StoreError()
+        return decode_reply(reply, self._clock.wall_ns())
+
+    async def ping(self, timeout_s: float) -> bool:
+        """True when Redis answers PING within ``timeout_s`` (also warms a connection)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return bool(await self._round_trip(self._ping) in (b"PONG", "PONG", True))
+        except (TimeoutError, RedisError, OSError):
+            return False
+
+    async def aclose(self) -> None:
+        """Disconnect the idle connections (calls in flight have finished by now)."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.disconnect()
+
+    async def _round_trip(self, command: bytes) -> Any:
+        connection = (
+            self._idle.pop() if self._idle else self._connection_class(**self._connection_kwargs)
+        )
+        try:
+            await connection.send_packed_command(command, check_health=False)
+            reply = await connection.read_response()
+        except BaseException:
+            # A half-read reply would poison the next call on this connection.
+            await connection.disconnect(nowait=True)
+            raise
+        if len(self._idle) < self._MAX_IDLE_CONNECTIONS:
+            self._idle.append(connection)
+        else:
+            await connection.disconnect()
+        return reply
