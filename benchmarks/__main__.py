@@ -1,0 +1,39 @@
+"""Benchmarks of GetObservation against the gRPC floor and Feast's servers.
+
+``python -m benchmarks run --profile quick|full|smoke``; ``python -m benchmarks echo-server``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run every scenario in every load mode")
+    run.add_argument("--profile", choices=("smoke", "quick", "full"), default="quick")
+    run.add_argument("--results-dir", type=Path, default=None, help="default benchmarks/results")
+    echo = commands.add_parser("echo-server", help="serve the echo floor (used by `run`)")
+    echo.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "echo-server":
+        from benchmarks.echo_server import main as echo_main
+
+        return echo_main(args.port)
+    from benchmarks.runner import RESULTS_DIR, BenchmarkError, run_benchmarks
+    from benchmarks.servers import ServerStartError
+
+    try:
+        run_benchmarks(args.profile, args.results_dir or RESULTS_DIR)
+    except (BenchmarkError, ServerStartError) as error:
+        print(f"benchmark failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

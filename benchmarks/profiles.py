@@ -1,0 +1,78 @@
+"""Run profiles: how long each load mode runs (smoke < quick < full).
+
+What enters: a profile name. What leaves: a frozen :class:`Profile`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Durations and sizes of one benchmark run."""
+
+    name: str
+    sequential_rounds: int
+    """Sequential calls are split into rounds interleaved across scenarios, then pooled."""
+    sequential_calls: int
+    """Measured sequential calls per scenario (all rounds together)."""
+    sequential_warmup_calls: int
+    """Discarded calls before the first round (later rounds discard a few to re-warm)."""
+    closed_duration_s: float
+    """Measured closed-loop time per scenario."""
+    closed_warmup_s: float
+    closed_channels_per_worker: int
+    """Distinct channels (TCP connections) per load-generator process."""
+    closed_in_flight: int
+    """Back-to-back loops per channel."""
+    open_fractions: tuple[float, ...]
+    """Open-loop rates as fractions of echo's closed-loop throughput, stepped up in order."""
+    open_duration_s: float
+    """Measured time per open-loop rate."""
+    open_warmup_s: float
+    workers: int = 2
+    """Load-generator processes for the closed loop (the open loop and sequential use one)."""
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        sequential_rounds=1,
+        sequential_calls=60,
+        sequential_warmup_calls=10,
+        closed_duration_s=0.4,
+        closed_warmup_s=0.1,
+        closed_channels_per_worker=1,
+        closed_in_flight=2,
+        open_fractions=(0.2,),
+        open_duration_s=0.4,
+        open_warmup_s=0.1,
+    ),
+    "quick": Profile(
+        name="quick",
+        sequential_rounds=8,
+        sequential_calls=1000,
+        sequential_warmup_calls=100,
+        closed_duration_s=2.5,
+        closed_warmup_s=0.5,
+        closed_channels_per_worker=2,
+        closed_in_flight=4,
+        open_fractions=(0.1, 0.25, 0.5, 0.75),
+        open_duration_s=1.5,
+        open_warmup_s=0.5,
+    ),
+    "full": Profile(
+        name="full",
+        sequential_rounds=20,
+        sequential_calls=10_000,
+        sequential_warmup_calls=300,
+        closed_duration_s=10.0,
+        closed_warmup_s=2.0,
+        closed_channels_per_worker=2,
+        closed_in_flight=8,
+        open_fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2),
+        open_duration_s=10.0,
+        open_warmup_s=2.0,
+    ),
+}

@@ -1,0 +1,379 @@
+"""One benchmark run: data, servers, load generators, every scenario in every load mode.
+
+What enters: a profile. What leaves: ``benchmarks/results/<timestamp>/`` with results.json,
+results.md, p99_vs_rate.png and the servers' logs; the markdown is also returned.
+
+Order: materialize fresh data into one Redis -> start every server (separate processes) ->
+start the load generators (separate processes) -> probe each scenario's answer (a wrong
+answer fails the run, it is never measured) -> sequential rounds interleaved across scenarios
+-> closed loop (echo's throughput sets the open-loop rates) -> open-loop rates stepped up,
+all scenarios at each rate, each scenario stopping at its saturation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import histograms, servers
+from benchmarks.data import BenchData, prepare_data
+from benchmarks.profiles import PROFILES, Profile
+from benchmarks.report import evaluate_targets, write_outputs
+from benchmarks.targets import (
+    KIND_FEAST_LISTEN,
+    KIND_FEAST_SDK,
+    KIND_FEAST_SERVE,
+    KIND_OBSERVATION,
+    KIND_REDIS_READ,
+    ScenarioSpec,
+)
+from benchmarks.workers import WorkerPool
+from pipeline.embedded_redis import EmbeddedRedis, free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+SCENARIOS = (
+    "echo",
+    "observation_cached",
+    "observation_redis",
+    "observation_fallback",
+    "redis_read",
+    "feast_sdk",
+    "feast_listen",
+    "feast_serve",
+)
+REWARM_CALLS = 10
+"""Discarded sequential calls at the start of every round after the first."""
+SATURATION_ACHIEVED_FRACTION = 0.9
+"""An open-loop step whose achieved rate is below this fraction of the offered one saturated."""
+PACKAGES = (
+    "grpcio",
+    "protobuf",
+    "feast",
+    "redis",
+    "hiredis",
+    "numpy",
+    "hdrhistogram",
+    "uvicorn",
+    "gunicorn",
+)
+
+
+class BenchmarkError(RuntimeError):
+    """The run cannot produce honest figures (a server did not start, an answer was wrong)."""
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(
+            ["git", *args], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _row(
+    scenario: ScenarioSpec, mode: str, results: list[dict[str, Any]], *, sum_elapsed: bool
+) -> dict[str, Any]:
+    """Pool the per-process (or per-round) results of one measurement into one row."""
+    pooled = histograms.merge(histograms.decode(r["histogram"]) for r in results)
+    lag_parts = [r["send_lag"] for r in results if r.get("send_lag")]
+    calls = sum(r["calls"] for r in results)
+    errors = sum(r["errors"] for r in results)
+    elapsed = (
+        sum(r["elapsed_s"] for r in results)
+        if sum_elapsed
+        else max(r["elapsed_s"] for r in results)
+    )
+    offered = [r["offered_rate"] for r in results if r.get("offered_rate")]
+    row: dict[str, Any] = {
+        "scenario": scenario.name,
+        "kind": scenario.kind,
+        "mode": mode,
+        "offered_rate": sum(offered) if offered and mode == "open" else None,
+        "achieved_rate": (calls - errors) / elapsed if elapsed > 0 else 0.0,
+        "calls": calls,
+        "errors": errors,
+        "elapsed_s": elapsed,
+        "error_samples": [s for r in results for s in r.get("error_samples", [])][:3],
+        **histograms.summarize_ms(pooled),
+    }
+    if lag_parts:
+        lag = histograms.merge(histograms.decode(p) for p in lag_parts)
+        row["send_lag_p99"] = histograms.summarize_ms(lag)["p99"]
+    return row
+
+
+def _check_probe(name: str, probe: dict[str, Any]) -> list[str]:
+    problems = []
+    if probe.get("n_values") != 15:
+        problems.append(f"{probe.get('n_values')} values instead of 15")
+    if name in ("observation_cached", "observation_redis"):
+        if set(probe["sources"]) != {"VALUE_SOURCE_ONLINE_STORE"}:
+            problems.append(
+                f"sources {probe['sources']} (reasons {probe['fallback_reasons']}), "
+                "expected the online store"
+            )
+        if set(probe["freshness"]) != {"FRESHNESS_FRESH"}:
+            problems.append(f"freshness {probe['freshness']}, expected fresh data")
+    if name == "observation_fallback" and set(probe["sources"]) != {
+        "VALUE_SOURCE_COMPUTE_FALLBACK"
+    }:
+        problems.append(f"sources {probe['sources']}, expected the compute fallback")
+    if name in ("feast_listen", "feast_serve") and not probe.get("all_present"):
+        problems.append("Feast reported features that are not PRESENT")
+    if name in ("redis_read", "feast_sdk") and not probe.get("all_finite"):
+        problems.append("non-finite values")
+    return problems
+
+
+class _Run:
+    def __init__(self, profile: Profile, out_dir: Path, stack: contextlib.ExitStack) -> None:
+        self.profile = profile
+        self.out_dir = out_dir
+        self.stack = stack
+        self.rows: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        self.probes: dict[str, dict[str, Any]] = {}
+
+    # -- set-up -----------------------------------------------------------------------------
+    def start(self) -> tuple[dict[str, ScenarioSpec], BenchData, WorkerPool]:
+        """Data, servers and load generators, overlapped where they do not depend on each other."""
+        stack = self.stack
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="usdcop-bench-")))
+        log_dir = self.out_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        _log(f"starting {self.profile.workers} load-generator processes and the echo server")
+        pool = WorkerPool(self.profile.workers)
+        stack.callback(pool.close)
+        echo = self._launch(servers.echo_server(free_port(), log_dir))
+        _log("starting redis-server and materializing fresh data (pipeline + live catch-up)")
+        redis = stack.enter_context(EmbeddedRedis())
+        # Feast prints materialization progress: keep it in a log, not in the report.
+        with (
+            (log_dir / "pipeline.log").open("w") as pipeline_log,
+            contextlib.redirect_stdout(pipeline_log),
+            contextlib.redirect_stderr(pipeline_log),
+        ):
+            data = prepare_data(workdir, redis)
+        _log("starting the observation servers, feast listen and feast serve")
+        observation = functools.partial(
+            servers.observation_server, data_dir=data.data_dir, log_dir=log_dir
+        )
+        # Nothing listens on dead_port: Redis is down for the fallback server all run long.
+        dead_port = free_port()
+        cached = self._launch(
+            observation(
+                "observation_cached",
+                free_port(),
+                cache_ttl_ms=1000,
+                redis_host=redis.host,
+                redis_port=redis.port,
+            )
+        )
+        uncached = self._launch(
+            observation(
+                "observation_redis",
+                free_port(),
+                cache_ttl_ms=0,
+                redis_host=redis.host,
+                redis_port=redis.port,
+            )
+        )
+        fallback = self._launch(
+            observation(
+                "observation_fallback",
+                free_port(),
+                cache_ttl_ms=0,
+                redis_host="127.0.0.1",
+                redis_port=dead_port,
+            )
+        )
+        listen = self._launch(
+            servers.feast_listen(free_port(), data.repo_dir, data.feast_env, log_dir)
+        )
+        serve = self._launch(
+            servers.feast_serve(free_port(), data.repo_dir, data.feast_env, log_dir)
+        )
+        for server in (echo, cached, uncached, fallback, listen):
+            servers.wait_grpc_serving(server)
+        servers.wait_http_ok(serve)
+        _log("all servers ready")
+        redis_env = (("FEAST_REDIS_HOST", redis.host), ("FEAST_REDIS_PORT", str(redis.port)))
+        feast_env = tuple(data.feast_env.items())
+        specs = {
+            "echo": ScenarioSpec("echo", KIND_OBSERVATION, port=echo.port),
+            "observation_cached": ScenarioSpec(
+                "observation_cached", KIND_OBSERVATION, port=cached.port
+            ),
+            "observation_redis": ScenarioSpec(
+                "observation_redis", KIND_OBSERVATION, port=uncached.port
+            ),
+            "observation_fallback": ScenarioSpec(
+                "observation_fallback", KIND_OBSERVATION, port=fallback.port
+            ),
+            "redis_read": ScenarioSpec("redis_read", KIND_REDIS_READ, env=redis_env),
+            "feast_sdk": ScenarioSpec(
+                "feast_sdk", KIND_FEAST_SDK, repo_path=str(data.repo_dir), env=feast_env
+            ),
+            "feast_listen": ScenarioSpec("feast_listen", KIND_FEAST_LISTEN, port=listen.port),
+            "feast_serve": ScenarioSpec("feast_serve", KIND_FEAST_SERVE, port=serve.port),
+        }
+        return specs, data, pool
+
+    def _launch(self, server: servers.ServerProcess) -> servers.ServerProcess:
+        self.stack.callback(server.stop)
+        return server
+
+    # -- phases -----------------------------------------------------------------------------
+    def probe(self, pool: WorkerPool, specs: dict[str, ScenarioSpec]) -> None:
+        failures = []
+        for name, spec in specs.items():
+            try:
+                probe = pool.run(0, "probe", spec, {})
+            except RuntimeError as error:
+                raise BenchmarkError(f"{name}: the first call failed: {error}") from None
+            self.probes[name] = probe
+            failures += [f"{name}: {problem}" for problem in _check_probe(name, probe)]
+        if failures:
+            raise BenchmarkError("wrong answers, nothing measured:\n  " + "\n  ".join(failures))
+        echo_bytes = self.probes["echo"].get("response_bytes")
+        real_bytes = self.probes["observation_cached"].get("response_bytes")
+        self.notes.append(
+            f"echo answer {echo_bytes} bytes; real observation answer {real_bytes} bytes"
+        )
+
+    def sequential(self, pool: WorkerPool, specs: dict[str, ScenarioSpec]) -> None:
+        profile = self.profile
+        per_round = max(1, profile.sequential_calls // profile.sequential_rounds)
+        # The first round warms connections and caches up; later rounds only re-warm after the
+        # switch from the previous scenario.
+        rewarm = min(REWARM_CALLS, profile.sequential_warmup_calls)
+        parts: dict[str, list[dict[str, Any]]] = {name: [] for name in specs}
+        names = list(specs)
+        for round_index in range(profile.sequential_rounds):
+            # Rotate the order each round: no scenario always runs first (or after Feast).
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                spec = specs[name]
+                _log(f"sequential round {round_index + 1}/{profile.sequential_rounds}: {name}")
+                warmup = profile.sequential_warmup_calls if round_index == 0 else rewarm
+                params = {"calls": per_round, "warmup_calls": warmup}
+                parts[name].append(pool.run(0, "sequential", spec, params))
+        for name, spec in specs.items():
+            self.rows.append(_row(spec, "sequential", parts[name], sum_elapsed=True))
+
+    def closed(self, pool: WorkerPool, specs: dict[str, ScenarioSpec]) -> float:
+        profile = self.profile
+        params = {
+            "channels": profile.closed_channels_per_worker,
+            "in_flight": profile.closed_in_flight,
+            "duration_s": profile.closed_duration_s,
+            "warmup_s": profile.closed_warmup_s,
+        }
+        for name, spec in specs.items():
+            if spec.networked:
+                _log(f"closed loop: {name}")
+                self.rows.append(
+                    _row(spec, "closed", pool.run_all("closed", spec, params), sum_elapsed=False)
+                )
+        echo = next(r for r in self.rows if r["scenario"] == "echo" and r["mode"] == "closed")
+        return float(echo["achieved_rate"])
+
+    def open_loop(
+        self, pool: WorkerPool, specs: dict[str, ScenarioSpec], echo_saturation: float
+    ) -> None:
+        profile = self.profile
+        rates = [max(1.0, round(fraction * echo_saturation)) for fraction in profile.open_fractions]
+        saturated: set[str] = set()
+        for rate in rates:
+            for name, spec in specs.items():
+                if not spec.networked or name in saturated:
+                    continue
+                _log(f"open loop {rate:.0f}/s: {name}")
+                params = {
+                    "rate": rate,
+                    "duration_s": profile.open_duration_s,
+                    "warmup_s": profile.open_warmup_s,
+                    "drain_timeout_s": 10.0,
+                }
+                row = _row(spec, "open", [pool.run(0, "open", spec, params)], sum_elapsed=False)
+                if row["errors"] or row["achieved_rate"] < SATURATION_ACHIEVED_FRACTION * rate:
+                    row["saturated"] = True
+                    saturated.add(name)
+                self.rows.append(row)
+
+
+def _timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def run_benchmarks(
+    profile_name: str, results_dir: Path = RESULTS_DIR, emit: Callable[[str], None] = print
+) -> Path:
+    """Run every scenario under ``profile_name``; returns the results folder."""
+    profile = PROFILES[profile_name]
+    timestamp = _timestamp()
+    out_dir = results_dir / timestamp
+    out_dir.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        run = _Run(profile, out_dir, stack)
+        specs, data, pool = run.start()
+        run.probe(pool, specs)
+        run.sequential(pool, specs)
+        echo_saturation = run.closed(pool, specs)
+        run.open_loop(pool, specs, echo_saturation)
+    record = {
+        "run": {
+            "timestamp": timestamp,
+            "profile": profile.name,
+            "profile_settings": profile.__dict__,
+            "git_sha": _git("rev-parse", "HEAD") or "unknown (no commit)",
+            "git_dirty": bool(_git("status", "--porcelain")),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "packages": _versions(),
+            "load_generator_processes": {"sequential": 1, "open": 1, "closed": profile.workers},
+            "closed_loop_connections": profile.workers * profile.closed_channels_per_worker,
+            "closed_loop_in_flight": profile.closed_in_flight,
+            "echo_saturation_per_s": echo_saturation,
+            "duration_s": round(time.monotonic() - began, 1),
+        },
+        "data": data.detail,
+        "probes": run.probes,
+        "measurements": run.rows,
+        "targets": evaluate_targets(run.rows, echo_saturation),
+        "notes": run.notes,
+    }
+    markdown = write_outputs(record, out_dir)
+    emit(markdown)
+    emit(f"results: {out_dir}")
+    return out_dir
