@@ -16,7 +16,11 @@ class Profile:
     sequential_rounds: int
     """Sequential calls are split into rounds interleaved across scenarios, then pooled."""
     sequential_calls: int
-    """Measured sequential calls per scenario (all rounds together)."""
+    """Most measured sequential calls per scenario (all rounds together)."""
+    sequential_round_s: float
+    """Most measured time per scenario and round: a 1 ms call gets many samples, a 7 ms call
+    fewer, so the tails of the fast scenarios (whose ratios the targets compare) are not
+    estimated from a handful of samples."""
     sequential_warmup_calls: int
     """Discarded calls before the first round (later rounds discard a few to re-warm)."""
     closed_duration_s: float
@@ -29,6 +33,8 @@ class Profile:
     open_fractions: tuple[float, ...]
     """Open-loop rates as fractions of echo's closed-loop throughput, stepped up in order."""
     open_duration_s: float
+    open_min_samples: int
+    """A rate runs at least this many measured calls (longer than open_duration_s if needed)."""
     """Measured time per open-loop rate."""
     open_warmup_s: float
     workers: int = 2
@@ -40,6 +46,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         sequential_rounds=1,
         sequential_calls=60,
+        sequential_round_s=0.5,
         sequential_warmup_calls=10,
         closed_duration_s=0.4,
         closed_warmup_s=0.1,
@@ -47,25 +54,29 @@ PROFILES: dict[str, Profile] = {
         closed_in_flight=2,
         open_fractions=(0.2,),
         open_duration_s=0.4,
+        open_min_samples=0,
         open_warmup_s=0.1,
     ),
     "quick": Profile(
         name="quick",
-        sequential_rounds=8,
-        sequential_calls=1000,
+        sequential_rounds=10,
+        sequential_calls=8000,
+        sequential_round_s=0.6,
         sequential_warmup_calls=100,
         closed_duration_s=2.5,
         closed_warmup_s=0.5,
         closed_channels_per_worker=2,
         closed_in_flight=4,
-        open_fractions=(0.1, 0.25, 0.5, 0.75),
+        open_fractions=(0.25, 0.5, 0.75),
         open_duration_s=1.5,
+        open_min_samples=1500,
         open_warmup_s=0.5,
     ),
     "full": Profile(
         name="full",
         sequential_rounds=20,
-        sequential_calls=10_000,
+        sequential_calls=40_000,
+        sequential_round_s=3.0,
         sequential_warmup_calls=300,
         closed_duration_s=10.0,
         closed_warmup_s=2.0,
@@ -73,6 +84,7 @@ PROFILES: dict[str, Profile] = {
         closed_in_flight=8,
         open_fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2),
         open_duration_s=10.0,
+        open_min_samples=10_000,
         open_warmup_s=2.0,
     ),
 }

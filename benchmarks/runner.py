@@ -284,7 +284,11 @@ class _Run:
                 spec = specs[name]
                 _log(f"sequential round {round_index + 1}/{profile.sequential_rounds}: {name}")
                 warmup = profile.sequential_warmup_calls if round_index == 0 else rewarm
-                params = {"calls": per_round, "warmup_calls": warmup}
+                params = {
+                    "calls": per_round,
+                    "warmup_calls": warmup,
+                    "max_s": profile.sequential_round_s,
+                }
                 parts[name].append(pool.run(0, "sequential", spec, params))
         for name, spec in specs.items():
             self.rows.append(_row(spec, "sequential", parts[name], sum_elapsed=True))
@@ -319,7 +323,8 @@ class _Run:
                 _log(f"open loop {rate:.0f}/s: {name}")
                 params = {
                     "rate": rate,
-                    "duration_s": profile.open_duration_s,
+                    # Long enough for open_min_samples: a p99 needs more than a few tail samples.
+                    "duration_s": max(profile.open_duration_s, profile.open_min_samples / rate),
                     "warmup_s": profile.open_warmup_s,
                     "drain_timeout_s": 10.0,
                 }

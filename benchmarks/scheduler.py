@@ -66,15 +66,22 @@ class Measurement:
             self.error_samples.append(f"{type(error).__name__}: {error}"[:300])
 
 
-def run_sequential_sync(call: SyncCall, calls: int, warmup_calls: int) -> Measurement:
-    """One call in flight, ``warmup_calls`` discarded, then ``calls`` timed."""
+def run_sequential_sync(
+    call: SyncCall, calls: int, warmup_calls: int, max_s: float | None = None
+) -> Measurement:
+    """One call in flight, ``warmup_calls`` discarded, then ``calls`` timed (or fewer, when
+    ``max_s`` of measured time runs out first: slow scenarios get fewer samples, fast ones
+    many, in the same time)."""
     measurement = Measurement(new_histogram())
     for _ in range(warmup_calls):
         call()
     clock = time.perf_counter
     began = clock()
+    stop_at = began + max_s if max_s is not None else float("inf")
     for _ in range(calls):
         start = clock()
+        if start >= stop_at:
+            break
         try:
             call()
         except Exception as error:
@@ -87,15 +94,20 @@ def run_sequential_sync(call: SyncCall, calls: int, warmup_calls: int) -> Measur
     return measurement
 
 
-async def run_sequential_async(call: AsyncCall, calls: int, warmup_calls: int) -> Measurement:
+async def run_sequential_async(
+    call: AsyncCall, calls: int, warmup_calls: int, max_s: float | None = None
+) -> Measurement:
     """As :func:`run_sequential_sync`, for a coroutine call."""
     measurement = Measurement(new_histogram())
     for _ in range(warmup_calls):
         await call()
     clock = time.perf_counter
     began = clock()
+    stop_at = began + max_s if max_s is not None else float("inf")
     for _ in range(calls):
         start = clock()
+        if start >= stop_at:
+            break
         try:
             await call()
         except Exception as error:

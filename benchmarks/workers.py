@@ -80,11 +80,15 @@ class _Worker:
         if op == "sequential":
             sync = self.sync_call(spec)
             if sync is not None:
-                measurement = run_sequential_sync(sync, params["calls"], params["warmup_calls"])
+                measurement = run_sequential_sync(
+                    sync, params["calls"], params["warmup_calls"], params.get("max_s")
+                )
             else:
                 call = self.async_call(spec, 0)
                 measurement = run(
-                    run_sequential_async(call, params["calls"], params["warmup_calls"])
+                    run_sequential_async(
+                        call, params["calls"], params["warmup_calls"], params.get("max_s")
+                    )
                 )
             return measurement_to_dict(measurement)
         if op == "open":

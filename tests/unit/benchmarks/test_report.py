@@ -86,3 +86,14 @@ def test_markdown_has_every_mode_and_the_targets() -> None:
     for heading in ("## Sequential", "## Closed loop", "## Open loop", "## Targets"):
         assert heading in text
     assert "| observation_redis p99 / echo p99 | sequential | 1.600 | <= 1.50 | MISS |" in text
+
+
+def test_feast_targets_report_the_echo_floor_of_the_same_run() -> None:
+    verdicts = {t["target"]: t for t in evaluate_targets(ROWS, echo_saturation=2000.0)}
+    listen = verdicts["observation_redis p99 / feast_listen p99"]
+    echo_p99 = next(r["p99"] for r in ROWS if r["scenario"] == "echo" and r["mode"] == "sequential")
+    listen_p99 = next(
+        r["p99"] for r in ROWS if r["scenario"] == "feast_listen" and r["mode"] == "sequential"
+    )
+    assert math.isclose(listen["floor"], echo_p99 / listen_p99)
+    assert "floor" not in verdicts["observation_cached p99 / echo p99"]
