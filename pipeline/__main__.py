@@ -108,7 +108,7 @@ def command_run(settings: PipelineSettings) -> int:
     from pipeline.live import wall_clock
     from pipeline.observation import format_observation, read_online_observation
     from pipeline.quickstart import online_store
-    from pipeline.run import run_pipeline
+    from pipeline.run import run_configured_pipeline
     from pipeline.state_file import read_redis_state
 
     with ExitStack() as stack:
@@ -118,16 +118,7 @@ def command_run(settings: PipelineSettings) -> int:
             print(f"redis: using {running_up.host}:{running_up.port} (data/redis.env of `up`)")
         redis = stack.enter_context(online_store(settings))
         now = wall_clock()
-        result = run_pipeline(
-            settings.repo_dir,
-            settings.data_dir,
-            now,
-            redis,
-            days=settings.history_days,
-            seed=settings.seed,
-            symbols=settings.symbols,
-            refill=settings.redis is None,
-        )
+        result = run_configured_pipeline(settings, redis, now)
         print(result.summary())
         assert result.store is not None
         stale = False

@@ -26,7 +26,7 @@ from types import FrameType
 
 from pipeline.embedded_redis import EmbeddedRedis, free_port
 from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
-from pipeline.run import run_pipeline
+from pipeline.run import run_configured_pipeline
 from pipeline.server_process import ServerProcess
 from pipeline.settings import PipelineSettings, RedisAddress
 from pipeline.state_file import remove_redis_state, write_redis_state
@@ -111,16 +111,7 @@ def run_up(
     with _signals_stop(stop) as in_live_loop, ExitStack() as stack:
         redis = stack.enter_context(online_store(settings, out))
         now: datetime = clock()
-        result = run_pipeline(
-            settings.repo_dir,
-            settings.data_dir,
-            now,
-            redis,
-            days=settings.history_days,
-            seed=settings.seed,
-            symbols=settings.symbols,
-            refill=settings.redis is None,
-        )
+        result = run_configured_pipeline(settings, redis, now)
         out(result.summary())
         assert result.store is not None
         feed = LiveFeed(

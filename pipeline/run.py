@@ -26,7 +26,7 @@ from pipeline.feast_repo import apply_definitions, open_feature_store
 from pipeline.materialize import ViewMaterialization, materialize_incremental
 from pipeline.offline import OfflineRefresh, refresh_offline_tables
 from pipeline.raw_data import ensure_raw_data
-from pipeline.settings import RedisAddress
+from pipeline.settings import PipelineSettings, RedisAddress
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -135,4 +135,21 @@ def run_pipeline(
         materialized=materialized,
         stage_seconds=seconds,
         store=store,
+    )
+
+
+def run_configured_pipeline(
+    settings: PipelineSettings, redis: RedisAddress, now: datetime
+) -> PipelineResult:
+    """:func:`run_pipeline` with the folders, history and symbols of ``settings``; a Redis the
+    settings did not name (the embedded one, empty at start) is refilled."""
+    return run_pipeline(
+        settings.repo_dir,
+        settings.data_dir,
+        now,
+        redis,
+        days=settings.history_days,
+        seed=settings.seed,
+        symbols=settings.symbols,
+        refill=settings.redis is None,
     )
