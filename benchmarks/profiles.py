@@ -84,7 +84,7 @@ PROFILES: dict[str, Profile] = {
         closed_in_flight=8,
         open_fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2),
         open_duration_s=10.0,
-        open_min_samples=10_000,
+        open_min_samples=5_000,
         open_warmup_s=2.0,
     ),
 }

@@ -316,8 +316,12 @@ class _Run:
         profile = self.profile
         rates = [max(1.0, round(fraction * echo_saturation)) for fraction in profile.open_fractions]
         saturated: set[str] = set()
+        # Feast's servers saturate at the first rate and keep working off their backlog after
+        # the generator gives up on it: run them last at each rate, so that backlog does not
+        # land in the next scenario's figures.
+        ordered = sorted(specs.items(), key=lambda item: item[1].kind != KIND_OBSERVATION)
         for rate in rates:
-            for name, spec in specs.items():
+            for name, spec in ordered:
                 if not spec.networked or name in saturated:
                     continue
                 _log(f"open loop {rate:.0f}/s: {name}")

@@ -5,7 +5,7 @@ mode's parameters. What leaves: a :class:`Measurement` (histogram, counts, rates
 
 - sequential: one call in flight, timed from its own start.
 - open loop: calls are started on a fixed schedule whatever the server does, and each is
-  timed from its SCHEDULED start (wrk2's method). A server stall therefore shows in the
+  timed from its SCHEDULED start. A server stall therefore shows in the
   latency of every call scheduled during it, not only the one that hit it: no coordinated
   omission. The sender's own lateness is recorded too, so a saturated generator is visible.
 - closed loop: several in-flight loops (each sends the next call when its previous one
@@ -28,11 +28,13 @@ from benchmarks.histograms import new_histogram, record_seconds
 SyncCall = Callable[[], object]
 AsyncCall = Callable[[], Awaitable[object]]
 
-# asyncio's timers wake up with ~1 ms granularity (epoll takes whole milliseconds), which
-# would add up to 1 ms of sender lateness to every call. The scheduler therefore sleeps until
-# SPIN_S before a send and yields (sleep(0)) for the rest: answers keep being processed and
-# sends go out within tens of microseconds of their schedule.
-SPIN_S = 0.0011
+# asyncio's timers wake up with ~1 ms granularity (epoll takes whole milliseconds), and a
+# generator that sleeps between sends wakes late: in one quick run, sender lag p99 was 2.8-5.8
+# ms at 506 calls/s (sleeping between sends) against 0.06-1.2 ms at 1,012/s (never sleeping).
+# The scheduler therefore sleeps only until SPIN_S before a send and yields (sleep(0)) for
+# the rest: answers keep being processed and sends leave within tens of microseconds of their
+# schedule. At rates above 1 / SPIN_S the generator never sleeps (it keeps one core busy).
+SPIN_S = 0.005
 MAX_ERROR_SAMPLES = 3
 
 

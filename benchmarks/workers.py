@@ -141,7 +141,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, index: int, warm: 
             op, spec_fields, params = message
             spec = ScenarioSpec(**spec_fields)
             # For a server scenario, the generator's own garbage collections would land in the
-            # server's latencies (timeit disables GC too). In-process scenarios keep GC on:
+            # server's latencies. In-process scenarios keep GC on:
             # there, collecting what the library allocates is part of its cost.
             gc.collect()
             if spec.networked:

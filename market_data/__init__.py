@@ -38,7 +38,7 @@ column     type                         meaning
 =========  ===========================  =================================================
 date       date (no time zone)          calendar day; weekdays only; strictly ascending
 dxy        float64 > 0                  US dollar index (~100-110)
-vix        float64 > 0                  CBOE volatility index (~12-35)
+vix        float64 > 0                  equity volatility index (~12-35)
 embi       float64 > 0                  EMBI Colombia spread, basis points (~250-450)
 brent      float64 > 0                  Brent crude, USD/bbl (~60-95)
 col_rate   float64 > 0                  Colombian policy rate, percent (~9-13)

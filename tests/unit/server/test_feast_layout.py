@@ -28,7 +28,7 @@ GOLDEN_FIELDS = {
 
 def test_entity_key_golden_bytes() -> None:
     assert feast_layout.entity_key("USDCOP", "usdcop_trading") == GOLDEN_KEY_USDCOP
-    # The field notes' check: 37 bytes for project "fxobs".
+    # Length check: 4 + (4 + 4 + 6) + (4 + 4 + 6) = 32 bytes of entity key, plus the project.
     assert len(feast_layout.entity_key("USDCOP", "fxobs")) == 37
 
 
