@@ -168,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "feast":
         return command_feast(settings, args.feast_args)
     from pipeline.run import RepoLayoutError, check_repo_layout
+    from pipeline.server_process import ServerStartError
 
     try:
         check_repo_layout(settings.repo_dir, settings.data_dir)  # before anything starts
@@ -179,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RepoLayoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ServerStartError as exc:
+        # The server logged why (e.g. the port is in use) just above.
+        print(f"error: the observation server did not start: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -48,3 +48,27 @@ def test_up_serves_a_fresh_observation_and_stops_cleanly(tmp_path) -> None:
     port = int(re.search(r"embedded redis-server on 127\.0\.0\.1:(\d+)", out).group(1))
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
+
+
+def test_up_with_its_port_taken_says_so_and_leaves_nothing_running(tmp_path) -> None:
+    repo = copy_feature_repo(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FEAST_REDIS_", "USDCOP_"))}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
+             "--days", str(HISTORY_DAYS), "--port", str(port), "--exit-after-s", "1"],
+            capture_output=True, text=True, env=env, timeout=240, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"cannot bind 127.0.0.1:{port}" in done.stderr
+    assert "error: the observation server did not start" in done.stderr
+    assert not state_file_path(repo.data_dir).exists()
+    started = re.search(r"embedded redis-server on 127\.0\.0\.1:(\d+)", done.stdout)
+    assert started is not None, done.stdout[-2000:]
+    redis_port = int(started.group(1))
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", redis_port), timeout=1):
+        pass
