@@ -6,9 +6,12 @@ macro) and the positions pushed through this process. What leaves: per symbol, a
 lookup.
 
 The rows are computed by ``canonical.builder.CanonicalFeatureBuilder.latest`` (the same code
-that builds the offline tables) in a worker thread at start-up and again whenever the files
-change; a background task polls the files' (mtime, size) every ``fallback_refresh_s``. Nothing
-here runs on the request path. A failed refresh keeps the previous rows.
+that builds the offline tables) at start-up and again whenever the files change; a background
+task polls the files' (mtime, size) every ``fallback_refresh_s``. The computation runs in a
+separate process (one spawned worker, shared by every fallback of this process): in a thread,
+its thousands of small numpy steps held the GIL and the event loop waited for it, so calls
+answered from the cache during a refresh saw p99 5.4 -> 9.8 ms and max 58 ms. Nothing here
+runs on the request path. A failed refresh keeps the previous rows.
 
 State view: the position is the last one pushed through this process for the symbol (with the
 push's time_normalized and event time); without a push, the builder's rule value for the last
@@ -19,7 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -66,8 +72,30 @@ def _file_signature(paths: tuple[Path, ...]) -> _FileSignature:
     return tuple((s.st_mtime_ns, s.st_size) for s in stats)
 
 
+_compute_pool: ProcessPoolExecutor | None = None
+
+
+def _pool() -> ProcessPoolExecutor:
+    """The process's one compute worker, started on first use. ``spawn``: forking a process
+    that runs gRPC is unsafe, and a fresh interpreter holds nothing of the server."""
+    global _compute_pool  # noqa: PLW0603 -- one worker per server process, made lazily
+    if _compute_pool is None:
+        _compute_pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        )
+    return _compute_pool
+
+
+def _discard_pool() -> None:
+    global _compute_pool  # noqa: PLW0603
+    if _compute_pool is not None:
+        _compute_pool.shutdown(wait=False, cancel_futures=True)
+        _compute_pool = None
+
+
 def compute_rows(data_dir: Path, symbols: tuple[str, ...]) -> dict[str, FallbackRow]:
-    """Fallback rows of ``symbols`` from the raw files in ``data_dir`` (blocking; run in a thread).
+    """Fallback rows of ``symbols`` from the raw files in ``data_dir`` (blocking; runs in the
+    compute worker process).
 
     A symbol without enough history (or absent from the bars) gets no row.
     """
@@ -128,7 +156,14 @@ class ComputeFallback:
         if signature is None or signature == self._signature:
             return False
         try:
-            computed = await asyncio.to_thread(compute_rows, self._data_dir, self._symbols)
+            computed = await asyncio.get_running_loop().run_in_executor(
+                _pool(), compute_rows, self._data_dir, self._symbols
+            )
+        except BrokenProcessPool:
+            # The worker died (e.g. killed): keep the previous rows, start a new worker next time.
+            logger.warning("fallback: the compute worker died; retrying at the next refresh")
+            _discard_pool()
+            return False
         except Exception:
             # A bad file must not take the server down; keep serving the previous rows.
             logger.exception("fallback: could not load %s", self._data_dir)
