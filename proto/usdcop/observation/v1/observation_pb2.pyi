@@ -200,7 +200,9 @@ class Observation(_message.Message):
     contract_hash: _builtins.str
     """Contract hash; equal to ObservationContract.contract_hash."""
     from_cache: _builtins.bool
-    """True when the answer came from the server's local TTL cache, not a fresh read."""
+    """True when the answer came from the server's local TTL cache, not a fresh read.
+    Concurrent callers that shared one in-flight read all report false.
+    """
     @_builtins.property
     def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Exactly 15 float32 values in contract order (see DescribeObservation)."""

@@ -51,7 +51,9 @@ class ObservationServiceStub:
     """Writes a symbol's live state (position, and time_normalized derived from
     event_time) into the online store in Feast's layout, so Feast's own SDK reads it.
     A push whose event_time is not newer than the stored one is ignored, as in Feast
-    (PushStateResponse.applied = false). Errors: INVALID_ARGUMENT for a position that
+    (PushStateResponse.applied = false). The serving process's cache for the symbol is
+    refreshed at once; with several server processes on one port, the others see the
+    new state when their cache entry expires (USDCOP_CACHE_TTL_MS, default 1 s). Errors: INVALID_ARGUMENT for a position that
     is not a finite number in [-1, 1] or a missing event_time (nothing is written);
     NOT_FOUND for an unknown symbol; UNAVAILABLE when the online store cannot be written.
     """
@@ -75,7 +77,9 @@ class ObservationServiceAsyncStub(ObservationServiceStub):
     """Writes a symbol's live state (position, and time_normalized derived from
     event_time) into the online store in Feast's layout, so Feast's own SDK reads it.
     A push whose event_time is not newer than the stored one is ignored, as in Feast
-    (PushStateResponse.applied = false). Errors: INVALID_ARGUMENT for a position that
+    (PushStateResponse.applied = false). The serving process's cache for the symbol is
+    refreshed at once; with several server processes on one port, the others see the
+    new state when their cache entry expires (USDCOP_CACHE_TTL_MS, default 1 s). Errors: INVALID_ARGUMENT for a position that
     is not a finite number in [-1, 1] or a missing event_time (nothing is written);
     NOT_FOUND for an unknown symbol; UNAVAILABLE when the online store cannot be written.
     """
@@ -114,7 +118,9 @@ class ObservationServiceServicer(metaclass=_abc_1.ABCMeta):
         """Writes a symbol's live state (position, and time_normalized derived from
         event_time) into the online store in Feast's layout, so Feast's own SDK reads it.
         A push whose event_time is not newer than the stored one is ignored, as in Feast
-        (PushStateResponse.applied = false). Errors: INVALID_ARGUMENT for a position that
+        (PushStateResponse.applied = false). The serving process's cache for the symbol is
+        refreshed at once; with several server processes on one port, the others see the
+        new state when their cache entry expires (USDCOP_CACHE_TTL_MS, default 1 s). Errors: INVALID_ARGUMENT for a position that
         is not a finite number in [-1, 1] or a missing event_time (nothing is written);
         NOT_FOUND for an unknown symbol; UNAVAILABLE when the online store cannot be written.
         """
