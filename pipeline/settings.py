@@ -59,11 +59,6 @@ class RedisAddress:
             "FEAST_REDIS_SSL": "true" if self.tls else "false",
         }
 
-    def export(self, environ: MutableMapping[str, str] | None = None) -> None:
-        """Set the ``FEAST_REDIS_*`` variables for good (``os.environ`` by default), e.g. for
-        ``feast`` subprocesses that inherit the environment. Prefer :meth:`exported`."""
-        (os.environ if environ is None else environ).update(self.feast_env())
-
     @contextmanager
     def exported(self, environ: MutableMapping[str, str] | None = None) -> Iterator[None]:
         """Set the ``FEAST_REDIS_*`` variables (in ``os.environ`` by default) for the block,
