@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-import grpc
 import numpy as np
-from usdcop.observation.v1 import observation_pb2 as pb
 
-from benchmarks.data import prepare_data
-from benchmarks.targets import GET_OBSERVATION
+from benchmarks.one_server import one_server
 from market_data import files
-from pipeline.embedded_redis import EmbeddedRedis, free_port
 
 _TOUCH_PERIOD_S = 0.25
 
@@ -54,58 +46,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--calls", type=int, default=2000, help="calls per round and phase")
     args = parser.parse_args(argv)
-    with EmbeddedRedis() as redis, tempfile.TemporaryDirectory() as scratch:
-        data = prepare_data(Path(scratch), redis)
-        port = free_port()
-        env = dict(
-            os.environ,
-            FEAST_REDIS_HOST=redis.host,
-            FEAST_REDIS_PORT=str(redis.port),
-            USDCOP_DATA_DIR=str(data.data_dir),
-            USDCOP_PORT=str(port),
-            USDCOP_FALLBACK_REFRESH_S="0.1",
-        )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "server"], env=env, stderr=subprocess.DEVNULL
-        )
-        try:
-            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-            grpc.channel_ready_future(channel).result(timeout=60)
-            method = channel.unary_unary(
-                GET_OBSERVATION, request_serializer=None, response_deserializer=None
-            )
-            request = pb.GetObservationRequest(symbol="USDCOP").SerializeToString()
+    with one_server(USDCOP_FALLBACK_REFRESH_S="0.1") as server:
+        bars = files.bars_path(server.data_dir)
+        stop = threading.Event()
 
-            def call() -> object:
-                return method(request, timeout=5)
+        def touch_raw_files() -> None:
+            while not stop.is_set():
+                os.utime(bars)
+                stop.wait(_TOUCH_PERIOD_S)
 
-            time.sleep(3)  # the first fallback computation and warm connections
-            _timed_calls(call, 1000)
-            bars = files.bars_path(data.data_dir)
-            stop = threading.Event()
-
-            def touch_raw_files() -> None:
-                while not stop.is_set():
-                    os.utime(bars)
-                    stop.wait(_TOUCH_PERIOD_S)
-
-            quiet: list[float] = []
-            refreshing: list[float] = []
-            for _ in range(args.rounds):
-                quiet += _timed_calls(call, args.calls)
-                stop.clear()
-                toucher = threading.Thread(target=touch_raw_files)
-                toucher.start()
-                refreshing += _timed_calls(call, args.calls)
-                stop.set()
-                toucher.join()
-                time.sleep(0.5)
-            print(_summary("quiet", quiet))
-            print(_summary("refreshing", refreshing))
-            channel.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        quiet: list[float] = []
+        refreshing: list[float] = []
+        for _ in range(args.rounds):
+            quiet += _timed_calls(server.call, args.calls)
+            stop.clear()
+            toucher = threading.Thread(target=touch_raw_files)
+            toucher.start()
+            refreshing += _timed_calls(server.call, args.calls)
+            stop.set()
+            toucher.join()
+            time.sleep(0.5)
+    print(_summary("quiet", quiet))
+    print(_summary("refreshing", refreshing))
     return 0
 
 

@@ -12,21 +12,14 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-from usdcop.observation.v1 import observation_pb2 as pb
-
-from benchmarks.data import prepare_data
-from benchmarks.targets import GET_OBSERVATION
-from pipeline.embedded_redis import EmbeddedRedis, free_port
+from benchmarks.one_server import one_server
 
 _TOP = 15
 
@@ -60,49 +53,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(py_spy).exists():
         print("error: py-spy is not installed (pip install py-spy)", file=sys.stderr)
         return 2
-    with EmbeddedRedis() as redis, tempfile.TemporaryDirectory() as scratch:
-        data = prepare_data(Path(scratch), redis)
-        port = free_port()
-        env = dict(
-            os.environ,
-            FEAST_REDIS_HOST=redis.host,
-            FEAST_REDIS_PORT=str(redis.port),
-            USDCOP_DATA_DIR=str(data.data_dir),
-            USDCOP_PORT=str(port),
-            USDCOP_CACHE_TTL_MS="0",
-        )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "server"], env=env, stderr=subprocess.DEVNULL
-        )
-        collapsed = Path(scratch) / "profile.txt"
-        try:
-            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-            grpc.channel_ready_future(channel).result(timeout=60)
-            method = channel.unary_unary(
-                GET_OBSERVATION, request_serializer=None, response_deserializer=None
-            )
-            request = pb.GetObservationRequest(symbol="USDCOP").SerializeToString()
-            time.sleep(3)
-            for _ in range(500):
-                method(request, timeout=5)
-            spy = subprocess.Popen(
-                [py_spy, "record", "--nonblocking", "-r", str(args.rate_hz),
-                 "-d", str(args.seconds), "--format", "raw", "-o", str(collapsed),
-                 "-p", str(server.pid)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            calls = 0
-            began = time.perf_counter()
-            while spy.poll() is None:
-                method(request, timeout=5)
-                calls += 1
-            elapsed = time.perf_counter() - began
-            channel.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-        print(f"calls: {calls} in {elapsed:.1f} s ({calls / elapsed:.0f}/s, one in flight)")
-        print(summarize(collapsed))
+    with one_server(USDCOP_CACHE_TTL_MS="0") as server:
+        collapsed = server.scratch / "profile.txt"
+        spy = subprocess.Popen(
+            [py_spy, "record", "--nonblocking", "-r", str(args.rate_hz),
+             "-d", str(args.seconds), "--format", "raw", "-o", str(collapsed),
+             "-p", str(server.pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        calls = 0
+        began = time.perf_counter()
+        while spy.poll() is None:
+            server.call()
+            calls += 1
+        elapsed = time.perf_counter() - began
+        profile = summarize(collapsed)
+    print(f"calls: {calls} in {elapsed:.1f} s ({calls / elapsed:.0f}/s, one in flight)")
+    print(profile)
     return 0
 
 
