@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.embedded_redis import EmbeddedRedis
+from devstack.embedded_redis import EmbeddedRedis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HISTORY_DAYS = 30

@@ -23,7 +23,7 @@ from usdcop.observation.v1 import observation_pb2 as pb
 
 from benchmarks.data import prepare_data
 from benchmarks.targets import GET_OBSERVATION
-from pipeline.embedded_redis import EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis, free_port
 
 _SETTLE_S = 3.0
 """After SERVING-ready: the first fallback computation finishes and connections warm up."""

@@ -39,7 +39,7 @@ from benchmarks.targets import (
     ScenarioSpec,
 )
 from benchmarks.workers import WorkerPool
-from pipeline.embedded_redis import EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"

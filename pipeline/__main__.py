@@ -167,8 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "feast":
         return command_feast(settings, args.feast_args)
+    from devstack.server_process import ServerStartError
     from pipeline.run import RepoLayoutError, check_repo_layout
-    from pipeline.server_process import ServerStartError
 
     try:
         check_repo_layout(settings.repo_dir, settings.data_dir)  # before anything starts

@@ -3,7 +3,7 @@
 What enters: ``PipelineSettings`` and a clock. What leaves, in order:
 
 1. Redis: the configured one (FEAST_REDIS_HOST), else an embedded ``redis-server``
-   (pipeline.embedded_redis) on 127.0.0.1 and a free port;
+   (devstack.embedded_redis) on 127.0.0.1 and a free port;
 2. the pipeline (L0 -> L1 -> apply -> materialize), then the live catch-up, so every view holds
    a row younger than its TTL whatever the hour or weekday (see pipeline.live);
 3. ``data/redis.env``, so ``python -m pipeline feast ...`` reaches this Redis;
@@ -24,10 +24,10 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from types import FrameType
 
-from pipeline.embedded_redis import EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis, free_port
+from devstack.server_process import ServerProcess
 from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
 from pipeline.run import run_configured_pipeline
-from pipeline.server_process import ServerProcess
 from pipeline.settings import PipelineSettings, RedisAddress
 from pipeline.state_file import remove_redis_state, write_redis_state
 

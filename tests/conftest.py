@@ -1,5 +1,5 @@
 """Shared fixtures. Integration tests get a real redis-server from the same mechanism the
-quick start uses (pipeline.embedded_redis)."""
+quick start uses (devstack.embedded_redis)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.embedded_redis import EmbeddedRedis
+from devstack.embedded_redis import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from canonical import contract
+from devstack.embedded_redis import EmbeddedRedis
 from market_data import files, generator
-from pipeline.embedded_redis import EmbeddedRedis
 from server import feast_layout
 from server.app import ObservationServer, create_server
 from server.clock import ManualClock

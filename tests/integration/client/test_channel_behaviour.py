@@ -19,7 +19,7 @@ from client import (
     ObservationRpcError,
 )
 from client._base import RETRY_MAX_ATTEMPTS
-from pipeline.embedded_redis import free_port
+from devstack.embedded_redis import free_port
 from tests.integration.client._stub_server import ScriptedService, start
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from client import (
     ObservationClient,
     ObservationRpcError,
 )
-from pipeline.embedded_redis import EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis, free_port
 from tests.integration.client.conftest import (
     NOW,
     STORE_EVENT_NS,

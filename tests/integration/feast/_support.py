@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from pipeline.embedded_redis import EmbeddedRedis
+from devstack.embedded_redis import EmbeddedRedis
 from pipeline.settings import REPO_ROOT, RedisAddress
 
 FRIDAY_CLOSE = datetime(2026, 1, 9, 18, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.embedded_redis import EmbeddedRedis
+from devstack.embedded_redis import EmbeddedRedis
 from pipeline.run import PipelineResult, run_pipeline
 from tests.integration.feast._support import (
     FRIDAY_CLOSE,

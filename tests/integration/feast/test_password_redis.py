@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from canonical import contract
-from pipeline.embedded_redis import EmbeddedRedis
+from devstack.embedded_redis import EmbeddedRedis
 from pipeline.feast_repo import open_feature_store
 from pipeline.observation import read_online_observation
 from pipeline.run import run_pipeline

@@ -17,8 +17,8 @@ from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
 from canonical import contract
+from devstack.embedded_redis import EmbeddedRedis, free_port
 from market_data import files, generator
-from pipeline.embedded_redis import EmbeddedRedis, free_port
 from server import feast_layout
 from server.app import ObservationServer, create_server
 from server.clock import ManualClock

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from usdcop.observation.v1 import observation_pb2 as pb
 
-from pipeline.embedded_redis import EmbeddedRedis
+from devstack.embedded_redis import EmbeddedRedis
 from server import fallback
 from server.fallback import compute_rows
 from tests.integration.server.conftest import running, server_config, write_raw

@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
-from pipeline.embedded_redis import EmbeddedRedis
+from devstack.embedded_redis import EmbeddedRedis
 from pipeline.run import run_pipeline
 from pipeline.settings import REPO_ROOT, RedisAddress
 from server.clock import ManualClock

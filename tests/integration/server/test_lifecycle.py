@@ -20,7 +20,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from usdcop.observation.v1 import observation_pb2 as pb
 
-from pipeline.embedded_redis import EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis, free_port
 from tests.integration.server.conftest import (
     STORE_VALUES,
     redis_client,

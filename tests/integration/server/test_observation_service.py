@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
-from pipeline.embedded_redis import EmbeddedRedis
+from devstack.embedded_redis import EmbeddedRedis
 from server import feast_layout
 from server.fallback import compute_rows
 from tests.integration.server.conftest import (

@@ -100,6 +100,14 @@ class _FallbackReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Fallba
     """The online store has no (or an undecodable) value for this view."""
     FALLBACK_REASON_VIEW_EXPIRED: _FallbackReason.ValueType  # 4
     """The online store's value for this view is older than the view's TTL."""
+    FALLBACK_REASON_VIEW_FROM_FUTURE: _FallbackReason.ValueType  # 5
+    """The online store's event time for this view lies in the future beyond the
+    allowed clock skew; such a value is treated as corrupt.
+    """
+    FALLBACK_REASON_VIEW_OUT_OF_RANGE: _FallbackReason.ValueType  # 6
+    """The online store's values for this view break the contract's validity ranges
+    (not finite, or outside a feature's documented range); treated as corrupt.
+    """
 
 class FallbackReason(_FallbackReason, metaclass=_FallbackReasonEnumTypeWrapper):
     """Why the server used the compute fallback for a view (FALLBACK_REASON_NONE when
@@ -116,6 +124,14 @@ FALLBACK_REASON_VIEW_MISSING: FallbackReason.ValueType  # 3
 """The online store has no (or an undecodable) value for this view."""
 FALLBACK_REASON_VIEW_EXPIRED: FallbackReason.ValueType  # 4
 """The online store's value for this view is older than the view's TTL."""
+FALLBACK_REASON_VIEW_FROM_FUTURE: FallbackReason.ValueType  # 5
+"""The online store's event time for this view lies in the future beyond the
+allowed clock skew; such a value is treated as corrupt.
+"""
+FALLBACK_REASON_VIEW_OUT_OF_RANGE: FallbackReason.ValueType  # 6
+"""The online store's values for this view break the contract's validity ranges
+(not finite, or outside a feature's documented range); treated as corrupt.
+"""
 Global___FallbackReason: _TypeAlias = FallbackReason  # noqa: Y015
 
 @_typing.final
@@ -426,3 +442,203 @@ class PushStateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PushStateResponse: _TypeAlias = PushStateResponse  # noqa: Y015
+
+@_typing.final
+class GetObservationsRequest(_message.Message):
+    """Request for GetObservations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOLS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Symbols, each as in GetObservationRequest; duplicates are answered once each
+        time they appear, in request order.
+        """
+
+    def __init__(
+        self,
+        *,
+        symbols: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["symbols", b"symbols"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetObservationsRequest: _TypeAlias = GetObservationsRequest  # noqa: Y015
+
+@_typing.final
+class SymbolError(_message.Message):
+    """Why one symbol of a GetObservations call has no observation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """The gRPC status code this symbol would have failed with in GetObservation
+    (google.rpc.Code numbering: 3 INVALID_ARGUMENT, 5 NOT_FOUND, 14 UNAVAILABLE).
+    """
+    message: _builtins.str
+    """Human-readable reason, as GetObservation's status details."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SymbolError: _TypeAlias = SymbolError  # noqa: Y015
+
+@_typing.final
+class SymbolResult(_message.Message):
+    """The answer for one symbol of a GetObservations call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    OBSERVATION_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """The symbol as asked for."""
+    @_builtins.property
+    def observation(self) -> Global___Observation:
+        """The observation, as GetObservation returns it."""
+
+    @_builtins.property
+    def error(self) -> Global___SymbolError:
+        """Why there is none."""
+
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        observation: Global___Observation | None = ...,
+        error: Global___SymbolError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "observation", b"observation", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "observation", b"observation", "result", b"result", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["observation", "error"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___SymbolResult: _TypeAlias = SymbolResult  # noqa: Y015
+
+@_typing.final
+class GetObservationsResponse(_message.Message):
+    """Result of GetObservations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___SymbolResult]:
+        """One entry per requested symbol, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___SymbolResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetObservationsResponse: _TypeAlias = GetObservationsResponse  # noqa: Y015
+
+@_typing.final
+class WatchObservationsRequest(_message.Message):
+    """Request for WatchObservations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOLS_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _builtins.int
+    heartbeat_interval_ms: _builtins.int
+    """Period of heartbeat messages while nothing changes, milliseconds; 0 asks for
+    the server's default. The server clamps it to its allowed range.
+    """
+    @_builtins.property
+    def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Symbols to watch, each as in GetObservationRequest; at least one."""
+
+    def __init__(
+        self,
+        *,
+        symbols: _abc.Iterable[_builtins.str] | None = ...,
+        heartbeat_interval_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval_ms", b"heartbeat_interval_ms", "symbols", b"symbols"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchObservationsRequest: _TypeAlias = WatchObservationsRequest  # noqa: Y015
+
+@_typing.final
+class Heartbeat(_message.Message):
+    """A keep-alive on a WatchObservations stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """Server time the heartbeat was sent."""
+
+    def __init__(
+        self,
+        *,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
+
+@_typing.final
+class WatchObservationsResponse(_message.Message):
+    """One message of a WatchObservations stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBSERVATION_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def observation(self) -> Global___Observation:
+        """A symbol's current observation (first at subscription, then on each change)."""
+
+    @_builtins.property
+    def heartbeat(self) -> Global___Heartbeat:
+        """Nothing changed for a heartbeat interval; the stream is alive."""
+
+    def __init__(
+        self,
+        *,
+        observation: Global___Observation | None = ...,
+        heartbeat: Global___Heartbeat | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "observation", b"observation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "observation", b"observation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["observation", "heartbeat"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___WatchObservationsResponse: _TypeAlias = WatchObservationsResponse  # noqa: Y015

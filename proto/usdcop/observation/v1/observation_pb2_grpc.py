@@ -50,6 +50,16 @@ class ObservationServiceStub:
                 request_serializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.PushStateRequest.SerializeToString,
                 response_deserializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.PushStateResponse.FromString,
                 _registered_method=True)
+        self.GetObservations = channel.unary_unary(
+                '/usdcop.observation.v1.ObservationService/GetObservations',
+                request_serializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.GetObservationsRequest.SerializeToString,
+                response_deserializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.GetObservationsResponse.FromString,
+                _registered_method=True)
+        self.WatchObservations = channel.unary_stream(
+                '/usdcop.observation.v1.ObservationService/WatchObservations',
+                request_serializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.WatchObservationsRequest.SerializeToString,
+                response_deserializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.WatchObservationsResponse.FromString,
+                _registered_method=True)
 
 
 class ObservationServiceServicer:
@@ -61,8 +71,9 @@ class ObservationServiceServicer:
         contract order, with where each feature view's values came from.
         Errors: INVALID_ARGUMENT for an empty, oversized or malformed symbol;
         NOT_FOUND for a symbol the server does not serve; UNAVAILABLE when neither the
-        online store nor the compute fallback can answer; DEADLINE_EXCEEDED when the
-        caller's deadline passes first.
+        online store nor the compute fallback can answer; RESOURCE_EXHAUSTED when the
+        server is at its bound on concurrent calls (retryable); DEADLINE_EXCEEDED when
+        the caller's deadline passes first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,8 +93,37 @@ class ObservationServiceServicer:
         (PushStateResponse.applied = false). The serving process's cache for the symbol is
         refreshed at once; with several server processes on one port, the others see the
         new state when their cache entry expires (USDCOP_CACHE_TTL_MS, default 1 s). Errors: INVALID_ARGUMENT for a position that
-        is not a finite number in [-1, 1] or a missing event_time (nothing is written);
+        is not a finite number in [-1, 1], or an event_time that is missing, malformed,
+        older than the state view's TTL or further in the future than the allowed clock
+        skew (nothing is written); PERMISSION_DENIED / UNAUTHENTICATED when the server
+        restricts PushState to authorized callers and the caller is not one;
         NOT_FOUND for an unknown symbol; UNAVAILABLE when the online store cannot be written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetObservations(self, request, context):
+        """Returns the latest observation of several symbols in one call (one online-store
+        round trip). Each symbol gets its own result: an unknown or malformed symbol
+        fails only its own entry (SymbolResult.error), never the others. Errors of the
+        call itself: INVALID_ARGUMENT for an empty list or more symbols than the server
+        accepts in one call; RESOURCE_EXHAUSTED when the server is at its concurrency
+        bound; DEADLINE_EXCEEDED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchObservations(self, request, context):
+        """Streams observations: first the current observation of every requested symbol,
+        then a new one each time a symbol's observation changes (a new bar materialized,
+        a state pushed, any write to its online-store entry), plus heartbeats so a client
+        can tell a quiet stream from a dead one. A slow consumer receives only the newest
+        observation per symbol (older unsent ones are dropped, never queued without
+        bound). Errors: INVALID_ARGUMENT / NOT_FOUND for the symbols as in GetObservation
+        (checked before anything is sent); RESOURCE_EXHAUSTED when the process already
+        serves its maximum number of watchers (retry later or elsewhere).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,6 +146,16 @@ def add_ObservationServiceServicer_to_server(servicer, server):
                     servicer.PushState,
                     request_deserializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.PushStateRequest.FromString,
                     response_serializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.PushStateResponse.SerializeToString,
+            ),
+            'GetObservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetObservations,
+                    request_deserializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.GetObservationsRequest.FromString,
+                    response_serializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.GetObservationsResponse.SerializeToString,
+            ),
+            'WatchObservations': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchObservations,
+                    request_deserializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.WatchObservationsRequest.FromString,
+                    response_serializer=usdcop_dot_observation_dot_v1_dot_observation__pb2.WatchObservationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -190,6 +240,60 @@ class ObservationService:
             '/usdcop.observation.v1.ObservationService/PushState',
             usdcop_dot_observation_dot_v1_dot_observation__pb2.PushStateRequest.SerializeToString,
             usdcop_dot_observation_dot_v1_dot_observation__pb2.PushStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetObservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usdcop.observation.v1.ObservationService/GetObservations',
+            usdcop_dot_observation_dot_v1_dot_observation__pb2.GetObservationsRequest.SerializeToString,
+            usdcop_dot_observation_dot_v1_dot_observation__pb2.GetObservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchObservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/usdcop.observation.v1.ObservationService/WatchObservations',
+            usdcop_dot_observation_dot_v1_dot_observation__pb2.WatchObservationsRequest.SerializeToString,
+            usdcop_dot_observation_dot_v1_dot_observation__pb2.WatchObservationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

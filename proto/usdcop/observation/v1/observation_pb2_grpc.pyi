@@ -42,8 +42,9 @@ class ObservationServiceStub:
     contract order, with where each feature view's values came from.
     Errors: INVALID_ARGUMENT for an empty, oversized or malformed symbol;
     NOT_FOUND for a symbol the server does not serve; UNAVAILABLE when neither the
-    online store nor the compute fallback can answer; DEADLINE_EXCEEDED when the
-    caller's deadline passes first.
+    online store nor the compute fallback can answer; RESOURCE_EXHAUSTED when the
+    server is at its bound on concurrent calls (retryable); DEADLINE_EXCEEDED when
+    the caller's deadline passes first.
     """
     DescribeObservation: _grpc.UnaryUnaryMultiCallable[_observation_pb2.DescribeObservationRequest, _observation_pb2.ObservationContract]
     """Returns the feature contract: names in order, views, dtypes, view TTLs, id and hash."""
@@ -54,8 +55,29 @@ class ObservationServiceStub:
     (PushStateResponse.applied = false). The serving process's cache for the symbol is
     refreshed at once; with several server processes on one port, the others see the
     new state when their cache entry expires (USDCOP_CACHE_TTL_MS, default 1 s). Errors: INVALID_ARGUMENT for a position that
-    is not a finite number in [-1, 1] or a missing event_time (nothing is written);
+    is not a finite number in [-1, 1], or an event_time that is missing, malformed,
+    older than the state view's TTL or further in the future than the allowed clock
+    skew (nothing is written); PERMISSION_DENIED / UNAUTHENTICATED when the server
+    restricts PushState to authorized callers and the caller is not one;
     NOT_FOUND for an unknown symbol; UNAVAILABLE when the online store cannot be written.
+    """
+    GetObservations: _grpc.UnaryUnaryMultiCallable[_observation_pb2.GetObservationsRequest, _observation_pb2.GetObservationsResponse]
+    """Returns the latest observation of several symbols in one call (one online-store
+    round trip). Each symbol gets its own result: an unknown or malformed symbol
+    fails only its own entry (SymbolResult.error), never the others. Errors of the
+    call itself: INVALID_ARGUMENT for an empty list or more symbols than the server
+    accepts in one call; RESOURCE_EXHAUSTED when the server is at its concurrency
+    bound; DEADLINE_EXCEEDED.
+    """
+    WatchObservations: _grpc.UnaryStreamMultiCallable[_observation_pb2.WatchObservationsRequest, _observation_pb2.WatchObservationsResponse]
+    """Streams observations: first the current observation of every requested symbol,
+    then a new one each time a symbol's observation changes (a new bar materialized,
+    a state pushed, any write to its online-store entry), plus heartbeats so a client
+    can tell a quiet stream from a dead one. A slow consumer receives only the newest
+    observation per symbol (older unsent ones are dropped, never queued without
+    bound). Errors: INVALID_ARGUMENT / NOT_FOUND for the symbols as in GetObservation
+    (checked before anything is sent); RESOURCE_EXHAUSTED when the process already
+    serves its maximum number of watchers (retry later or elsewhere).
     """
 
 @_typing.type_check_only
@@ -68,8 +90,9 @@ class ObservationServiceAsyncStub(ObservationServiceStub):
     contract order, with where each feature view's values came from.
     Errors: INVALID_ARGUMENT for an empty, oversized or malformed symbol;
     NOT_FOUND for a symbol the server does not serve; UNAVAILABLE when neither the
-    online store nor the compute fallback can answer; DEADLINE_EXCEEDED when the
-    caller's deadline passes first.
+    online store nor the compute fallback can answer; RESOURCE_EXHAUSTED when the
+    server is at its bound on concurrent calls (retryable); DEADLINE_EXCEEDED when
+    the caller's deadline passes first.
     """
     DescribeObservation: _aio.UnaryUnaryMultiCallable[_observation_pb2.DescribeObservationRequest, _observation_pb2.ObservationContract]  # type: ignore[assignment]
     """Returns the feature contract: names in order, views, dtypes, view TTLs, id and hash."""
@@ -80,8 +103,29 @@ class ObservationServiceAsyncStub(ObservationServiceStub):
     (PushStateResponse.applied = false). The serving process's cache for the symbol is
     refreshed at once; with several server processes on one port, the others see the
     new state when their cache entry expires (USDCOP_CACHE_TTL_MS, default 1 s). Errors: INVALID_ARGUMENT for a position that
-    is not a finite number in [-1, 1] or a missing event_time (nothing is written);
+    is not a finite number in [-1, 1], or an event_time that is missing, malformed,
+    older than the state view's TTL or further in the future than the allowed clock
+    skew (nothing is written); PERMISSION_DENIED / UNAUTHENTICATED when the server
+    restricts PushState to authorized callers and the caller is not one;
     NOT_FOUND for an unknown symbol; UNAVAILABLE when the online store cannot be written.
+    """
+    GetObservations: _aio.UnaryUnaryMultiCallable[_observation_pb2.GetObservationsRequest, _observation_pb2.GetObservationsResponse]  # type: ignore[assignment]
+    """Returns the latest observation of several symbols in one call (one online-store
+    round trip). Each symbol gets its own result: an unknown or malformed symbol
+    fails only its own entry (SymbolResult.error), never the others. Errors of the
+    call itself: INVALID_ARGUMENT for an empty list or more symbols than the server
+    accepts in one call; RESOURCE_EXHAUSTED when the server is at its concurrency
+    bound; DEADLINE_EXCEEDED.
+    """
+    WatchObservations: _aio.UnaryStreamMultiCallable[_observation_pb2.WatchObservationsRequest, _observation_pb2.WatchObservationsResponse]  # type: ignore[assignment]
+    """Streams observations: first the current observation of every requested symbol,
+    then a new one each time a symbol's observation changes (a new bar materialized,
+    a state pushed, any write to its online-store entry), plus heartbeats so a client
+    can tell a quiet stream from a dead one. A slow consumer receives only the newest
+    observation per symbol (older unsent ones are dropped, never queued without
+    bound). Errors: INVALID_ARGUMENT / NOT_FOUND for the symbols as in GetObservation
+    (checked before anything is sent); RESOURCE_EXHAUSTED when the process already
+    serves its maximum number of watchers (retry later or elsewhere).
     """
 
 class ObservationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -97,8 +141,9 @@ class ObservationServiceServicer(metaclass=_abc_1.ABCMeta):
         contract order, with where each feature view's values came from.
         Errors: INVALID_ARGUMENT for an empty, oversized or malformed symbol;
         NOT_FOUND for a symbol the server does not serve; UNAVAILABLE when neither the
-        online store nor the compute fallback can answer; DEADLINE_EXCEEDED when the
-        caller's deadline passes first.
+        online store nor the compute fallback can answer; RESOURCE_EXHAUSTED when the
+        server is at its bound on concurrent calls (retryable); DEADLINE_EXCEEDED when
+        the caller's deadline passes first.
         """
 
     @_abc_1.abstractmethod
@@ -121,8 +166,41 @@ class ObservationServiceServicer(metaclass=_abc_1.ABCMeta):
         (PushStateResponse.applied = false). The serving process's cache for the symbol is
         refreshed at once; with several server processes on one port, the others see the
         new state when their cache entry expires (USDCOP_CACHE_TTL_MS, default 1 s). Errors: INVALID_ARGUMENT for a position that
-        is not a finite number in [-1, 1] or a missing event_time (nothing is written);
+        is not a finite number in [-1, 1], or an event_time that is missing, malformed,
+        older than the state view's TTL or further in the future than the allowed clock
+        skew (nothing is written); PERMISSION_DENIED / UNAUTHENTICATED when the server
+        restricts PushState to authorized callers and the caller is not one;
         NOT_FOUND for an unknown symbol; UNAVAILABLE when the online store cannot be written.
+        """
+
+    @_abc_1.abstractmethod
+    def GetObservations(
+        self,
+        request: _observation_pb2.GetObservationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_observation_pb2.GetObservationsResponse, _abc.Awaitable[_observation_pb2.GetObservationsResponse]]:
+        """Returns the latest observation of several symbols in one call (one online-store
+        round trip). Each symbol gets its own result: an unknown or malformed symbol
+        fails only its own entry (SymbolResult.error), never the others. Errors of the
+        call itself: INVALID_ARGUMENT for an empty list or more symbols than the server
+        accepts in one call; RESOURCE_EXHAUSTED when the server is at its concurrency
+        bound; DEADLINE_EXCEEDED.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchObservations(
+        self,
+        request: _observation_pb2.WatchObservationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_observation_pb2.WatchObservationsResponse], _abc.AsyncIterator[_observation_pb2.WatchObservationsResponse]]:
+        """Streams observations: first the current observation of every requested symbol,
+        then a new one each time a symbol's observation changes (a new bar materialized,
+        a state pushed, any write to its online-store entry), plus heartbeats so a client
+        can tell a quiet stream from a dead one. A slow consumer receives only the newest
+        observation per symbol (older unsent ones are dropped, never queued without
+        bound). Errors: INVALID_ARGUMENT / NOT_FOUND for the symbols as in GetObservation
+        (checked before anything is sent); RESOURCE_EXHAUSTED when the process already
+        serves its maximum number of watchers (retry later or elsewhere).
         """
 
 def add_ObservationServiceServicer_to_server(servicer: ObservationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
