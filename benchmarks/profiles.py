@@ -30,12 +30,17 @@ class Profile:
     """Distinct channels (TCP connections) per load-generator process."""
     closed_in_flight: int
     """Back-to-back loops per channel."""
+    open_rates_per_s: tuple[float, ...]
+    """Fixed open-loop rates, calls/s, run first: the agent's realistic rates (a few calls per
+    second per agent, a fleet of agents: 50-500/s), where production lives."""
     open_fractions: tuple[float, ...]
-    """Open-loop rates as fractions of echo's closed-loop throughput, stepped up in order."""
+    """Then the stress rates: fractions of echo's closed-loop throughput, stepped up in order."""
     open_duration_s: float
-    open_min_samples: int
-    """A rate runs at least this many measured calls (longer than open_duration_s if needed)."""
     """Measured time per open-loop rate."""
+    open_min_samples: int
+    """A rate runs at least this many measured calls (longer than open_duration_s if needed)..."""
+    open_max_duration_s: float
+    """...but at most this long (a low rate then has fewer samples: its p99 is coarser)."""
     open_warmup_s: float
     workers: int = 2
     """Load-generator processes for the closed loop (the open loop and sequential use one)."""
@@ -52,9 +57,11 @@ PROFILES: dict[str, Profile] = {
         closed_warmup_s=0.1,
         closed_channels_per_worker=1,
         closed_in_flight=2,
+        open_rates_per_s=(50.0,),
         open_fractions=(0.2,),
         open_duration_s=0.4,
         open_min_samples=0,
+        open_max_duration_s=0.4,
         open_warmup_s=0.1,
     ),
     "quick": Profile(
@@ -67,9 +74,11 @@ PROFILES: dict[str, Profile] = {
         closed_warmup_s=0.5,
         closed_channels_per_worker=2,
         closed_in_flight=4,
+        open_rates_per_s=(50.0, 200.0, 500.0),
         open_fractions=(0.25, 0.5, 0.75),
         open_duration_s=1.5,
         open_min_samples=1500,
+        open_max_duration_s=8.0,
         open_warmup_s=0.5,
     ),
     "full": Profile(
@@ -82,9 +91,11 @@ PROFILES: dict[str, Profile] = {
         closed_warmup_s=2.0,
         closed_channels_per_worker=2,
         closed_in_flight=8,
+        open_rates_per_s=(50.0, 200.0, 500.0),
         open_fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2),
         open_duration_s=10.0,
         open_min_samples=5_000,
+        open_max_duration_s=60.0,
         open_warmup_s=2.0,
     ),
 }

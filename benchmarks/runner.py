@@ -314,7 +314,7 @@ class _Run:
         self, pool: WorkerPool, specs: dict[str, ScenarioSpec], echo_saturation: float
     ) -> None:
         profile = self.profile
-        rates = [max(1.0, round(fraction * echo_saturation)) for fraction in profile.open_fractions]
+        rates = open_rates(profile, echo_saturation)
         saturated: set[str] = set()
         # Feast's servers saturate at the first rate and keep working off their backlog after
         # the generator gives up on it: run them last at each rate, so that backlog does not
@@ -327,8 +327,12 @@ class _Run:
                 _log(f"open loop {rate:.0f}/s: {name}")
                 params = {
                     "rate": rate,
-                    # Long enough for open_min_samples: a p99 needs more than a few tail samples.
-                    "duration_s": max(profile.open_duration_s, profile.open_min_samples / rate),
+                    # Long enough for open_min_samples (a p99 needs more than a few tail
+                    # samples), within open_max_duration_s (the low rates would take minutes).
+                    "duration_s": min(
+                        profile.open_max_duration_s,
+                        max(profile.open_duration_s, profile.open_min_samples / rate),
+                    ),
                     "warmup_s": profile.open_warmup_s,
                     "drain_timeout_s": 10.0,
                 }
@@ -337,6 +341,13 @@ class _Run:
                     row["saturated"] = True
                     saturated.add(name)
                 self.rows.append(row)
+
+
+def open_rates(profile: Profile, echo_saturation: float) -> list[float]:
+    """The fixed (realistic) rates, then the stress fractions of echo's saturation; ascending,
+    without repeats (a stress rate equal to a fixed one runs once)."""
+    stress = [max(1.0, round(fraction * echo_saturation)) for fraction in profile.open_fractions]
+    return sorted(set(profile.open_rates_per_s) | set(stress))
 
 
 def _timestamp() -> str:

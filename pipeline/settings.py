@@ -41,6 +41,8 @@ class RedisAddress:
     """``AUTH`` password; empty for none. Must not contain ',' (Feast's connection string)."""
     tls: bool = False
     """Connect over TLS."""
+    cluster: bool = False
+    """A Redis Cluster (Feast's ``redis_type: redis_cluster``); host:port is a startup node."""
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -57,6 +59,7 @@ class RedisAddress:
             "FEAST_REDIS_PORT": str(self.port),
             "FEAST_REDIS_PASSWORD": self.password,
             "FEAST_REDIS_SSL": "true" if self.tls else "false",
+            "FEAST_REDIS_TYPE": "redis_cluster" if self.cluster else "redis",
         }
 
     @contextmanager
@@ -91,6 +94,7 @@ class RedisAddress:
             port=_parse_int("FEAST_REDIS_PORT", environ.get("FEAST_REDIS_PORT", "6379")),
             password=environ.get("FEAST_REDIS_PASSWORD", ""),
             tls=_parse_bool("FEAST_REDIS_SSL", environ.get("FEAST_REDIS_SSL", "false")),
+            cluster=_parse_redis_type(environ.get("FEAST_REDIS_TYPE", "redis")),
         )
 
 
@@ -173,6 +177,14 @@ def _parse_float(name: str, raw: str) -> float:
         return float(raw.strip())
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
+def _parse_redis_type(raw: str) -> bool:
+    """``FEAST_REDIS_TYPE``: True for redis_cluster, False for redis (or empty)."""
+    value = raw.strip() or "redis"
+    if value not in ("redis", "redis_cluster"):
+        raise SettingsError(f"FEAST_REDIS_TYPE must be redis or redis_cluster: got {raw!r}")
+    return value == "redis_cluster"
 
 
 def _parse_bool(name: str, raw: str) -> bool:

@@ -36,7 +36,7 @@ from server.observation import SerializedObservation
 from server.read_plan import read_plans
 from server.service import SERVICE_NAME, ObservationService
 from server.state_writer import StateWriter
-from server.store_reader import StoreReader, new_redis_client
+from server.store_reader import StoreReader, new_cluster_clients, new_redis_client
 from server.ttl_cache import TtlCache
 
 logger = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ async def create_server(
     clock = clock or SystemClock()
     plans = read_plans(config.symbols, config.project)
     redis_client = new_redis_client(config)
+    cluster_clients = new_cluster_clients(config)
     reader = StoreReader(config, plans, clock)
     fallback = ComputeFallback(config.data_dir, config.symbols, config.fallback_refresh_s)
     health_servicer = health_aio.HealthServicer()
@@ -175,7 +176,7 @@ async def create_server(
     service = ObservationService(
         plans=plans,
         reader=reader,
-        writer=StateWriter(redis_client),
+        writer=StateWriter(redis_client, cluster_clients),
         fallback=fallback,
         breaker=CircuitBreaker(config.breaker_failure_threshold, config.breaker_open_ms, clock),
         cache=TtlCache[str, SerializedObservation](config.cache_ttl_ns, clock),
@@ -218,9 +219,10 @@ async def create_server(
             name="health-watch",
         ),
     ]
-    server = ObservationServer(
-        inner, health_servicer, background, [reader.aclose, redis_client.aclose]
-    )
+    closers = [reader.aclose, redis_client.aclose]
+    if cluster_clients is not None:
+        closers.append(cluster_clients.aclose)
+    server = ObservationServer(inner, health_servicer, background, closers)
     await server.start()
     return server, port
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from canonical import contract
+from server.cluster import parse_node
 from server.errors import ConfigError
 
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9_]{1,16}")
@@ -47,6 +48,19 @@ class ServerConfig:
     )
     redis_db: int = field(
         default=0, metadata=_about("FEAST_REDIS_DB", "Redis logical database number")
+    )
+    redis_type: str = field(
+        default="redis",
+        metadata=_about(
+            "FEAST_REDIS_TYPE", "redis (one server) or redis_cluster (Feast's redis_type)"
+        ),
+    )
+    redis_cluster_nodes: tuple[str, ...] = field(
+        default=(),
+        metadata=_about(
+            "FEAST_REDIS_CLUSTER_NODES",
+            "redis_cluster: comma-separated host:port startup nodes; empty = host:port",
+        ),
     )
     redis_timeout_ms: float = field(
         default=5.0,
@@ -112,6 +126,12 @@ class ServerConfig:
         return dataclasses.replace(self, **values)
 
     @property
+    def cluster_startup_nodes(self) -> tuple[tuple[str, int], ...]:
+        """redis_cluster: the startup nodes as (host, port), host:port when none are listed."""
+        listed = self.redis_cluster_nodes or (f"{self.redis_host}:{self.redis_port}",)
+        return tuple(parse_node(node) for node in listed)
+
+    @property
     def redis_timeout_s(self) -> float:
         return self.redis_timeout_ms / 1000.0
 
@@ -169,6 +189,15 @@ def _validate(config: ServerConfig) -> None:
         fail("redis_port", "must be a TCP port 1-65535")
     if not 0 <= config.port < 65536:
         fail("port", "must be a TCP port 0-65535")
+    if config.redis_type not in ("redis", "redis_cluster"):
+        fail("redis_type", "must be redis or redis_cluster")
+    if config.redis_type == "redis_cluster" and config.redis_db != 0:
+        fail("redis_db", "must be 0 with redis_cluster (a cluster has one database)")
+    for node in config.redis_cluster_nodes:
+        try:
+            parse_node(node)
+        except ValueError:
+            fail("redis_cluster_nodes", f"has {node!r}; expected host:port")
     if config.redis_db < 0:
         fail("redis_db", "must be >= 0")
     if not config.redis_timeout_ms > 0:

@@ -7,6 +7,8 @@ rule: a row whose event time is not newer than the stored one is skipped).
 Feast itself reads ``_ts`` then writes in a second round trip, so two writers can race. This
 writer makes the check and the write one optimistic transaction: WATCH the key, HGET ``_ts``,
 compare, MULTI/HSET/EXEC; if the key changed in between, EXEC aborts and the check runs again.
+With a Redis Cluster the transaction runs on the key's owner (``server.cluster``), again after
+a MOVED or ASK redirection.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import AskError, RedisError, WatchError
 
 from canonical import contract
 from server import feast_layout
+from server.cluster import ClusterNodeClients
 from server.errors import StoreError, StoreTimeoutError
 from server.read_plan import ReadPlan
 
@@ -29,8 +32,9 @@ _TIME_NORMALIZED_FIELD = feast_layout.feature_field(contract.STATE.name, "time_n
 class StateWriter:
     """PushState's write path."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, cluster: ClusterNodeClients | None = None) -> None:
         self._client = client
+        self._cluster = cluster
 
     async def write(
         self,
@@ -57,7 +61,19 @@ class StateWriter:
             _POSITION_FIELD: feast_layout.encode_float32(position),
             _TIME_NORMALIZED_FIELD: feast_layout.encode_float32(time_normalized),
         }
-        async with self._client.pipeline(transaction=True) as pipe:
+        while True:
+            client = self._client if self._cluster is None else self._cluster.client_for(key)
+            try:
+                return await self._transaction(client, key, mapping, event_time_ns)
+            except AskError as error:  # MOVED or ASK: only a cluster sends them
+                if self._cluster is None:
+                    raise
+                await self._cluster.after_redirection(error)
+
+    async def _transaction(
+        self, client: aioredis.Redis, key: bytes, mapping: dict[bytes, bytes], event_time_ns: int
+    ) -> bool:
+        async with client.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(key)

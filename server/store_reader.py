@@ -24,6 +24,7 @@ from usdcop.observation.v1 import observation_pb2 as pb
 
 from server import feast_layout
 from server.clock import Clock
+from server.cluster import ClusterNodeClients, ClusterRouter
 from server.config import ServerConfig
 from server.errors import StoreError, StoreTimeoutError
 from server.read_plan import VIEW_LAYOUTS, ReadPlan
@@ -38,6 +39,27 @@ def new_redis_client(config: ServerConfig) -> aioredis.Redis:
         host=config.redis_host,
         port=config.redis_port,
         db=config.redis_db,
+        password=config.redis_password or None,
+        ssl=config.redis_tls,
+        socket_connect_timeout=max(config.redis_timeout_s, 0.5),
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=False,
+    )
+
+
+def new_cluster_clients(config: ServerConfig) -> ClusterNodeClients | None:
+    """redis_cluster: per-master clients for PushState's transaction; None for one Redis."""
+    if config.redis_type != "redis_cluster":
+        return None
+    router = ClusterRouter(
+        config.cluster_startup_nodes,
+        aioredis.SSLConnection if config.redis_tls else aioredis.Connection,
+        password=config.redis_password or None,
+        socket_connect_timeout=max(config.redis_timeout_s, 0.5),
+        retry=Retry(NoBackoff(), 0),
+    )
+    return ClusterNodeClients(
+        router,
         password=config.redis_password or None,
         ssl=config.redis_tls,
         socket_connect_timeout=max(config.redis_timeout_s, 0.5),
@@ -124,12 +146,23 @@ class StoreReader:
         }
         self._ping = resp_command(b"PING")
         self._idle: list[aioredis.Connection] = []
+        self._cluster: ClusterRouter | None = None
+        if config.redis_type == "redis_cluster":
+            # db is always 0 in a cluster (config rejects another).
+            kwargs = {k: v for k, v in self._connection_kwargs.items() if k not in ("host", "port")}
+            self._cluster = ClusterRouter(
+                config.cluster_startup_nodes, self._connection_class, **kwargs
+            )
 
     async def read(self, plan: ReadPlan, timeout_s: float) -> StoreRead:
         """HMGET the plan's 18 fields within ``timeout_s``; StoreError (or a timeout) if not."""
         try:
             async with asyncio.timeout(timeout_s):
-                reply = await self._round_trip(self._commands[plan.symbol])
+                command = self._commands[plan.symbol]
+                if self._cluster is None:
+                    reply = await self._round_trip(command)
+                else:
+                    reply = await self._cluster.execute(plan.key, command)
         except TimeoutError:
             raise StoreTimeoutError() from None
         except (RedisError, OSError):
@@ -142,6 +175,8 @@ class StoreReader:
         """True when Redis answers PING within ``timeout_s`` (also warms a connection)."""
         try:
             async with asyncio.timeout(timeout_s):
+                if self._cluster is not None:
+                    return await self._cluster.ping()
                 return bool(await self._round_trip(self._ping) in (b"PONG", "PONG", True))
         except (TimeoutError, RedisError, OSError):
             return False
@@ -151,6 +186,8 @@ class StoreReader:
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.disconnect()
+        if self._cluster is not None:
+            await self._cluster.aclose()
 
     async def _round_trip(self, command: bytes) -> Any:
         connection = (

@@ -73,6 +73,7 @@ def test_feast_env_fills_every_placeholder_of_the_yaml() -> None:
         "FEAST_REDIS_PORT": "6379",
         "FEAST_REDIS_PASSWORD": "",
         "FEAST_REDIS_SSL": "false",
+        "FEAST_REDIS_TYPE": "redis",
     }
     config = "\n".join(row for row in yaml.splitlines() if not row.lstrip().startswith("#"))
     placeholders = {token.split("}")[0] for token in config.split("${")[1:]}
@@ -88,7 +89,7 @@ def test_exported_sets_then_restores_the_environment() -> None:
 
 
 def test_the_yaml_expands_to_feasts_connection_string(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("FEAST_REDIS_HOST", "FEAST_REDIS_PORT", "FEAST_REDIS_PASSWORD", "FEAST_REDIS_SSL"):
+    for key in RedisAddress("h", 1).feast_env():
         monkeypatch.delenv(key, raising=False)
     yaml = (REPO_ROOT / "feature_repo" / "feature_store.yaml").read_text()
     line = next(row for row in yaml.splitlines() if row.strip().startswith("connection_string"))
@@ -101,3 +102,17 @@ def test_the_yaml_expands_to_feasts_connection_string(monkeypatch: pytest.Monkey
 def test_with_overrides_ignores_none() -> None:
     settings = PipelineSettings().with_overrides(seed=None, history_days=10)
     assert (settings.seed, settings.history_days) == (7, 10)
+
+
+def test_redis_type_selects_a_cluster_and_round_trips() -> None:
+    address = RedisAddress.from_env(
+        {
+            "FEAST_REDIS_HOST": "127.0.0.1",
+            "FEAST_REDIS_PORT": "7000",
+            "FEAST_REDIS_TYPE": "redis_cluster",
+        }
+    )
+    assert address == RedisAddress("127.0.0.1", 7000, cluster=True)
+    assert address.feast_env()["FEAST_REDIS_TYPE"] == "redis_cluster"
+    with pytest.raises(SettingsError, match="FEAST_REDIS_TYPE must be redis or redis_cluster"):
+        RedisAddress.from_env({"FEAST_REDIS_HOST": "h", "FEAST_REDIS_TYPE": "sentinel"})
