@@ -126,6 +126,11 @@ _ASKING = b"*1\r\n$6\r\nASKING\r\n"
 _CLUSTER_SLOTS = b"*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n"
 
 
+def _consume_error(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed background refresh is not an unhandled error
+
+
 class ClusterRouter:
     """Sends a key's command to the master owning its slot; follows MOVED and ASK.
 
@@ -175,11 +180,16 @@ class ClusterRouter:
         asking = False
         for _ in range(_MAX_REDIRECTIONS + 1):
             pool = self.node(address)
-            if asking:
-                replies = await pool.round_trip(_ASKING, command)
-                reply = replies[1]
-            else:
-                (reply,) = await pool.round_trip(command)
+            try:
+                if asking:
+                    reply = (await pool.round_trip(_ASKING, command))[1]
+                else:
+                    (reply,) = await pool.round_trip(command)
+            except (RedisConnectionError, OSError):
+                # The owner may have failed over: learn the new map in the background (this
+                # call fails now and takes the fallback; the next one may find the new owner).
+                self._refresh_in_background()
+                raise
             if not isinstance(reply, ResponseError):
                 return reply
             redirected = redirection(reply)
@@ -199,6 +209,11 @@ class ClusterRouter:
         if self._refresh is None or self._refresh.done():
             self._refresh = asyncio.ensure_future(self._load_slots())
         await asyncio.shield(self._refresh)
+
+    def _refresh_in_background(self) -> None:
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.ensure_future(self._load_slots())
+            self._refresh.add_done_callback(_consume_error)
 
     async def _load_slots(self) -> None:
         known = [a for a in dict.fromkeys(self._owners) if a is not None]
@@ -232,6 +247,8 @@ class ClusterRouter:
         return False
 
     async def aclose(self) -> None:
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh.cancel()
         for pool in self._nodes.values():
             await pool.aclose()
 

@@ -1,0 +1,169 @@
+"""A/B of the gRPC echo floor: variants of the shared server stack, interleaved in one run.
+
+What enters: variant names (``--variants base,gc_freeze,...``), rounds and calls per round.
+What leaves: a table of each variant's sequential p50/p99/p99.9 (ms), pooled over the rounds;
+the figures the server README's optimisation table quotes.
+
+Each variant is its own echo server process (``benchmarks.echo_server``'s payload and handler
+on ``server.app.new_grpc_server``) with one change applied; one client calls them in rounds,
+the variants' order shuffled each round, so the machine's noise lands on all of them alike.
+
+    python -m benchmarks.echo_ab --variants base,gc_freeze --rounds 20 --calls 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+
+from benchmarks.histograms import merge, summarize_ms
+from benchmarks.scheduler import run_sequential_sync
+from benchmarks.targets import GET_OBSERVATION
+from devstack.embedded_redis import free_port
+
+# Each variant: environment for the server process, and extra channel options.
+VARIANTS: dict[str, tuple[dict[str, str], list[tuple[str, Any]]]] = {
+    "base": ({}, []),
+    "poll_epoll1": ({"GRPC_POLL_STRATEGY": "epoll1"}, []),
+    "poll_poll": ({"GRPC_POLL_STRATEGY": "poll"}, []),
+    "latency_target": ({}, [("grpc.optimization_target", "latency")]),
+    "max_streams_16": ({}, [("grpc.max_concurrent_streams", 16)]),
+    "gc_freeze": ({"ECHO_AB_GC": "freeze"}, []),
+    "gc_thresholds": ({"ECHO_AB_GC": "thresholds"}, []),
+    "gc_off": ({"ECHO_AB_GC": "off"}, []),
+    "uvloop": ({"ECHO_AB_LOOP": "uvloop"}, []),
+}
+
+
+def _apply_gc(mode: str) -> None:
+    if mode == "freeze":
+        gc.collect()
+        gc.freeze()
+    elif mode == "thresholds":
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
+    elif mode == "off":
+        gc.disable()
+
+
+async def _serve(port: int, extra_options: list[tuple[str, Any]]) -> None:
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    from benchmarks.echo_server import SERVICE_NAME, echo_payload
+    from server import app
+    from server.config import ServerConfig
+
+    config = ServerConfig(port=port)
+    payload = echo_payload()
+
+    async def get_observation(request: bytes, context: Any) -> bytes:
+        return payload
+
+    options = app.grpc_server_options(config) + extra_options
+    server = grpc.aio.server(options=options)
+    handlers = {"GetObservation": grpc.unary_unary_rpc_method_handler(get_observation)}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    _apply_gc(os.environ.get("ECHO_AB_GC", ""))
+    print("READY", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(0.2)
+
+
+def serve_variant(name: str, port: int) -> None:
+    """The server side of one variant (runs in its own process)."""
+    _env, extra = VARIANTS[name]
+    if os.environ.get("ECHO_AB_LOOP") == "uvloop":
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+
+        uvloop.run(_serve(port, extra))
+    else:
+        asyncio.run(_serve(port, extra))
+
+
+def run_ab(variants: Sequence[str], rounds: int, calls: int, emit: Callable[[str], None]) -> None:
+    procs: dict[str, subprocess.Popen[str]] = {}
+    channels: dict[str, grpc.Channel] = {}
+    try:
+        for name in variants:
+            port = free_port()
+            env = dict(os.environ, **VARIANTS[name][0])
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.echo_ab", "serve", name, str(port)],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert procs[name].stdout is not None
+            if procs[name].stdout.readline().strip() != "READY":
+                raise RuntimeError(f"variant {name} did not start")
+            channels[name] = grpc.insecure_channel(f"127.0.0.1:{port}")
+        request = b"\n\x06USDCOP"
+        methods = {
+            name: channel.unary_unary(GET_OBSERVATION) for name, channel in channels.items()
+        }
+        histograms: dict[str, list[Any]] = {name: [] for name in variants}
+        for name, method in methods.items():  # warm-up
+            for _ in range(300):
+                method(request, timeout=5)
+        order = list(variants)
+        for _ in range(rounds):
+            random.shuffle(order)
+            for name in order:
+                method = methods[name]
+                measurement = run_sequential_sync(
+                    lambda m=method: m(request, timeout=5), calls, warmup_calls=20
+                )
+                histograms[name].append(measurement.histogram)
+        emit("| variant | calls | p50 ms | p99 ms | p99.9 ms |")
+        emit("|---|---|---|---|---|")
+        for name in variants:
+            summary = summarize_ms(merge(histograms[name]))
+            emit(
+                f"| {name} | {summary['count']} | {summary['p50']:.3f} | {summary['p99']:.3f} "
+                f"| {summary['p99_9']:.3f} |"
+            )
+    finally:
+        for channel in channels.values():
+            channel.close()
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["serve"]:
+        serve_variant(args[1], int(args[2]))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.echo_ab", description=__doc__)
+    parser.add_argument("--variants", default="base,gc_freeze")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=1000)
+    parsed = parser.parse_args(args)
+    run_ab(parsed.variants.split(","), parsed.rounds, parsed.calls, print)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
