@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import os
 import random
@@ -114,25 +115,27 @@ def run_ab(variants: Sequence[str], rounds: int, calls: int, emit: Callable[[str
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            assert procs[name].stdout is not None
-            if procs[name].stdout.readline().strip() != "READY":
+            stdout = procs[name].stdout
+            if stdout is None or stdout.readline().strip() != "READY":
                 raise RuntimeError(f"variant {name} did not start")
             channels[name] = grpc.insecure_channel(f"127.0.0.1:{port}")
         request = b"\n\x06USDCOP"
         methods = {
-            name: channel.unary_unary(GET_OBSERVATION) for name, channel in channels.items()
+            name: channel.unary_unary(
+                GET_OBSERVATION, request_serializer=None, response_deserializer=None
+            )
+            for name, channel in channels.items()
         }
         histograms: dict[str, list[Any]] = {name: [] for name in variants}
-        for name, method in methods.items():  # warm-up
+        for method in methods.values():  # warm-up
             for _ in range(300):
                 method(request, timeout=5)
         order = list(variants)
         for _ in range(rounds):
             random.shuffle(order)
             for name in order:
-                method = methods[name]
                 measurement = run_sequential_sync(
-                    lambda m=method: m(request, timeout=5), calls, warmup_calls=20
+                    functools.partial(methods[name], request, timeout=5), calls, warmup_calls=20
                 )
                 histograms[name].append(measurement.histogram)
         emit("| variant | calls | p50 ms | p99 ms | p99.9 ms |")
