@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--calls", type=int, default=2000, help="calls per round and phase")
     args = parser.parse_args(argv)
-    with one_server(USDCOP_FALLBACK_REFRESH_S="0.1") as server:
+    with one_server(fallback_refresh_s=0.1) as server:
         bars = files.bars_path(server.data_dir)
         stop = threading.Event()
 

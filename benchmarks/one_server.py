@@ -1,7 +1,7 @@
 """One observation server on fresh data, for the single-server probes
 (``benchmarks.fallback_refresh``, ``benchmarks.profile_server``).
 
-What enters: server environment overrides (e.g. ``USDCOP_CACHE_TTL_MS``). What leaves, for the
+What enters: ``ServerConfig`` field overrides (e.g. ``cache_ttl_ms=0``). What leaves, for the
 ``with`` block: a blocking GetObservation call on a ready server, the server's pid and the data
 folder; Redis, data and server are gone afterwards.
 """
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from usdcop.observation.v1 import observation_pb2 as pb
@@ -24,6 +25,9 @@ from usdcop.observation.v1 import observation_pb2 as pb
 from benchmarks.data import prepare_data
 from benchmarks.targets import GET_OBSERVATION
 from devstack.embedded_redis import EmbeddedRedis, free_port
+from devstack.server_process import server_environment
+from server.config import ServerConfig
+from server.lifetime import preexec_die_with_parent
 
 _SETTLE_S = 3.0
 """After SERVING-ready: the first fallback computation finishes and connections warm up."""
@@ -40,21 +44,23 @@ class OneServer:
 
 
 @contextmanager
-def one_server(**server_env: str) -> Iterator[OneServer]:
-    """Redis + pipeline data made fresh now + ``python -m server`` with ``server_env``."""
+def one_server(**overrides: Any) -> Iterator[OneServer]:
+    """Redis + pipeline data made fresh now + ``python -m server`` with the ``ServerConfig``
+    fields in ``overrides`` (e.g. ``cache_ttl_ms=0``)."""
     with EmbeddedRedis() as redis, tempfile.TemporaryDirectory() as scratch:
         data = prepare_data(Path(scratch), redis)
         port = free_port()
-        env = dict(
-            os.environ,
-            FEAST_REDIS_HOST=redis.host,
-            FEAST_REDIS_PORT=str(redis.port),
-            USDCOP_DATA_DIR=str(data.data_dir),
-            USDCOP_PORT=str(port),
-            **server_env,
-        )
+        config = ServerConfig(
+            redis_host=redis.host,
+            redis_port=redis.port,
+            data_dir=data.data_dir,
+            port=port,
+        ).with_overrides(**overrides)
         server = subprocess.Popen(
-            [sys.executable, "-m", "server"], env=env, stderr=subprocess.DEVNULL
+            [sys.executable, "-m", "server"],
+            env=server_environment(config, os.environ),
+            stderr=subprocess.DEVNULL,
+            preexec_fn=preexec_die_with_parent(),  # noqa: PLW1509 -- only prctl, no locks
         )
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         try:

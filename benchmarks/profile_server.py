@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(py_spy).exists():
         print("error: py-spy is not installed (pip install py-spy)", file=sys.stderr)
         return 2
-    with one_server(USDCOP_CACHE_TTL_MS="0") as server:
+    with one_server(cache_ttl_ms=0.0) as server:
         collapsed = server.scratch / "profile.txt"
         spy = subprocess.Popen(
             [py_spy, "record", "--nonblocking", "-r", str(args.rate_hz),

@@ -40,6 +40,7 @@ from benchmarks.targets import (
 )
 from benchmarks.workers import WorkerPool
 from devstack.embedded_redis import EmbeddedRedis, free_port
+from server.config import ServerConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -225,7 +226,9 @@ class _Run:
             servers.wait_grpc_serving(server)
         servers.wait_http_ok(serve)
         _log("all servers ready")
-        redis_env = (("FEAST_REDIS_HOST", redis.host), ("FEAST_REDIS_PORT", str(redis.port)))
+        redis_env = tuple(
+            ServerConfig(redis_host=redis.host, redis_port=redis.port).to_env().items()
+        )
         feast_env = tuple(data.feast_env.items())
         specs = {
             "echo": ScenarioSpec("echo", KIND_OBSERVATION, port=echo.port),

@@ -2,7 +2,9 @@
 
 What enters: ports, Redis address, data and repo folders. What leaves: running child
 processes (their output in log files of the results folder), ready when returned; a server
-that fails to start raises with the tail of its log.
+that fails to start raises with the tail of its log. Each child gets SIGTERM when the run dies
+(``server.lifetime``), and the observation servers get their environment from
+``ServerConfig.to_env()``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from devstack.server_process import server_environment
+from server.config import ServerConfig
+from server.lifetime import preexec_die_with_parent
 
 _READY_TIMEOUT_S = 90.0
 
@@ -83,6 +89,8 @@ def start_process(
             env={**os.environ, **env},
             cwd=cwd,
             start_new_session=True,
+            # A killed benchmark run must not leave its servers behind.
+            preexec_fn=preexec_die_with_parent(),  # noqa: PLW1509 -- only prctl, no locks
         )
     return ServerProcess(name=name, port=port, log_path=log_path, proc=proc, command=command)
 
@@ -147,15 +155,16 @@ def observation_server(
     data_dir: Path,
     log_dir: Path,
 ) -> ServerProcess:
-    env = {
-        "FEAST_REDIS_HOST": redis_host,
-        "FEAST_REDIS_PORT": str(redis_port),
-        "USDCOP_BIND_ADDRESS": "127.0.0.1",
-        "USDCOP_PORT": str(port),
-        "USDCOP_CACHE_TTL_MS": str(cache_ttl_ms),
-        "USDCOP_DATA_DIR": str(data_dir),
-        "USDCOP_WORKERS": "1",
-    }
+    config = ServerConfig(
+        redis_host=redis_host,
+        redis_port=redis_port,
+        bind_address="127.0.0.1",
+        port=port,
+        cache_ttl_ms=cache_ttl_ms,
+        data_dir=data_dir,
+        workers=1,
+    )
+    env = server_environment(config, os.environ)
     return start_process(
         name, command=[sys.executable, "-m", "server"], port=port, env=env, log_dir=log_dir
     )

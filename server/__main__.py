@@ -3,7 +3,9 @@
 Settings come from environment variables (see ``server.config``) and, on top, from flags;
 ``--help`` lists both. ``--workers N`` forks N processes *before* any gRPC or asyncio object
 exists (gRPC does not survive a fork of a running core); each binds the same explicit port with
-SO_REUSEPORT, and the parent forwards SIGTERM/SIGINT to them and waits.
+SO_REUSEPORT, and the parent forwards SIGTERM/SIGINT to them and waits. No process outlives the
+server: each worker gets SIGTERM when the parent dies (``server.lifetime``), and each worker's
+compute process (``server.fallback``) dies with its worker, whatever signal ends it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from server.config import ServerConfig, parse_field
 from server.errors import ConfigError, StartupError
+from server.lifetime import die_with_parent
 
 logger = logging.getLogger("server")
 
@@ -66,24 +69,18 @@ def _free_port(host: str) -> int:
 
 def _run_worker(config: ServerConfig) -> int:
     from server.app import serve  # imported after the fork: no gRPC state crosses it
+    from server.fallback import shutdown_compute_pool
 
     try:
         asyncio.run(serve(config))
     except StartupError as exc:
         logger.error("cannot start: %s", exc.public_message)
         return 1
+    finally:
+        # A forked worker ends with os._exit (no atexit): stop the compute worker explicitly,
+        # or it and its resource tracker outlive this process.
+        shutdown_compute_pool()
     return 0
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this worker if the parent dies (even by SIGKILL), so none is orphaned."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _run_workers(config: ServerConfig) -> int:
@@ -96,9 +93,7 @@ def _run_workers(config: ServerConfig) -> int:
         if pid == 0:
             code = 1
             try:
-                _die_with_parent()
-                if os.getppid() != parent:  # the parent died before prctl took effect
-                    os._exit(1)
+                die_with_parent(signal.SIGTERM, parent)
                 code = _run_worker(config)
             except BaseException:
                 logger.exception("worker failed")

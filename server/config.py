@@ -3,7 +3,8 @@
 What enters: an environment mapping (``ServerConfig.from_env(os.environ)``) and, in
 ``python -m server``, command-line flags layered on top (``with_overrides``). What leaves: a
 validated ``ServerConfig``; an invalid value raises ``ConfigError`` naming the variable, before
-anything starts.
+anything starts. ``to_env()`` is the inverse of ``from_env``: the environment every launcher of
+``python -m server`` (devstack, benchmarks, tests) hands its child.
 
 Each field carries its environment variable and a one-line doc in its metadata; the CLI builds
 ``--help`` from the same metadata, so the two never drift apart.
@@ -121,6 +122,14 @@ class ServerConfig:
                 values[f.name] = parse_field(f.name, raw, source=f.metadata["env"])
         return cls(**values)
 
+    def to_env(self) -> dict[str, str]:
+        """Every field as its environment variable: the inverse of ``from_env``
+        (``ServerConfig.from_env(config.to_env()) == config``). Launchers of
+        ``python -m server`` pass this instead of retyping variable names."""
+        return {
+            f.metadata["env"]: format_field(getattr(self, f.name)) for f in dataclasses.fields(self)
+        }
+
     def with_overrides(self, **values: Any) -> ServerConfig:
         """A copy with some fields replaced (validated again)."""
         return dataclasses.replace(self, **values)
@@ -168,6 +177,17 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "tuple[str, ...]": _parse_symbols,
     "Path": Path,
 }
+
+
+def format_field(value: object) -> str:
+    """A field's value as the text its parser reads back (``to_env``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, float):
+        return repr(value)  # shortest text that parses back to the same float
+    return str(value)
 
 
 def parse_field(name: str, raw: str, *, source: str) -> Any:

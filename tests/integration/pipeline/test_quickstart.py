@@ -1,5 +1,6 @@
-"""`python -m pipeline up` end to end: embedded Redis, pipeline, live catch-up, the gRPC server,
-an observation through the client, then a clean stop.
+"""`python -m pipeline up` end to end: embedded Redis, pipeline, live catch-up, the gRPC server
+serving every symbol built, an observation through the client, then a clean stop; and a server
+that fails to start (port taken, even by another server) or dies later ends `up` non-zero.
 
 The catch-up makes the data fresh whatever the hour or weekday the test runs at -- that is the
 claim under test; every value is asserted to come fresh from the online store."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +17,9 @@ import sys
 import pytest
 
 from canonical import contract
+from devstack import processes
 from pipeline.state_file import state_file_path
+from tests.integration.devstack._support import another_server, command_line
 from tests.integration.feast._support import HISTORY_DAYS, copy_feature_repo
 
 pytestmark = pytest.mark.integration
@@ -26,11 +30,22 @@ def test_up_serves_a_fresh_observation_and_stops_cleanly(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEAST_REDIS_", "USDCOP_"))}
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
-         "--days", str(HISTORY_DAYS), "--port", "0", "--tick-s", "1", "--exit-after-s", "2"],
+         "--days", str(HISTORY_DAYS), "--port", "0", "--tick-s", "1", "--exit-after-s", "2",
+         "--symbols", "USDCOP,USDMXN"],
         capture_output=True, text=True, env=env, timeout=240, check=False,
     )  # fmt: skip
     out = done.stdout
     assert done.returncode == 0, done.stderr[-3000:]
+    # The server serves every symbol the pipeline built (its start-up probe passed), and the
+    # client printed one table per symbol: 2 x 15 values, all fresh from the online store.
+    served = [
+        line
+        for line in out.splitlines()
+        if len(line.split()) >= 6
+        and line.split()[1] in contract.FEATURE_NAMES
+        and {"online_store", "fresh"} <= set(line.split())
+    ]
+    assert len(served) == 2 * contract.N_FEATURES, out[-3000:]
 
     rows = {
         line.split()[1]: line.split()
@@ -72,3 +87,55 @@ def test_up_with_its_port_taken_says_so_and_leaves_nothing_running(tmp_path) -> 
     redis_port = int(started.group(1))
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", redis_port), timeout=1):
         pass
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("FEAST_REDIS_", "USDCOP_"))}
+
+
+def test_up_exits_when_another_server_holds_its_port(tmp_path) -> None:
+    repo = copy_feature_repo(tmp_path)
+    with another_server() as port:
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
+             "--days", str(HISTORY_DAYS), "--port", str(port), "--exit-after-s", "30"],
+            capture_output=True, text=True, env=_clean_env(), timeout=300, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "ObservationService is serving" not in done.stdout  # it never talked to the other
+    assert "error: the observation server did not start: server exited with code 1" in (done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
+def test_up_exits_when_its_server_dies_during_the_live_feed(tmp_path) -> None:
+    repo = copy_feature_repo(tmp_path)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
+         "--days", str(HISTORY_DAYS), "--port", "0", "--tick-s", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_clean_env(),
+    )  # fmt: skip
+    try:
+        assert up.stdout is not None
+        seen = []
+        for line in up.stdout:
+            seen.append(line)
+            if "ObservationService is serving" in line:
+                break
+        else:
+            raise AssertionError("".join(seen)[-3000:])
+        servers = [
+            pid
+            for pid in processes.descendants(up.pid)
+            if command_line(pid)[1:3] == ["-m", "server"]
+        ]
+        assert len(servers) == 1, servers
+        tree = processes.descendants(up.pid)
+        os.kill(servers[0], signal.SIGKILL)
+        _, err = up.communicate(timeout=60)
+        assert up.returncode == 1
+        assert f"error: the observation server (pid {servers[0]}) exited with code -9" in err
+        assert processes.wait_gone(tree, timeout_s=10) == set()  # redis-server too
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.communicate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,33 @@ def test_cli_reports_config_error() -> None:
     assert result.returncode == 2
     assert "configuration error: FEAST_REDIS_PORT='oops' is not a valid int" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_to_env_round_trips_every_field() -> None:
+    config = ServerConfig(
+        redis_host="redis.internal",
+        redis_port=6380,
+        redis_password="pw with spaces=and,commas",
+        redis_tls=True,
+        redis_db=3,
+        redis_timeout_ms=2.5,
+        bind_address="0.0.0.0",
+        port=0,
+        cache_ttl_ms=0.1 + 0.2,  # not a short decimal: the text must carry every bit
+        symbols=("USDCOP", "USDMXN"),
+        data_dir=Path("/srv/data"),
+        fallback_refresh_s=0.25,
+        breaker_failure_threshold=7,
+        breaker_open_ms=0.0,
+        workers=3,
+        grace_period_s=1.5,
+        project="other_project",
+    )
+    env = config.to_env()
+    assert ServerConfig.from_env(env) == config
+    assert ServerConfig.from_env(ServerConfig().to_env()) == ServerConfig()
+    # One variable per field, named by the field's metadata, and nothing else.
+    assert sorted(env) == sorted(f.metadata["env"] for f in dataclasses.fields(ServerConfig))
+    assert env["FEAST_REDIS_SSL"] == "true"
+    assert env["USDCOP_SYMBOLS"] == "USDCOP,USDMXN"
+    assert float(env["USDCOP_CACHE_TTL_MS"]) == 0.1 + 0.2
