@@ -32,12 +32,14 @@ from server.clock import Clock, SystemClock
 from server.config import ServerConfig
 from server.errors import StartupError
 from server.fallback import ComputeFallback
+from server.invalidation import CacheInvalidator, InvalidationTracker
 from server.observation import SerializedObservation
 from server.read_plan import read_plans
 from server.service import SERVICE_NAME, ObservationService
 from server.state_writer import StateWriter
 from server.store_reader import StoreReader, new_cluster_clients, new_redis_client
 from server.ttl_cache import TtlCache
+from server.watch import WatchHub
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,10 @@ class ObservationServer(grpc.aio.Server):
         self._background = background
         self._closers = closers
         self._stopped = False
+        self.tracker: InvalidationTracker | None = None
+        """The cache's invalidation stream (None when USDCOP_CACHE_TRACKING is off)."""
+        self.watch_hub: WatchHub | None = None
+        """WatchObservations' subscribers."""
 
     async def begin_shutdown(self) -> None:
         """Report NOT_SERVING on every service (load balancers stop sending new calls)."""
@@ -173,23 +179,43 @@ async def create_server(
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
+    cache = TtlCache[str, SerializedObservation](
+        config.cache_ttl_ns,
+        clock,
+        tracked_ttl_ns=config.cache_tracked_ttl_ns,
+        max_age_of=lambda answer: answer.store_valid_for_ns,
+    )
     service = ObservationService(
         plans=plans,
         reader=reader,
         writer=StateWriter(redis_client, cluster_clients),
         fallback=fallback,
         breaker=CircuitBreaker(config.breaker_failure_threshold, config.breaker_open_ms, clock),
-        cache=TtlCache[str, SerializedObservation](config.cache_ttl_ns, clock),
+        cache=cache,
         clock=clock,
         redis_timeout_s=config.redis_timeout_s,
         on_store_answered=health_state.mark_store_answered,
+        batch_max_symbols=config.batch_max_symbols,
+        watch_max_subscribers=config.watch_max_subscribers,
+        watch_heartbeat_ms=config.watch_heartbeat_ms,
+        watch_poll_s=max(config.cache_ttl_ms, 100.0) / 1000.0,
     )
+    tracker: InvalidationTracker | None = None
+    if config.cache_tracking and config.redis_type == "redis_cluster":
+        # One tracking connection per master is not built yet: TTL mode, said once.
+        logger.warning("cache invalidation tracking is not supported on redis_cluster: TTL mode")
+    elif config.cache_tracking:
+        tracker = InvalidationTracker(config, {plan.key: plan.symbol for plan in plans.values()})
+        tracker.add_listener(CacheInvalidator(cache))  # first: the hub's reloads see it dropped
+        tracker.add_listener(service.watch_hub)
 
     inner = new_grpc_server(config)
     handlers = {
         "GetObservation": _unary(service.get_observation),
         "DescribeObservation": _unary(service.describe_observation),
         "PushState": _unary(service.push_state),
+        "GetObservations": _unary(service.get_observations),
+        "WatchObservations": grpc.unary_stream_rpc_method_handler(service.watch_observations),
     }
     inner.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     inner.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
@@ -212,17 +238,26 @@ async def create_server(
     else:
         logger.warning("neither Redis nor fallback data is available yet: NOT_SERVING")
 
+    closers: list[Any] = [reader.aclose, service.watch_hub.aclose]
     background = [
+        asyncio.create_task(service.watch_hub.run_poll_loop(), name="watch-poll"),
         asyncio.create_task(fallback.run_refresh_loop(), name="fallback-refresh"),
         asyncio.create_task(
             _watch_health(health_state, reader, fallback, config.fallback_refresh_s),
             name="health-watch",
         ),
     ]
-    closers = [reader.aclose, redis_client.aclose]
+    closers.append(redis_client.aclose)
     if cluster_clients is not None:
         closers.append(cluster_clients.aclose)
+    if tracker is not None:
+        # Bounded (1 s) start-up attempt, so the first answers may already be held long.
+        await tracker.connect_once()
+        background.append(asyncio.create_task(tracker.run(), name="invalidation-tracking"))
+        closers.append(tracker.aclose)
     server = ObservationServer(inner, health_servicer, background, closers)
+    server.tracker = tracker
+    server.watch_hub = service.watch_hub
     await server.start()
     return server, port
 

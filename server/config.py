@@ -77,6 +77,33 @@ class ServerConfig:
         default=1000.0,
         metadata=_about("USDCOP_CACHE_TTL_MS", "observation cache TTL per symbol, ms; 0 disables"),
     )
+    cache_tracking: bool = field(
+        default=True,
+        metadata=_about(
+            "USDCOP_CACHE_TRACKING",
+            "Redis push invalidation (CLIENT TRACKING) keeps the cache exact (true/false)",
+        ),
+    )
+    cache_tracked_ttl_ms: float = field(
+        default=60_000.0,
+        metadata=_about(
+            "USDCOP_CACHE_TRACKED_TTL_MS", "cache entry lifetime while invalidation is healthy, ms"
+        ),
+    )
+    batch_max_symbols: int = field(
+        default=64,
+        metadata=_about("USDCOP_BATCH_MAX_SYMBOLS", "most symbols one GetObservations may ask"),
+    )
+    watch_max_subscribers: int = field(
+        default=1000,
+        metadata=_about("USDCOP_WATCH_MAX_SUBSCRIBERS", "WatchObservations streams per process"),
+    )
+    watch_heartbeat_ms: float = field(
+        default=5000.0,
+        metadata=_about(
+            "USDCOP_WATCH_HEARTBEAT_MS", "default heartbeat period of a quiet watch stream, ms"
+        ),
+    )
     symbols: tuple[str, ...] = field(
         default=("USDCOP",),
         metadata=_about("USDCOP_SYMBOLS", "comma-separated symbols this server serves"),
@@ -147,6 +174,10 @@ class ServerConfig:
     @property
     def cache_ttl_ns(self) -> int:
         return int(self.cache_ttl_ms * 1_000_000)
+
+    @property
+    def cache_tracked_ttl_ns(self) -> int:
+        return int(self.cache_tracked_ttl_ms * 1_000_000)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -224,6 +255,14 @@ def _validate(config: ServerConfig) -> None:
         fail("redis_timeout_ms", "must be > 0")
     if config.cache_ttl_ms < 0:
         fail("cache_ttl_ms", "must be >= 0 (0 disables the cache)")
+    if config.cache_tracked_ttl_ms < 0:
+        fail("cache_tracked_ttl_ms", "must be >= 0 (below cache_ttl_ms it is cache_ttl_ms)")
+    if config.batch_max_symbols < 1:
+        fail("batch_max_symbols", "must be >= 1")
+    if config.watch_max_subscribers < 0:
+        fail("watch_max_subscribers", "must be >= 0 (0 turns WatchObservations away)")
+    if not 10 <= config.watch_heartbeat_ms <= 3_600_000:
+        fail("watch_heartbeat_ms", "must be in [10, 3600000]")
     if not config.symbols:
         fail("symbols", "must name at least one symbol")
     for symbol in config.symbols:

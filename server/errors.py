@@ -12,6 +12,7 @@
     ├── StoreError                  UNAVAILABLE        the online store failed
     │   └── StoreTimeoutError       UNAVAILABLE        ... or did not answer within the bound
     ├── NoDataAvailableError        UNAVAILABLE        neither store nor fallback can answer
+    ├── ResourceExhaustedError      RESOURCE_EXHAUSTED a per-process bound is reached (retryable)
     └── DeadlineExceededError       DEADLINE_EXCEEDED  the caller's deadline passed first
 
 Every message is written for the client: it names the problem and never carries internals
@@ -82,6 +83,12 @@ class NoDataAvailableError(ServerError):
     """Neither the online store nor the compute fallback holds data for a needed view."""
 
     status_code = grpc.StatusCode.UNAVAILABLE
+
+
+class ResourceExhaustedError(ServerError):
+    """A per-process bound (e.g. WatchObservations streams) is reached; retry later."""
+
+    status_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class DeadlineExceededError(ServerError):

@@ -52,6 +52,11 @@ class SerializedObservation:
     """The same Observation with from_cache = true."""
     sources: tuple[pb.ValueSource.ValueType, ...]
     """ValueSource of each view (for logs and tests)."""
+    content: bytes = b""
+    """``fresh_bytes`` without ``served_at``: equal contents mean an unchanged observation."""
+    store_valid_for_ns: int | None = None
+    """When every view came from the store: how long until the first of them passes its
+    view TTL (from assembly). None when a view came from the fallback (not push-invalidated)."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -91,12 +96,15 @@ def assemble_observation(
     values: list[float] = [0.0] * contract.N_FEATURES
     pieces: list[bytes] = [_header(symbol)]
     sources: list[pb.ValueSource.ValueType] = []
+    valid_for_ns: int | None = None if store is None else layout_ttl_max()
     for position, layout in enumerate(VIEW_LAYOUTS):
         store_view = store.views[position] if store is not None else None
         if store_view is not None and store_view.values is not None:
             assert store_view.event_time_ns is not None  # decode_reply sets both or neither
             values[layout.feature_slots] = store_view.values
             source = pb.VALUE_SOURCE_ONLINE_STORE
+            if valid_for_ns is not None:
+                valid_for_ns = min(valid_for_ns, store_view.event_time_ns + layout.ttl_ns - now_ns)
             pieces.append(
                 _view_status(
                     layout.name,
@@ -107,6 +115,7 @@ def assemble_observation(
                 )
             )
         elif fallback is not None:
+            valid_for_ns = None
             event_time_ns = fallback.event_time_of(layout.name)
             values[layout.feature_slots] = fallback.values[layout.feature_slots]
             source = pb.VALUE_SOURCE_COMPUTE_FALLBACK
@@ -130,12 +139,19 @@ def assemble_observation(
         sources.append(source)
     pieces.append(_PACKED_VALUES_TAG)
     pieces.append(_PACKED_VALUES.pack(*values))
+    content = b"".join(pieces)
     seconds, nanos = divmod(now_ns, _NS_PER_S)
     served_at = Timestamp(seconds=seconds, nanos=nanos).SerializeToString()
-    pieces.append(_SERVED_AT_TAG + bytes((len(served_at),)) + served_at)
-    fresh_bytes = b"".join(pieces)
+    fresh_bytes = content + _SERVED_AT_TAG + bytes((len(served_at),)) + served_at
     return SerializedObservation(
         fresh_bytes=fresh_bytes,
         cached_bytes=fresh_bytes + _FROM_CACHE_TRUE,
         sources=tuple(sources),
+        content=content,
+        store_valid_for_ns=valid_for_ns,
     )
+
+
+def layout_ttl_max() -> int:
+    """The longest view TTL (ns): the starting point of ``store_valid_for_ns``."""
+    return max(layout.ttl_ns for layout in VIEW_LAYOUTS)

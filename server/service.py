@@ -17,18 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import numpy as np
 from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
 
 # Imported at start-up (it pulls in pandas, ~0.7 s), never lazily on a PushState.
 from canonical.builder import time_normalized
+from server.batch import BatchObserver, varint
 from server.circuit_breaker import BreakerState, CircuitBreaker
 from server.clock import Clock
 from server.config import SYMBOL_PATTERN
@@ -46,6 +48,7 @@ from server.read_plan import ReadPlan
 from server.state_writer import StateWriter
 from server.store_reader import StoreRead, StoreReader
 from server.ttl_cache import TtlCache
+from server.watch import WatchHub, heartbeat_period_s
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +121,10 @@ class ObservationService:
         clock: Clock,
         redis_timeout_s: float,
         on_store_answered: Callable[[], None],
+        batch_max_symbols: int = 64,
+        watch_max_subscribers: int = 1000,
+        watch_heartbeat_ms: float = 5000.0,
+        watch_poll_s: float = 1.0,
     ) -> None:
         self._plans = plans
         self._reader = reader
@@ -133,6 +140,24 @@ class ObservationService:
             pb.GetObservationRequest(symbol=s).SerializeToString(): s for s in plans
         }
         self._describe_bytes = describe_contract().SerializeToString()
+        self._batch_max_symbols = batch_max_symbols
+        self._batch = BatchObserver(
+            validate=lambda symbol: validate_symbol(symbol, plans),
+            reader=reader,
+            breaker=breaker,
+            fallback=fallback,
+            cache=cache,
+            clock=clock,
+            redis_timeout_s=redis_timeout_s,
+            on_store_answered=on_store_answered,
+        )
+        self._watch_heartbeat_ms = watch_heartbeat_ms
+        self.watch_hub = WatchHub(
+            self.shared_observation,
+            max_subscribers=watch_max_subscribers,
+            poll_period_s=watch_poll_s,
+        )
+        """Fan-out of WatchObservations; also an invalidation listener (wired in app.py)."""
 
     # --- RPC handlers -------------------------------------------------------------------
 
@@ -149,6 +174,45 @@ class ObservationService:
 
     async def push_state(self, request: bytes, context: _Context) -> bytes:
         return await _error_boundary(self._push(request, context), context)
+
+    async def get_observations(self, request: bytes, context: _Context) -> bytes:
+        return await _error_boundary(self._observe_many(request, context), context)
+
+    async def watch_observations(self, request: bytes, context: _Context) -> AsyncIterator[bytes]:
+        """Server-streaming: errors before the first message end the call with their status."""
+        try:
+            parsed = _parse(pb.WatchObservationsRequest, request)
+            symbols = self._watch_symbols(list(parsed.symbols))
+            period_s = heartbeat_period_s(parsed.heartbeat_interval_ms, self._watch_heartbeat_ms)
+            subscription = self.watch_hub.subscribe(symbols)
+        except ServerError as exc:
+            await context.abort(exc.status_code, exc.public_message)
+            raise AssertionError("context.abort returned") from None  # pragma: no cover
+        try:
+            try:
+                await self.watch_hub.current(subscription)
+            except ServerError as exc:
+                await context.abort(exc.status_code, exc.public_message)
+            while True:
+                batch = await subscription.next_batch(period_s)
+                if not batch:
+                    yield _heartbeat(self._clock.wall_ns())
+                for observation in batch:
+                    yield (
+                        _WATCH_OBSERVATION_TAG
+                        + varint(len(observation.fresh_bytes))
+                        + (observation.fresh_bytes)
+                    )
+        finally:
+            subscription.close()
+
+    async def shared_observation(self, symbol: str) -> SerializedObservation:
+        """The symbol's observation through the cache (a valid entry, or one shared load)."""
+        plan = self._plans[symbol]
+        answer, _ = await self._cache.get_or_load(
+            symbol, lambda: self._load(plan, self._redis_timeout_s, False)
+        )
+        return answer
 
     # --- GetObservation -----------------------------------------------------------------
 
@@ -223,6 +287,33 @@ class ObservationService:
         else:  # a failed probe: still down, nothing new to say at INFO
             logger.debug("online store circuit breaker %s -> %s", was.value, now.value)
 
+    # --- GetObservations / WatchObservations ----------------------------------------------
+
+    async def _observe_many(self, request: bytes, context: _Context) -> bytes:
+        parsed = _parse(pb.GetObservationsRequest, request)
+        symbols = list(parsed.symbols)
+        if not symbols:
+            raise InvalidArgumentError("symbols must name at least one symbol")
+        if len(symbols) > self._batch_max_symbols:
+            raise InvalidArgumentError(
+                f"at most {self._batch_max_symbols} symbols per call, got {len(symbols)}"
+            )
+        remaining_s = context.time_remaining()
+        if remaining_s is not None and remaining_s <= 0:
+            raise DeadlineExceededError()
+        return await self._batch.observe(symbols)
+
+    def _watch_symbols(self, symbols: list[str]) -> tuple[str, ...]:
+        if not symbols:
+            raise InvalidArgumentError("symbols must name at least one symbol")
+        if len(symbols) > self._batch_max_symbols:
+            raise InvalidArgumentError(
+                f"at most {self._batch_max_symbols} symbols per stream, got {len(symbols)}"
+            )
+        for symbol in symbols:
+            validate_symbol(symbol, self._plans)
+        return tuple(dict.fromkeys(symbols))
+
     # --- DescribeObservation ------------------------------------------------------------
 
     async def _describe(self, request: bytes) -> bytes:
@@ -260,6 +351,16 @@ class ObservationService:
         return pb.PushStateResponse(
             applied=applied, time_normalized=time_normalized
         ).SerializeToString()
+
+
+_WATCH_OBSERVATION_TAG = bytes((1 << 3 | 2,))  # WatchObservationsResponse.observation
+
+
+def _heartbeat(now_ns: int) -> bytes:
+    seconds, nanos = divmod(now_ns, 1_000_000_000)
+    return pb.WatchObservationsResponse(
+        heartbeat=pb.Heartbeat(sent_at=Timestamp(seconds=seconds, nanos=nanos))
+    ).SerializeToString()
 
 
 async def _error_boundary(work: Awaitable[bytes], context: _Context) -> bytes:

@@ -171,6 +171,30 @@ class StoreReader:
             raise StoreError()
         return decode_reply(reply, self._clock.wall_ns())
 
+    async def read_many(self, plans: list[ReadPlan], timeout_s: float) -> list[StoreRead]:
+        """Several plans' HMGETs pipelined in one round trip within ``timeout_s`` (a cluster:
+        concurrently, one round trip per key to its owner)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                if self._cluster is None:
+                    command = b"".join(self._commands[plan.symbol] for plan in plans)
+                    replies = await self._round_trip(command, len(plans))
+                else:  # keys on several nodes: one concurrent round trip per key
+                    replies = await asyncio.gather(
+                        *(self._cluster.execute(p.key, self._commands[p.symbol]) for p in plans)
+                    )
+        except TimeoutError:
+            raise StoreTimeoutError() from None
+        except (RedisError, OSError):
+            raise StoreError() from None
+        now_ns = self._clock.wall_ns()
+        reads = []
+        for plan, reply in zip(plans, replies, strict=True):
+            if not isinstance(reply, list) or len(reply) != len(plan.fields):
+                raise StoreError()
+            reads.append(decode_reply(reply, now_ns))
+        return reads
+
     async def ping(self, timeout_s: float) -> bool:
         """True when Redis answers PING within ``timeout_s`` (also warms a connection)."""
         try:
@@ -189,13 +213,17 @@ class StoreReader:
         if self._cluster is not None:
             await self._cluster.aclose()
 
-    async def _round_trip(self, command: bytes) -> Any:
+    async def _round_trip(self, command: bytes, replies: int = 0) -> Any:
+        """One command's reply; with ``replies`` > 0, that many pipelined replies (a list)."""
         connection = (
             self._idle.pop() if self._idle else self._connection_class(**self._connection_kwargs)
         )
         try:
             await connection.send_packed_command(command, check_health=False)
-            reply = await connection.read_response()
+            if replies:
+                reply = [await connection.read_response() for _ in range(replies)]
+            else:
+                reply = await connection.read_response()
         except BaseException:
             # A half-read reply would poison the next call on this connection.
             await connection.disconnect(nowait=True)

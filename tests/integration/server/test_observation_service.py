@@ -41,7 +41,9 @@ def test_from_store_then_cache_hit_then_refresh_after_ttl(
     write_observation(client)
 
     async def scenario() -> None:
-        async with running(server_config(fresh_redis.port, data_dir)) as app:
+        # TTL mode (no invalidation stream): test_invalidation.py covers the tracked cache.
+        config = server_config(fresh_redis.port, data_dir, cache_tracking=False)
+        async with running(config) as app:
             first = await app.get()
             assert list(first.values) == list(STORE_VALUES)
             assert [v.source for v in first.views] == [STORE] * 3
