@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -20,9 +19,8 @@ from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
 from canonical import contract
-from devstack.embedded_redis import EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis
 from devstack.server_process import ServerProcess
-from pipeline.settings import RedisAddress
 from tests.integration.server.conftest import (
     STORE_VALUES,
     Running,
@@ -151,14 +149,8 @@ def test_push_state_on_one_worker_is_seen_by_the_other_at_once(
     client = redis_client(fresh_redis)
     now_ns = time.time_ns()
     write_observation(client, event_ns={v.name: now_ns - 60 * 10**9 for v in contract.VIEWS})
-    environ = {
-        "USDCOP_WORKERS": "2",
-        "USDCOP_CACHE_TTL_MS": "600000",
-        "USDCOP_SYMBOLS": "USDCOP",
-    }
-    port = free_port()
-    address = RedisAddress(host=fresh_redis.host, port=fresh_redis.port)
-    with ServerProcess(address, data_dir, port, environ={**os.environ, **environ}) as server:
+    config = server_config(fresh_redis.port, data_dir, workers=2, cache_ttl_ms=600_000.0)
+    with ServerProcess(config) as server:
         server.wait_serving()
         # Distinct channel options: each channel is its own TCP connection; SO_REUSEPORT
         # spreads them over the two workers.
