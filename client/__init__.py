@@ -15,6 +15,7 @@ Feast, pandas or redis.
 from __future__ import annotations
 
 from client._base import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, SERVICE_CONFIG
+from client._batch import BatchError
 from client._errors import (
     ContractMismatch,
     MalformedObservation,
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "SERVICE_CONFIG",
     "AsyncObservationClient",
+    "BatchError",
     "ContractMismatch",
     "MalformedObservation",
     "ObservationClient",

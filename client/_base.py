@@ -119,3 +119,10 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target!r}, timeout_s={self.timeout_s})"
+
+
+def batch_request(symbols: list[str] | tuple[str, ...]) -> pb.GetObservationsRequest:
+    """GetObservations' request (a str alone is refused: it would be split into letters)."""
+    if isinstance(symbols, str):
+        raise TypeError("symbols must be a list of symbols, not one string")
+    return pb.GetObservationsRequest(symbols=list(symbols))

@@ -6,6 +6,7 @@ What enters: a symbol. What leaves: an :class:`~client.ObservationResult` (15 fl
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -15,9 +16,11 @@ import grpc.aio
 from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
-from client._base import DEFAULT_TIMEOUT_S, BaseClient, channel_options
+from client._base import DEFAULT_TIMEOUT_S, BaseClient, batch_request, channel_options
+from client._batch import BatchError, batch_results
 from client._errors import ObservationRpcError
 from client._result import ObservationResult, result_from_proto
+from client._watch import WatchState
 
 
 class AsyncObservationClient(BaseClient):
@@ -72,6 +75,60 @@ class AsyncObservationClient(BaseClient):
         except grpc.RpcError as error:
             raise ObservationRpcError.from_rpc_error(error) from None
         return result_from_proto(answer, self._hash_to_enforce)
+
+    async def get_many(self, symbols: list[str]) -> list[ObservationResult | BatchError]:
+        """The latest observation of each symbol, in request order, in one call; a symbol
+        the server cannot answer gets a BatchError (see ObservationClient.get_many)."""
+        request = batch_request(symbols)
+        await self._ensure_contract()
+        try:
+            answer = await self._stub.GetObservations(request, timeout=self.timeout_s)
+        except grpc.RpcError as error:
+            raise ObservationRpcError.from_rpc_error(error) from None
+        return batch_results(answer, self._hash_to_enforce)
+
+    async def watch(
+        self, symbols: list[str], *, heartbeat_s: float = 5.0, reconnect: bool = True
+    ) -> AsyncIterator[ObservationResult]:
+        """Each symbol's current observation, then one result per change (see
+        ObservationClient.watch: same reconnection and resume rules).
+
+        >>> async for result in obs.watch(["USDCOP"]):   # doctest: +SKIP
+        ...     act(result.values)
+        """
+        state = WatchState(symbols, heartbeat_s, self._hash_to_enforce, reconnect)
+        await self._ensure_contract()
+        while True:
+            call = self._stub.WatchObservations(state.request)
+            stream = call.__aiter__()
+            code: grpc.StatusCode | None = None
+            failure: ObservationRpcError | None = None
+            try:
+                while True:
+                    try:
+                        async with asyncio.timeout(state.silence_limit_s):
+                            message = await stream.__anext__()
+                    except TimeoutError:
+                        code = grpc.StatusCode.UNAVAILABLE
+                        failure = ObservationRpcError(code, "the watch stream went silent")
+                        break
+                    except StopAsyncIteration:
+                        break
+                    except grpc.RpcError as error:
+                        code = error.code()
+                        failure = ObservationRpcError.from_rpc_error(error)
+                        break
+                    result = state.accept(message)
+                    if result is not None:
+                        yield result
+            finally:
+                call.cancel()
+            delay = state.retry_after(code)
+            if delay is None:
+                if failure is not None:
+                    raise failure
+                return
+            await asyncio.sleep(delay)
 
     async def describe(self) -> pb.ObservationContract:
         """The server's feature contract (names, views, dtypes, TTLs, id, hash).

@@ -6,6 +6,8 @@ What enters: a symbol. What leaves: an :class:`~client.ObservationResult` (15 fl
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -14,9 +16,11 @@ import grpc
 from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
-from client._base import DEFAULT_TIMEOUT_S, BaseClient, channel_options
+from client._base import DEFAULT_TIMEOUT_S, BaseClient, batch_request, channel_options
+from client._batch import BatchError, batch_results
 from client._errors import ObservationRpcError
 from client._result import ObservationResult, result_from_proto
+from client._watch import WatchState
 
 
 class ObservationClient(BaseClient):
@@ -77,6 +81,61 @@ class ObservationClient(BaseClient):
             raise ObservationRpcError.from_rpc_error(error) from None
         return result_from_proto(answer, self._hash_to_enforce)
 
+    def get_many(self, symbols: list[str]) -> list[ObservationResult | BatchError]:
+        """The latest observation of each symbol, in request order, in one call (one Redis
+        round trip on the server); a symbol the server cannot answer gets a BatchError.
+
+        >>> [r.symbol for r in ObservationClient().get_many(["USDCOP"])]  # doctest: +SKIP
+        ['USDCOP']
+        """
+        request = batch_request(symbols)
+        self._ensure_contract()
+        try:
+            answer = self._stub.GetObservations(request, timeout=self.timeout_s)
+        except grpc.RpcError as error:
+            raise ObservationRpcError.from_rpc_error(error) from None
+        return batch_results(answer, self._hash_to_enforce)
+
+    def watch(
+        self, symbols: list[str], *, heartbeat_s: float = 5.0, reconnect: bool = True
+    ) -> Iterator[ObservationResult]:
+        """Each symbol's current observation, then one result per change, for as long as
+        the caller iterates. A dead or failed stream (silent for 3 heartbeats, server gone)
+        is reopened with backoff and resumes: unchanged observations are not repeated.
+        INVALID_ARGUMENT / NOT_FOUND (and any error with ``reconnect=False``) raise
+        ObservationRpcError. Close the generator (or break) to end the stream.
+
+        >>> for result in ObservationClient().watch(["USDCOP"]):   # doctest: +SKIP
+        ...     act(result.values)
+        """
+        state = WatchState(symbols, heartbeat_s, self._hash_to_enforce, reconnect)
+        self._ensure_contract()
+        while True:
+            call = self._stub.WatchObservations(state.request)
+            watchdog = _Watchdog(call, state.silence_limit_s)
+            code: grpc.StatusCode | None = None
+            try:
+                for message in call:
+                    watchdog.feed()
+                    result = state.accept(message)
+                    if result is not None:
+                        yield result
+            except grpc.RpcError as error:
+                code = grpc.StatusCode.UNAVAILABLE if watchdog.fired else error.code()
+                delay = state.retry_after(code)
+                if delay is None:
+                    if watchdog.fired:
+                        raise ObservationRpcError(code, "the watch stream went silent") from None
+                    raise ObservationRpcError.from_rpc_error(error) from None
+            else:
+                delay = state.retry_after(None)
+                if delay is None:
+                    return
+            finally:
+                watchdog.stop()
+                call.cancel()  # type: ignore[no-untyped-call]
+            time.sleep(delay)
+
     def describe(self) -> pb.ObservationContract:
         """The server's feature contract (names, views, dtypes, TTLs, id, hash).
 
@@ -133,3 +192,29 @@ class ObservationClient(BaseClient):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _Watchdog:
+    """Cancels a stream that stayed silent for ``limit_s`` (a dead server or network)."""
+
+    def __init__(self, call: Any, limit_s: float) -> None:
+        self._call = call
+        self._limit_s = limit_s
+        self._last = time.monotonic()
+        self._stopped = threading.Event()
+        self.fired = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name="watch-watchdog")
+        self._thread.start()
+
+    def feed(self) -> None:
+        self._last = time.monotonic()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(min(self._limit_s, 0.25)):
+            if time.monotonic() - self._last > self._limit_s:
+                self.fired = True
+                self._call.cancel()  # type: ignore[no-untyped-call]
+                return
