@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 PROTO  := proto/usdcop/observation/v1/observation.proto
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-unit test-integration lint typecheck generate check-generated bench bench-full ci clean
+.PHONY: help setup run test test-unit test-integration lint typecheck generate check-generated bench bench-full ci clean \
+        clients generate-clients check-proto test-clients test-typescript test-go
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,7 +53,46 @@ bench: $(STAMP) ## Quick benchmark (~2 min): every scenario, every load mode
 bench-full: $(STAMP) ## Longer, steadier benchmark
 	$(PY) -m benchmarks run --profile full
 
-ci: check-generated lint typecheck test ## What CI runs
+ci: check-generated lint typecheck test check-proto test-clients ## What CI runs
+
+# ---- The proto as a product, and the TypeScript and Go clients (clients/README.md) --------
+BUF      := tools/buf/node_modules/.bin/buf
+TS_DIR   := clients/typescript
+TS_STAMP := $(TS_DIR)/node_modules/.installed
+GO_DIR   := clients/go
+# Go builds from Debian's packaged modules only (no module proxy): GOPATH mode over
+# /usr/share/gocode (golang-google-grpc-dev, golang-github-golang-protobuf-1-3-dev).
+GO_ENV   := GO111MODULE=off GOPROXY=off GOFLAGS= GOPATH="$(abspath $(GO_DIR)):/usr/share/gocode"
+
+$(BUF): tools/buf/package.json tools/buf/package-lock.json
+	cd tools/buf && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(BUF)
+
+$(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(TS_STAMP)
+
+clients: $(BUF) $(TS_STAMP) ## Install the client toolchains: buf and the TypeScript client's packages (npm ci)
+
+generate-clients: clients $(STAMP) ## Regenerate the TypeScript and Go code from the proto (buf) and the contract constants
+	cd proto && PATH="$(abspath $(TS_DIR))/node_modules/.bin:$$PATH" ../$(BUF) generate
+	$(PY) -m canonical.contract_export ts > $(TS_DIR)/src/contract.ts
+	$(PY) -m canonical.contract_export go > $(GO_DIR)/src/usdcop/observation/contract.go
+
+check-proto: generate-clients ## buf lint + buf breaking against the v1 release + stale generated TS/Go code
+	cd proto && ../$(BUF) lint
+	cd proto && ../$(BUF) breaking --against v1-release.binpb
+	$(PY) -m pytest clients/tests -q
+	@test -z "$$(git status --porcelain -- clients proto)" && git diff --exit-code -- clients proto \
+	    || (git status --short -- clients proto; echo "generated client code is stale: run 'make generate-clients' and commit" >&2; exit 1)
+
+test-typescript: clients $(STAMP) ## TypeScript client tests (node --test) against a real server
+	$(PY) -m devstack.fixture_server --cwd $(TS_DIR) -- npm test
+
+test-go: $(STAMP) ## Go client build + tests (go test) against a real server
+	$(PY) -m devstack.fixture_server --cwd $(GO_DIR) -- env $(GO_ENV) go test -count=1 -v usdcop/observation/...
+
+test-clients: test-typescript test-go ## TypeScript and Go client tests against a real server
 
 clean: ## Remove the venv and generated data
 	rm -rf $(VENV) data benchmarks/results
