@@ -90,6 +90,8 @@ test-typescript: clients $(STAMP) ## TypeScript client tests (node --test) again
 	$(PY) -m devstack.fixture_server --cwd $(TS_DIR) -- npm test
 
 test-go: $(STAMP) ## Go client build + tests (go test) against a real server
+	cd $(GO_DIR) && test -z "$$(gofmt -l src/usdcop)" || (gofmt -l src/usdcop; echo "gofmt: files above are not formatted" >&2; exit 1)
+	cd $(GO_DIR) && env $(GO_ENV) go vet usdcop/observation/...
 	$(PY) -m devstack.fixture_server --cwd $(GO_DIR) -- env $(GO_ENV) go test -count=1 -v usdcop/observation/...
 
 test-clients: test-typescript test-go ## TypeScript and Go client tests against a real server
