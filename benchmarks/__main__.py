@@ -1,6 +1,7 @@
 """Benchmarks of GetObservation against the gRPC floor and Feast's servers.
 
-``python -m benchmarks run --profile quick|full|smoke``; ``python -m benchmarks echo-server``.
+``python -m benchmarks run --profile quick|full|smoke``; ``python -m benchmarks echo-server``;
+``python -m benchmarks load --target HOST:PORT --rate R --duration S`` (any running server).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--results-dir", type=Path, default=None, help="default benchmarks/results")
     echo = commands.add_parser("echo-server", help="serve the echo floor (used by `run`)")
     echo.add_argument("--port", type=int, default=0)
+    from benchmarks import load
+
+    load.add_arguments(
+        commands.add_parser("load", help="open-loop load test of a running server at a fixed rate")
+    )
     args = parser.parse_args(argv)
+    if args.command == "load":
+        return load.main(args)
     if args.command == "echo-server":
         from benchmarks.echo_server import main as echo_main
 
