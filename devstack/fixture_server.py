@@ -34,11 +34,11 @@ from pathlib import Path
 import redis
 
 from canonical import contract
-from devstack.embedded_redis import EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis
 from devstack.server_process import ServerProcess
 from market_data import files, generator
-from pipeline.settings import RedisAddress
 from server import feast_layout
+from server.config import ServerConfig
 
 SYMBOL = "USDCOP"
 BARS_START = date(2025, 12, 1)
@@ -108,11 +108,16 @@ def run_against_fixture(command: Sequence[str], cwd: Path | None = None) -> int:
         write_raw_data(data_dir)
         with EmbeddedRedis() as redis_server:
             write_observation(redis_server)
-            address = RedisAddress(redis_server.host, redis_server.port)
-            # A busy machine (or a test's SIGSTOP) must not send these calls to the fallback.
-            environ = {**os.environ, "USDCOP_REDIS_TIMEOUT_MS": "1000"}
-            server = ServerProcess(address, data_dir, port=free_port(), environ=environ)
-            with server:
+            config = ServerConfig(
+                redis_host=redis_server.host,
+                redis_port=redis_server.port,
+                port=0,
+                data_dir=data_dir,
+                symbols=(SYMBOL,),
+                # A busy machine (or a test's SIGSTOP) must not send these calls to the fallback.
+                redis_timeout_ms=1000.0,
+            )
+            with ServerProcess(config) as server:
                 server.wait_serving()
                 pid = server.pid
                 env = {
@@ -124,8 +129,7 @@ def run_against_fixture(command: Sequence[str], cwd: Path | None = None) -> int:
                 try:
                     return subprocess.run(list(command), env=env, cwd=cwd, check=False).returncode
                 finally:
-                    if pid is not None:
-                        os.kill(pid, signal.SIGCONT)  # a test that stalled the server may have died
+                    os.kill(pid, signal.SIGCONT)  # a test that stalled the server may have died
 
 
 def main(argv: Sequence[str] | None = None) -> int:

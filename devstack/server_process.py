@@ -150,11 +150,6 @@ class ServerProcess:
         threading.Thread(target=wait, name="server-watch", daemon=True).start()
 
     @property
-    def pid(self) -> int | None:
-        """The server's process id while it runs."""
-        return None if self._proc is None else self._proc.pid
-
-    @property
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
 
