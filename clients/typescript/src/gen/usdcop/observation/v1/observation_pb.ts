@@ -743,9 +743,11 @@ export const ObservationService: GenService<{
    * Writes a symbol's live state (position, and time_normalized derived from
    * event_time) into the online store in Feast's layout, so Feast's own SDK reads it.
    * A push whose event_time is not newer than the stored one is ignored, as in Feast
-   * (PushStateResponse.applied = false). The serving process's cache for the symbol is
-   * refreshed at once; with several server processes on one port, the others see the
-   * new state when their cache entry expires (USDCOP_CACHE_TTL_MS, default 1 s). Errors: INVALID_ARGUMENT for a position that
+   * (PushStateResponse.applied = false). Every server process reading the same Redis
+   * (the other workers on this port included) learns of the write from Redis' push
+   * invalidation within milliseconds, so the next GetObservation anywhere returns the
+   * new state; only while a process's invalidation stream is down does it fall back to
+   * its cache TTL (USDCOP_CACHE_TTL_MS, default 1 s). Errors: INVALID_ARGUMENT for a position that
    * is not a finite number in [-1, 1], or an event_time that is missing, malformed,
    * older than the state view's TTL or further in the future than the allowed clock
    * skew (nothing is written); PERMISSION_DENIED / UNAUTHENTICATED when the server
