@@ -12,7 +12,6 @@ may be taken or above 65535 for an ephemeral client port). Each server is tied t
 
 from __future__ import annotations
 
-import ctypes
 import re
 import shutil
 import signal
@@ -26,10 +25,10 @@ from types import TracebackType
 import redis
 
 from devstack.embedded_redis import RedisBinaryNotFoundError, find_redis_server, free_port
+from server.lifetime import preexec_die_with_parent
 
 SLOTS = 16384
 _START_TIMEOUT_S = 20.0
-_PR_SET_PDEATHSIG = 1
 
 
 def find_cluster_redis_server() -> str:
@@ -45,10 +44,6 @@ def find_cluster_redis_server() -> str:
     raise RedisBinaryNotFoundError(
         "a Redis Cluster needs redis-server 7 or later: apt-get install redis-server"
     )
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -125,7 +120,7 @@ class EmbeddedCluster:
             args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded at this point
+            preexec_fn=preexec_die_with_parent(signal.SIGKILL),  # noqa: PLW1509 - single-threaded at this point
         )
 
     def stop_node(self, node: ClusterNode) -> None:

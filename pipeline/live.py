@@ -15,6 +15,9 @@ any hour or weekday, honestly, the live mode simulates an always-open market:
    for every view's TTL, including state's 1 h) -- older slots stay a gap in the history, like a
    session break.
 2. Ticking: every ``tick_s`` seconds, append the bar of each slot completed since the last tick.
+3. Refill: when ``store_lost`` says the online store lost its rows (a Redis restarted empty or
+   flushed; ``pipeline.online_watch``), the step re-materializes every view over its last TTL,
+   so the server reads the store again within one tick instead of the next 5-minute slot.
 
 Bars come from ``market_data.generator.next_bars`` (each symbol's path continues from its last
 close) and macro prints from ``extend_macro`` (one per weekday up to yesterday: a print is known
@@ -69,7 +72,9 @@ class LiveStep:
     offline: OfflineRefresh | None
     """L1 for the new rows; None when nothing was appended."""
     materialized: tuple[ViewMaterialization, ...]
-    """Per view, the materialization window; empty when nothing was appended."""
+    """Per view, the materialization window; empty when nothing was appended or refilled."""
+    refilled: bool = False
+    """The online store had lost its rows: every view was re-materialized over its last TTL."""
 
 
 def due_bar_opens(last_open: datetime, now: datetime, max_bars: int) -> list[datetime]:
@@ -104,12 +109,14 @@ class LiveFeed:
         seed: int = 7,
         catchup_bars: int = DEFAULT_CATCHUP_BARS,
         clock: Clock = wall_clock,
+        store_lost: Callable[[], bool] | None = None,
     ) -> None:
         self._data_dir = Path(data_dir)
         self._store = store
         self._seed = seed
         self._catchup_bars = catchup_bars
         self._clock = clock
+        self._store_lost = store_lost
         self._bars = files.read_bars(files.bars_path(self._data_dir))
         self._macro = files.read_macro(files.macro_path(self._data_dir))
 
@@ -125,8 +132,12 @@ class LiveFeed:
         now = self._clock() if now is None else now
         if now.tzinfo is None:
             raise ValueError(f"now must be tz-aware (UTC), got naive {now!r}")
+        lost = self._store_lost is not None and self._store_lost()
         opens = due_bar_opens(self.last_bar_open, now, self._catchup_bars)
         if not opens:
+            if lost:
+                refill = materialize_incremental(self._store, now, refill=True)
+                return LiveStep(now, (), None, refill, refilled=True)
             return LiveStep(now=now, bar_opens=(), offline=None, materialized=())
         self._extend_macro(now)
         new = next_bars(self._bars, opens, self._seed)
@@ -135,8 +146,10 @@ class LiveFeed:
         )
         files.write_bars(files.bars_path(self._data_dir), self._bars)
         offline = append_offline_rows(self._data_dir, self._bars, self._macro, created=now)
-        materialized = materialize_incremental(self._store, now, since=offline.earliest_new)
-        return LiveStep(now=now, bar_opens=tuple(opens), offline=offline, materialized=materialized)
+        materialized = materialize_incremental(
+            self._store, now, since=offline.earliest_new, refill=lost
+        )
+        return LiveStep(now, tuple(opens), offline, materialized, refilled=lost)
 
     def run(
         self,

@@ -3,18 +3,24 @@
 What enters: ``PipelineSettings`` and a clock. What leaves, in order:
 
 1. Redis: the configured one (FEAST_REDIS_HOST), else an embedded ``redis-server``
-   (devstack.embedded_redis) on 127.0.0.1 and a free port;
+   (devstack.embedded_redis) on 127.0.0.1, a free port and a generated password;
 2. the pipeline (L0 -> L1 -> apply -> materialize), then the live catch-up, so every view holds
    a row younger than its TTL whatever the hour or weekday (see pipeline.live);
-3. ``data/redis.env``, so ``python -m pipeline feast ...`` reaches this Redis;
-4. the observation server (``python -m server``) on USDCOP_PORT, once its health is SERVING;
+3. ``data/redis.env`` (mode 0600, with the password), so ``python -m pipeline feast ...`` reaches
+   this Redis;
+4. the observation server (``python -m server``, devstack.server_process) on USDCOP_PORT for
+   exactly the pipeline's symbols, once *its* health is SERVING and one real GetObservation per
+   symbol answered; otherwise exit 1 with one line (e.g. another server holds the port);
 5. one observation printed through the client (``python -m client``), and how to call it;
-6. the live loop, until Ctrl-C or SIGTERM; then the server, the state file and the embedded
-   Redis are stopped, in that order.
+6. the live loop, until Ctrl-C or SIGTERM: new bars every tick, and a refill of every view when
+   Redis comes back empty (pipeline.online_watch); if the server dies, exit 1 with one line.
+   Then the server, the state file and the embedded Redis are stopped, in that order. If ``up``
+   itself is killed (SIGKILL), the kernel ends the server and redis-server (server.lifetime).
 """
 
 from __future__ import annotations
 
+import secrets
 import signal
 import subprocess
 import sys
@@ -27,6 +33,7 @@ from types import FrameType
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from devstack.server_process import ServerProcess
 from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
+from pipeline.online_watch import OnlineStoreWatch
 from pipeline.run import run_configured_pipeline
 from pipeline.settings import PipelineSettings, RedisAddress
 from pipeline.state_file import remove_redis_state, write_redis_state
@@ -46,9 +53,14 @@ def online_store(settings: PipelineSettings, out: Printer = _print) -> Iterator[
         out(f"redis: using {settings.redis.host}:{settings.redis.port} (FEAST_REDIS_HOST)")
         yield settings.redis
         return
-    with EmbeddedRedis() as embedded:
-        out(f"redis: started an embedded redis-server on {embedded.host}:{embedded.port}")
-        yield RedisAddress(host=embedded.host, port=embedded.port)
+    # A generated password: any local user could otherwise reach (and rewrite) the store.
+    # URL-safe characters only: Feast's connection string splits on ','.
+    with EmbeddedRedis(password=secrets.token_urlsafe(24)) as embedded:
+        out(
+            f"redis: started an embedded redis-server on {embedded.host}:{embedded.port} "
+            "(generated password: FEAST_REDIS_PASSWORD in data/redis.env)"
+        )
+        yield RedisAddress(host=embedded.host, port=embedded.port, password=embedded.password)
 
 
 def how_to_call(target: str, symbol: str) -> str:
@@ -76,6 +88,11 @@ def how_to_call(target: str, symbol: str) -> str:
 
 def describe_step(step: LiveStep) -> str:
     """One console line for a live step."""
+    if step.refilled and not step.bar_opens:
+        return (
+            f"live {step.now:%H:%M:%S}: the online store had lost its rows: re-materialized "
+            f"every view's last TTL up to {step.now:%H:%M:%S}"
+        )
     if not step.bar_opens:
         return f"live {step.now:%H:%M:%S}: no new slot completed"
     first, last = step.bar_opens[0], step.bar_opens[-1]
@@ -84,6 +101,7 @@ def describe_step(step: LiveStep) -> str:
     return (
         f"live {step.now:%H:%M:%S}: +{len(step.bar_opens)} bar(s) opening {span} UTC, "
         f"materialized {views} views up to {step.now:%H:%M:%S}"
+        + (" (the online store had lost its rows: refilled)" if step.refilled else "")
     )
 
 
@@ -117,12 +135,20 @@ def run_up(
         result = run_configured_pipeline(settings, redis, now)
         out(result.summary())
         assert result.store is not None
+        watch = OnlineStoreWatch(
+            redis,
+            result.store.project,
+            settings.symbols,
+            result.store.config.entity_key_serialization_version,
+        )
+        stack.callback(watch.close)
         feed = LiveFeed(
             settings.data_dir,
             result.store,
             seed=settings.seed,
             catchup_bars=settings.live_catchup_bars,
             clock=clock,
+            store_lost=watch.lost,
         )
         out(describe_step(feed.step()))
         write_redis_state(settings.data_dir, redis)
@@ -151,7 +177,7 @@ def run_up(
         feed.run(
             stop,
             settings.live_tick_s,
-            on_step=lambda step: out(describe_step(step)) if step.bar_opens else None,
+            on_step=lambda step: out(describe_step(step)) if step.materialized else None,
         )
         timer.cancel()
         if died:
@@ -176,6 +202,7 @@ def server_config(
         redis_port=redis.port,
         redis_password=redis.password,
         redis_tls=redis.tls,
+        redis_type="redis_cluster" if redis.cluster else "redis",
         data_dir=settings.data_dir,
         symbols=settings.symbols,
         bind_address="127.0.0.1",
