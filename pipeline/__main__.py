@@ -9,7 +9,8 @@ Commands:
             environment, else from data/redis.env that ``up`` writes), so the seed's diagnostics
             work: ``python -m pipeline feast feature-views list``.
 
-Settings come from environment variables (pipeline.settings) with flags on top.
+Settings come from environment variables (pipeline.settings) with flags on top; the flags and
+their ``--help`` are generated from the settings' field metadata.
 """
 
 from __future__ import annotations
@@ -22,57 +23,64 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-from pipeline.settings import PipelineSettings, SettingsError
-
-_EPILOG = (
-    "environment: FEAST_REDIS_HOST/PORT/PASSWORD/SSL (unset host: embedded redis-server), "
-    "USDCOP_DATA_DIR, USDCOP_SYMBOLS, USDCOP_HISTORY_DAYS, USDCOP_SEED, USDCOP_PORT, "
-    "USDCOP_LIVE_TICK_S, USDCOP_LIVE_CATCHUP_BARS"
+from pipeline.settings import (
+    PipelineSettings,
+    RedisAddress,
+    SettingsError,
+    parse_setting,
+    setting_fields,
 )
+
+
+def _epilog() -> str:
+    names = "/".join(key.removeprefix("FEAST_REDIS_") for key in RedisAddress("h", 1).feast_env())
+    return f"online store: FEAST_REDIS_{names} (FEAST_REDIS_HOST unset: an embedded redis-server)"
+
+
+def _add_settings(sub: argparse.ArgumentParser, command: str) -> None:
+    """The command's flags, one per PipelineSettings field that names it (same doc as --help)."""
+    for f in setting_fields():
+        if command not in f.metadata["commands"]:
+            continue
+        env = f.metadata["env"]
+        where = f"env {env}; " if env else ""
+        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        sub.add_argument(
+            f.metadata["flag"],
+            dest=f.name,
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{f.metadata['doc']} [{where}default {default}]",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
-        description="USD/COP offline pipeline into Feast/Redis, and the quick start.",
-        epilog=_EPILOG,
+        description="USD/COP offline pipeline into Feast/Redis, and the quick start. "
+        "Every flag overrides its environment variable.",
+        epilog=_epilog(),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def repo(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--repo-dir", type=Path, help="Feast repository folder [./feature_repo]")
-        sub.add_argument(
-            "--data-dir",
-            type=Path,
-            help="data folder; must be ../data of the repository [USDCOP_DATA_DIR; ./data]",
-        )
-
-    def common(sub: argparse.ArgumentParser) -> None:
-        repo(sub)
-        sub.add_argument("--days", type=int, help="days of generated history [365]")
-        sub.add_argument("--seed", type=int, help="market-data generator seed [7]")
-        sub.add_argument("--symbols", help="comma-separated symbols [USDCOP]")
-
     run = commands.add_parser(
         "run",
         help="run the pipeline once and print the latest observation (Feast SDK)",
         description="L0 -> L1 -> feast apply -> materialize-incremental (now), then print the "
         "latest observation read from the online store with Feast's SDK.",
-        epilog=_EPILOG,
+        epilog=_epilog(),
     )
-    common(run)
+    _add_settings(run, "run")
     up = commands.add_parser(
         "up",
         help="quick start: Redis + pipeline + live feed + gRPC server (Ctrl-C stops)",
         description="Start Redis (embedded unless FEAST_REDIS_HOST is set), run the pipeline, "
         "catch up the live feed so data is fresh now, start the observation server, print an "
         "observation through the client, then keep appending live bars until Ctrl-C.",
-        epilog=_EPILOG,
+        epilog=_epilog(),
     )
-    common(up)
-    up.add_argument("--port", type=int, help="gRPC port of the server [USDCOP_PORT; 50051]")
-    up.add_argument("--tick-s", type=float, help="seconds between live ticks [5]")
+    _add_settings(up, "up")
     up.add_argument("--exit-after-s", type=float, help="stop after this many seconds of live feed")
     feast = commands.add_parser(
         "feast",
@@ -80,28 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run `feast ARGS...` in feature_repo/. FEAST_REDIS_* come from the "
         "environment, else from data/redis.env (written while `up` runs).",
     )
-    repo(feast)
+    _add_settings(feast, "feast")
     feast.add_argument("feast_args", nargs=argparse.REMAINDER, help="arguments for feast")
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> PipelineSettings:
     """Environment first, then the flags that were given."""
-    settings = PipelineSettings.from_env(os.environ)
-    symbols = getattr(args, "symbols", None)
-    repo_dir: Path | None = args.repo_dir
-    data_dir: Path | None = args.data_dir
-    if repo_dir is not None and data_dir is None:
-        data_dir = repo_dir.resolve().parent / "data"  # what feature_store.yaml points at
-    return settings.with_overrides(
-        repo_dir=repo_dir.resolve() if repo_dir is not None else None,
-        data_dir=data_dir.resolve() if data_dir is not None else None,
-        history_days=getattr(args, "days", None),
-        seed=getattr(args, "seed", None),
-        symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()) if symbols else None,
-        server_port=getattr(args, "port", None),
-        live_tick_s=getattr(args, "tick_s", None),
-    )
+    overrides: dict[str, Any] = {
+        f.name: parse_setting(f.name, raw, source=f.metadata["flag"])
+        for f in setting_fields()
+        if (raw := getattr(args, f.name, None)) is not None
+    }
+    if "repo_dir" in overrides and "data_dir" not in overrides:
+        # what feature_store.yaml points at
+        overrides["data_dir"] = overrides["repo_dir"].parent / "data"
+    return PipelineSettings.from_env(os.environ).with_overrides(**overrides)
 
 
 def command_run(settings: PipelineSettings) -> int:

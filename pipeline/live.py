@@ -45,6 +45,7 @@ from market_data.generator import extend_macro, next_bars
 from market_data.session import BAR_MINUTES
 from pipeline.materialize import ViewMaterialization, materialize_incremental
 from pipeline.offline import OfflineRefresh, append_offline_rows
+from pipeline.settings import PipelineSettings
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -53,8 +54,9 @@ Clock = Callable[[], datetime]
 """Returns the current time, tz-aware UTC."""
 
 BAR = timedelta(minutes=BAR_MINUTES)
-DEFAULT_CATCHUP_BARS = 12
-DEFAULT_TICK_S = 5.0
+DEFAULT_CATCHUP_BARS: int = PipelineSettings.live_catchup_bars
+DEFAULT_TICK_S: float = PipelineSettings.live_tick_s
+"""The defaults live in pipeline.settings, once."""
 
 
 def wall_clock() -> datetime:
@@ -106,7 +108,7 @@ class LiveFeed:
         data_dir: Path,
         store: FeatureStore,
         *,
-        seed: int = 7,
+        seed: int = PipelineSettings.seed,
         catchup_bars: int = DEFAULT_CATCHUP_BARS,
         clock: Clock = wall_clock,
         store_lost: Callable[[], bool] | None = None,

@@ -95,9 +95,9 @@ def run_pipeline(
     now: datetime,
     redis: RedisAddress,
     *,
-    days: int = 365,
-    seed: int = 7,
-    symbols: Sequence[str] = ("USDCOP",),
+    days: int = PipelineSettings.history_days,
+    seed: int = PipelineSettings.seed,
+    symbols: Sequence[str] = PipelineSettings.symbols,
     store: FeatureStore | None = None,
     refill: bool = False,
 ) -> PipelineResult:

@@ -1,7 +1,9 @@
 """Pipeline settings: a frozen dataclass; the only module of the pipeline that reads the env.
 
 What enters: an environment mapping (``PipelineSettings.from_env(os.environ)``) and, in
-``python -m pipeline``, flags layered on top. What leaves: ``PipelineSettings`` and the
+``python -m pipeline``, flags layered on top. Each field carries its doc, flag, commands and
+environment variable in its metadata, and ``python -m pipeline --help`` is built from it (as the
+server's is from ``server.config``). What leaves: ``PipelineSettings`` and the
 ``RedisAddress`` of the online store, which also renders the ``FEAST_REDIS_*`` variables that
 ``feature_repo/feature_store.yaml`` expands (Feast runs ``os.path.expandvars`` over the yaml,
 so every variable must be set, even to an empty string).
@@ -13,7 +15,7 @@ import dataclasses
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,28 +100,98 @@ class RedisAddress:
         )
 
 
+COMMANDS_RUN_UP = ("run", "up")
+ALL_COMMANDS = ("run", "up", "feast")
+
+
+def _about(
+    doc: str, *, flag: str, commands: tuple[str, ...], env: str | None = None
+) -> dict[str, Any]:
+    """Field metadata: one-line doc, its ``python -m pipeline`` flag, the commands that take the
+    flag, and its environment variable (None: flag only). ``--help`` is built from these."""
+    return {"doc": doc, "flag": flag, "commands": commands, "env": env}
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
-    """What the pipeline and the quick start need; built once at the entry point."""
+    """What the pipeline and the quick start need; built once at the entry point. Every
+    default is defined here, once."""
 
     redis: RedisAddress | None = None
-    """Online store; None starts an embedded redis-server (FEAST_REDIS_HOST unset)."""
-    data_dir: Path = DEFAULT_DATA_DIR
-    """Data folder (raw/, offline/, registry.db); USDCOP_DATA_DIR."""
-    repo_dir: Path = DEFAULT_REPO_DIR
-    """Feast repository folder (feature_store.yaml, features.py)."""
-    symbols: tuple[str, ...] = ("USDCOP",)
-    """Symbols to generate and materialize; USDCOP_SYMBOLS (comma-separated)."""
-    history_days: int = 365
-    """Calendar days of generated history; USDCOP_HISTORY_DAYS."""
-    seed: int = 7
-    """Seed of the market-data generator; USDCOP_SEED."""
-    server_port: int = 50051
-    """gRPC port of the server that ``up`` starts; USDCOP_PORT."""
-    live_tick_s: float = 5.0
-    """Seconds between live-mode ticks; USDCOP_LIVE_TICK_S."""
-    live_catchup_bars: int = 12
-    """Most bars the live mode appends at once to catch up to now; USDCOP_LIVE_CATCHUP_BARS."""
+    """Online store (FEAST_REDIS_*); None starts an embedded redis-server (host unset)."""
+    data_dir: Path = field(
+        default=DEFAULT_DATA_DIR,
+        metadata=_about(
+            "data folder (raw/, offline/, registry.db); must be ../data of the repository",
+            flag="--data-dir",
+            commands=ALL_COMMANDS,
+            env="USDCOP_DATA_DIR",
+        ),
+    )
+    repo_dir: Path = field(
+        default=DEFAULT_REPO_DIR,
+        metadata=_about(
+            "Feast repository folder (feature_store.yaml, features.py); moves --data-dir "
+            "to its ../data",
+            flag="--repo-dir",
+            commands=ALL_COMMANDS,
+        ),
+    )
+    symbols: tuple[str, ...] = field(
+        default=("USDCOP",),
+        metadata=_about(
+            "comma-separated symbols to generate, materialize and serve",
+            flag="--symbols",
+            commands=COMMANDS_RUN_UP,
+            env="USDCOP_SYMBOLS",
+        ),
+    )
+    history_days: int = field(
+        default=365,
+        metadata=_about(
+            "calendar days of generated history",
+            flag="--days",
+            commands=COMMANDS_RUN_UP,
+            env="USDCOP_HISTORY_DAYS",
+        ),
+    )
+    seed: int = field(
+        default=7,
+        metadata=_about(
+            "seed of the market-data generator (history and live bars)",
+            flag="--seed",
+            commands=COMMANDS_RUN_UP,
+            env="USDCOP_SEED",
+        ),
+    )
+    server_port: int = field(
+        default=50051,
+        metadata=_about(
+            "gRPC port of the server `up` starts; 0 picks a free one",
+            flag="--port",
+            commands=("up",),
+            env="USDCOP_PORT",
+        ),
+    )
+    live_tick_s: float = field(
+        default=5.0,
+        metadata=_about(
+            "seconds between live-feed ticks",
+            flag="--tick-s",
+            commands=("up",),
+            env="USDCOP_LIVE_TICK_S",
+        ),
+    )
+    live_catchup_bars: int = field(
+        default=12,
+        metadata=_about(
+            "most 5-minute bars the live feed appends at once to catch up to now (12 = 1 h, "
+            "every view's TTL)",
+            flag="--catchup-bars",
+            commands=("up",),
+            env="USDCOP_LIVE_CATCHUP_BARS",
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.history_days < 2:
@@ -138,31 +210,36 @@ class PipelineSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> PipelineSettings:
         """Defaults overridden by whichever variables are set (empty counts as unset)."""
-
-        def get(name: str) -> str | None:
-            raw = environ.get(name, "").strip()
-            return raw or None
-
         values: dict[str, Any] = {"redis": RedisAddress.from_env(environ)}
-        if (raw := get("USDCOP_DATA_DIR")) is not None:
-            values["data_dir"] = Path(raw).resolve()
-        if (raw := get("USDCOP_SYMBOLS")) is not None:
-            values["symbols"] = tuple(s.strip() for s in raw.split(",") if s.strip())
-        for name, env in (
-            ("history_days", "USDCOP_HISTORY_DAYS"),
-            ("seed", "USDCOP_SEED"),
-            ("server_port", "USDCOP_PORT"),
-            ("live_catchup_bars", "USDCOP_LIVE_CATCHUP_BARS"),
-        ):
-            if (raw := get(env)) is not None:
-                values[name] = _parse_int(env, raw)
-        if (raw := get("USDCOP_LIVE_TICK_S")) is not None:
-            values["live_tick_s"] = _parse_float("USDCOP_LIVE_TICK_S", raw)
+        for f in setting_fields():
+            env = f.metadata["env"]
+            raw = environ.get(env, "").strip() if env else ""
+            if raw:
+                values[f.name] = parse_setting(f.name, raw, source=env)
         return cls(**values)
 
     def with_overrides(self, **values: Any) -> PipelineSettings:
         """A copy with some fields replaced (validated again); None values are ignored."""
         return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def setting_fields() -> tuple[dataclasses.Field[Any], ...]:
+    """The fields set by an environment variable and/or a flag (all but ``redis``)."""
+    return tuple(f for f in dataclasses.fields(PipelineSettings) if "flag" in f.metadata)
+
+
+def parse_setting(name: str, raw: str, *, source: str) -> Any:
+    """One field's text value (from ``source``: its variable or flag), or SettingsError."""
+    type_name = str({f.name: f.type for f in dataclasses.fields(PipelineSettings)}[name])
+    if type_name == "int":
+        return _parse_int(source, raw)
+    if type_name == "float":
+        return _parse_float(source, raw)
+    if type_name == "Path":
+        return Path(raw.strip()).resolve()
+    if type_name == "tuple[str, ...]":
+        return tuple(s.strip() for s in raw.split(",") if s.strip())
+    raise TypeError(f"no parser for {name}: {type_name}")  # a new field's type: add it above
 
 
 def _parse_int(name: str, raw: str) -> int:

@@ -116,3 +116,42 @@ def test_redis_type_selects_a_cluster_and_round_trips() -> None:
     assert address.feast_env()["FEAST_REDIS_TYPE"] == "redis_cluster"
     with pytest.raises(SettingsError, match="FEAST_REDIS_TYPE must be redis or redis_cluster"):
         RedisAddress.from_env({"FEAST_REDIS_HOST": "h", "FEAST_REDIS_TYPE": "sentinel"})
+
+
+def test_help_is_generated_from_the_settings_metadata() -> None:
+    from pipeline.__main__ import build_parser
+    from pipeline.settings import setting_fields
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for command in ("run", "up", "feast"):
+        text = " ".join(subparsers[command].format_help().split())  # argparse wraps lines
+        for f in setting_fields():
+            flag, env = f.metadata["flag"], f.metadata["env"]
+            if command in f.metadata["commands"]:
+                assert flag in text and " ".join(f.metadata["doc"].split()) in text
+                assert env is None or f"env {env}" in text
+            else:
+                assert flag not in text
+    assert "--catchup-bars" in " ".join(subparsers["up"].format_help().split())
+
+
+def test_flags_and_environment_parse_alike() -> None:
+    from pipeline.__main__ import build_parser, settings_from
+
+    args = build_parser().parse_args(
+        ["up", "--catchup-bars", "3", "--tick-s", "0.5", "--symbols", "USDCOP, USDMXN"]
+    )
+    from_flags = settings_from(args)
+    from_env = PipelineSettings.from_env(
+        {
+            "USDCOP_LIVE_CATCHUP_BARS": "3",
+            "USDCOP_LIVE_TICK_S": "0.5",
+            "USDCOP_SYMBOLS": "USDCOP,USDMXN",
+        }
+    )
+    assert (from_flags.live_catchup_bars, from_flags.live_tick_s, from_flags.symbols) == (
+        from_env.live_catchup_bars, from_env.live_tick_s, from_env.symbols,
+    ) == (3, 0.5, ("USDCOP", "USDMXN"))  # fmt: skip
+    with pytest.raises(SettingsError, match="--days='x' is not an integer"):
+        settings_from(build_parser().parse_args(["run", "--days", "x"]))
