@@ -38,6 +38,19 @@ TARGETS: tuple[Target, ...] = (
     _latency("observation_fallback p99 / echo p99", "observation_fallback", "echo", 1.20),
     _latency("observation_redis p99 / feast_listen p99", "observation_redis", "feast_listen", 0.25),
     _latency("observation_redis p99 / feast_serve p99", "observation_redis", "feast_serve", 0.20),
+    _latency(
+        "observation_invalidated p99 / feast_listen p99",
+        "observation_invalidated",
+        "feast_listen",
+        0.25,
+    ),
+    _latency(
+        "observation_invalidated p99 / feast_serve p99",
+        "observation_invalidated",
+        "feast_serve",
+        0.20,
+    ),
+    _latency("observation_invalidated p99 / echo p99", "observation_invalidated", "echo", 1.10),
     Target(
         "observation_cached max throughput / echo max throughput",
         "observation_cached",

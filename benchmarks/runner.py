@@ -21,16 +21,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import redis as redis_py
 
 from benchmarks import histograms, servers
 from benchmarks.data import BenchData, prepare_data
 from benchmarks.profiles import PROFILES, Profile
 from benchmarks.report import evaluate_targets, write_outputs
 from benchmarks.targets import (
+    KIND_BATCH,
     KIND_FEAST_LISTEN,
     KIND_FEAST_SDK,
     KIND_FEAST_SERVE,
@@ -39,6 +42,7 @@ from benchmarks.targets import (
     ScenarioSpec,
 )
 from benchmarks.workers import WorkerPool
+from benchmarks.writer import PeriodicWriter, copy_symbol
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from server.config import ServerConfig
 
@@ -47,13 +51,17 @@ RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 SCENARIOS = (
     "echo",
     "observation_cached",
+    "observation_invalidated",
     "observation_redis",
+    "observation_batch",
     "observation_fallback",
     "redis_read",
     "feast_sdk",
     "feast_listen",
     "feast_serve",
 )
+BATCH_SYMBOLS = ("USDCOP", "USDCOP_B", "USDCOP_C", "USDCOP_D")
+"""observation_batch: USDCOP and three copies of its hash, one GetObservations call."""
 REWARM_CALLS = 10
 """Discarded sequential calls at the start of every round after the first."""
 SATURATION_ACHIEVED_FRACTION = 0.9
@@ -73,6 +81,15 @@ PACKAGES = (
 
 class BenchmarkError(RuntimeError):
     """The run cannot produce honest figures (a server did not start, an answer was wrong)."""
+
+
+@contextlib.contextmanager
+def redis_client(server: EmbeddedRedis) -> Iterator[redis_py.Redis]:
+    client = redis_py.Redis(host=server.host, port=server.port)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _log(message: str) -> None:
@@ -135,7 +152,8 @@ def _check_probe(name: str, probe: dict[str, Any]) -> list[str]:
     problems = []
     if probe.get("n_values") != 15:
         problems.append(f"{probe.get('n_values')} values instead of 15")
-    if name in ("observation_cached", "observation_redis"):
+    if name in ("observation_cached", "observation_invalidated", "observation_redis",
+                "observation_batch"):  # fmt: skip
         if set(probe["sources"]) != {"VALUE_SOURCE_ONLINE_STORE"}:
             problems.append(
                 f"sources {probe['sources']} (reasons {probe['fallback_reasons']}), "
@@ -143,6 +161,8 @@ def _check_probe(name: str, probe: dict[str, Any]) -> list[str]:
             )
         if set(probe["freshness"]) != {"FRESHNESS_FRESH"}:
             problems.append(f"freshness {probe['freshness']}, expected fresh data")
+        if probe.get("errors"):
+            problems.append(f"per-symbol errors {probe['errors']}")
     if name == "observation_fallback" and set(probe["sources"]) != {
         "VALUE_SOURCE_COMPUTE_FALLBACK"
     }:
@@ -196,8 +216,37 @@ class _Run:
                 cache_ttl_ms=1000,
                 redis_host=redis.host,
                 redis_port=redis.port,
+                cache_tracking=False,  # the plain 1 s TTL cache
             )
         )
+        invalidated = self._launch(
+            observation(
+                "observation_invalidated",
+                free_port(),
+                cache_ttl_ms=1000,
+                redis_host=redis.host,
+                redis_port=redis.port,
+                cache_tracking=True,
+            )
+        )
+        with redis_client(redis) as client:
+            for symbol in BATCH_SYMBOLS[1:]:
+                copy_symbol(client, ServerConfig().project, BATCH_SYMBOLS[0], symbol)
+        batch = self._launch(
+            observation(
+                "observation_batch",
+                free_port(),
+                cache_ttl_ms=0,
+                redis_host=redis.host,
+                redis_port=redis.port,
+                symbols=BATCH_SYMBOLS,
+            )
+        )
+        # The realistic write rate the invalidated cache serves under (benchmarks/writer.py).
+        writer = PeriodicWriter(
+            stack.enter_context(redis_client(redis)), ServerConfig().project, "USDCOP"
+        ).start()
+        stack.callback(writer.stop)
         uncached = self._launch(
             observation(
                 "observation_redis",
@@ -222,7 +271,7 @@ class _Run:
         serve = self._launch(
             servers.feast_serve(free_port(), data.repo_dir, data.feast_env, log_dir)
         )
-        for server in (echo, cached, uncached, fallback, listen):
+        for server in (echo, cached, invalidated, uncached, batch, fallback, listen):
             servers.wait_grpc_serving(server)
         servers.wait_http_ok(serve)
         _log("all servers ready")
@@ -235,8 +284,14 @@ class _Run:
             "observation_cached": ScenarioSpec(
                 "observation_cached", KIND_OBSERVATION, port=cached.port
             ),
+            "observation_invalidated": ScenarioSpec(
+                "observation_invalidated", KIND_OBSERVATION, port=invalidated.port
+            ),
             "observation_redis": ScenarioSpec(
                 "observation_redis", KIND_OBSERVATION, port=uncached.port
+            ),
+            "observation_batch": ScenarioSpec(
+                "observation_batch", KIND_BATCH, port=batch.port, symbols=BATCH_SYMBOLS
             ),
             "observation_fallback": ScenarioSpec(
                 "observation_fallback", KIND_OBSERVATION, port=fallback.port
@@ -322,7 +377,9 @@ class _Run:
         # Feast's servers saturate at the first rate and keep working off their backlog after
         # the generator gives up on it: run them last at each rate, so that backlog does not
         # land in the next scenario's figures.
-        ordered = sorted(specs.items(), key=lambda item: item[1].kind != KIND_OBSERVATION)
+        ordered = sorted(
+            specs.items(), key=lambda item: item[1].kind in (KIND_FEAST_LISTEN, KIND_FEAST_SERVE)
+        )
         for rate in rates:
             for name, spec in ordered:
                 if not spec.networked or name in saturated:

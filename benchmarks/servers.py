@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -154,6 +155,7 @@ def observation_server(
     cache_ttl_ms: float,
     data_dir: Path,
     log_dir: Path,
+    **overrides: Any,
 ) -> ServerProcess:
     config = ServerConfig(
         redis_host=redis_host,
@@ -163,7 +165,7 @@ def observation_server(
         cache_ttl_ms=cache_ttl_ms,
         data_dir=data_dir,
         workers=1,
-    )
+    ).with_overrides(**overrides)
     env = server_environment(config, os.environ)
     return start_process(
         name, command=[sys.executable, "-m", "server"], port=port, env=env, log_dir=log_dir

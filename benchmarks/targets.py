@@ -27,6 +27,7 @@ from usdcop.observation.v1 import observation_pb2 as pb
 from canonical.contract import FEATURE_NAMES, FEATURE_SERVICE
 
 GET_OBSERVATION = "/usdcop.observation.v1.ObservationService/GetObservation"
+GET_OBSERVATIONS = "/usdcop.observation.v1.ObservationService/GetObservations"
 FEAST_GET_ONLINE = "/GrpcFeatureServer/GetOnlineFeatures"
 CALL_TIMEOUT_S = 10.0
 """Deadline of one benchmark call; a call past it counts as an error."""
@@ -36,7 +37,9 @@ KIND_FEAST_LISTEN = "feast_listen"
 KIND_FEAST_SERVE = "feast_serve"
 KIND_REDIS_READ = "redis_read"
 KIND_FEAST_SDK = "feast_sdk"
-NETWORK_KINDS = frozenset({KIND_OBSERVATION, KIND_FEAST_LISTEN, KIND_FEAST_SERVE})
+KIND_BATCH = "observation_batch"
+"""GetObservations of ``ScenarioSpec.symbols`` (one call, one Redis round trip)."""
+NETWORK_KINDS = frozenset({KIND_OBSERVATION, KIND_FEAST_LISTEN, KIND_FEAST_SERVE, KIND_BATCH})
 """Kinds served by another process (all three load modes); the rest run in-process."""
 
 
@@ -53,6 +56,8 @@ class ScenarioSpec:
     """feast_sdk: the Feast repository folder (feature_store.yaml)."""
     env: tuple[tuple[str, str], ...] = ()
     """Environment variables the in-process kinds need (e.g. FEAST_REDIS_HOST)."""
+    symbols: tuple[str, ...] = ()
+    """observation_batch: the symbols of one GetObservations call."""
 
     @property
     def address(self) -> str:
@@ -116,6 +121,16 @@ class Target:
             )
             request = pb.GetObservationRequest(symbol=spec.symbol).SerializeToString()
             return lambda: method(request, timeout=CALL_TIMEOUT_S)
+        if spec.kind == KIND_BATCH:
+            channel = grpc.insecure_channel(spec.address, options=_grpc_options(self.connection))
+            self._closers.append(channel.close)
+            batch = channel.unary_unary(
+                GET_OBSERVATIONS,
+                request_serializer=None,
+                response_deserializer=pb.GetObservationsResponse.FromString,
+            )
+            batch_request = pb.GetObservationsRequest(symbols=spec.symbols).SerializeToString()
+            return lambda: batch(batch_request, timeout=CALL_TIMEOUT_S)
         if spec.kind == KIND_FEAST_LISTEN:
             channel = grpc.insecure_channel(spec.address, options=_grpc_options(self.connection))
             self._closers.append(channel.close)
@@ -149,12 +164,19 @@ class Target:
     async def async_call(self) -> AsyncCall:
         """A coroutine call usable with many calls in flight."""
         spec = self.spec
-        if spec.kind in (KIND_OBSERVATION, KIND_FEAST_LISTEN):
+        if spec.kind in (KIND_OBSERVATION, KIND_FEAST_LISTEN, KIND_BATCH):
             channel = grpc.aio.insecure_channel(
                 spec.address, options=_grpc_options(self.connection)
             )
             self._async_closers.append(lambda: channel.close(grace=None))
-            if spec.kind == KIND_OBSERVATION:
+            if spec.kind == KIND_BATCH:
+                method = channel.unary_unary(
+                    GET_OBSERVATIONS,
+                    request_serializer=None,
+                    response_deserializer=pb.GetObservationsResponse.FromString,
+                )
+                request = pb.GetObservationsRequest(symbols=spec.symbols).SerializeToString()
+            elif spec.kind == KIND_OBSERVATION:
                 method = channel.unary_unary(
                     GET_OBSERVATION,
                     request_serializer=None,
@@ -311,6 +333,23 @@ def describe_answer(kind: str, answer: Any) -> dict[str, Any]:
             "sources": [pb.ValueSource.Name(v.source) for v in answer.views],
             "freshness": [pb.Freshness.Name(v.freshness) for v in answer.views],
             "fallback_reasons": [pb.FallbackReason.Name(v.fallback_reason) for v in answer.views],
+        }
+    if kind == KIND_BATCH:
+        observations = [r.observation for r in answer.results]
+        return {
+            "n_values": min((len(o.values) for o in observations), default=0),
+            "symbols": len(answer.results),
+            "errors": [r.error.message for r in answer.results if r.HasField("error")],
+            "response_bytes": answer.ByteSize(),
+            "sources": sorted(
+                {pb.ValueSource.Name(v.source) for o in observations for v in o.views}
+            ),
+            "freshness": sorted(
+                {pb.Freshness.Name(v.freshness) for o in observations for v in o.views}
+            ),
+            "fallback_reasons": sorted(
+                {pb.FallbackReason.Name(v.fallback_reason) for o in observations for v in o.views}
+            ),
         }
     if kind == KIND_FEAST_LISTEN:
         names = list(answer.metadata.feature_names.val)

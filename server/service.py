@@ -193,6 +193,11 @@ class ObservationService:
                 await self.watch_hub.current(subscription)
             except ServerError as exc:
                 await context.abort(exc.status_code, exc.public_message)
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception:
+                logger.exception("unexpected error while starting a watch stream")
+                await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
             while True:
                 batch = await subscription.next_batch(period_s)
                 if not batch:

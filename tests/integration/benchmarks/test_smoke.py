@@ -20,7 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 ALL_SCENARIOS = {
     "echo",
     "observation_cached",
+    "observation_invalidated",
     "observation_redis",
+    "observation_batch",
     "observation_fallback",
     "redis_read",
     "feast_sdk",
