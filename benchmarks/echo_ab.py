@@ -4,17 +4,22 @@ What enters: variant names (``--variants base,gc_freeze,...``), rounds and calls
 What leaves: a table of each variant's sequential p50/p99/p99.9 (ms), pooled over the rounds;
 the figures the server README's optimisation table quotes.
 
-Each variant is its own echo server process (``benchmarks.echo_server``'s payload and handler
-on ``server.app.new_grpc_server``) with one change applied; one client calls them in rounds,
-the variants' order shuffled each round, so the machine's noise lands on all of them alike.
+Each echo variant is its own server process (``benchmarks.echo_server``'s payload and handler
+on ``server.app``'s options and event loop) with one change applied; one client calls them in
+rounds, the variants' order shuffled each round, so the machine's noise lands on all alike.
 
-    python -m benchmarks.echo_ab --variants base,gc_freeze --rounds 20 --calls 1000
+    python -m benchmarks.echo_ab --variants asyncio,uvloop --rounds 30 --calls 500
+    python -m benchmarks.echo_ab --variants asyncio,uvloop,redis_asyncio,redis_uvloop
+
+``redis_*``/``cached_*`` variants are the observation server itself (cache off / on) on a
+Redis with freshly materialized data, so the floor and the server are compared in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import gc
 import os
@@ -22,19 +27,24 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
 
+from benchmarks.data import prepare_data
 from benchmarks.histograms import merge, summarize_ms
 from benchmarks.scheduler import run_sequential_sync
 from benchmarks.targets import GET_OBSERVATION
-from devstack.embedded_redis import free_port
+from devstack.embedded_redis import EmbeddedRedis, free_port
 
-# Each variant: environment for the server process, and extra channel options.
+# Each echo variant: environment for the server process, and extra channel options.
 VARIANTS: dict[str, tuple[dict[str, str], list[tuple[str, Any]]]] = {
     "base": ({}, []),
+    "asyncio": ({"USDCOP_EVENT_LOOP": "asyncio"}, []),
     "poll_epoll1": ({"GRPC_POLL_STRATEGY": "epoll1"}, []),
     "poll_poll": ({"GRPC_POLL_STRATEGY": "poll"}, []),
     "latency_target": ({}, [("grpc.optimization_target", "latency")]),
@@ -42,7 +52,14 @@ VARIANTS: dict[str, tuple[dict[str, str], list[tuple[str, Any]]]] = {
     "gc_freeze": ({"ECHO_AB_GC": "freeze"}, []),
     "gc_thresholds": ({"ECHO_AB_GC": "thresholds"}, []),
     "gc_off": ({"ECHO_AB_GC": "off"}, []),
-    "uvloop": ({"ECHO_AB_LOOP": "uvloop"}, []),
+    "uvloop": ({"USDCOP_EVENT_LOOP": "uvloop"}, []),
+}
+# Observation-server variants (``python -m server`` on the run's Redis and fresh data).
+OBSERVATION_VARIANTS: dict[str, dict[str, str]] = {
+    "redis_asyncio": {"USDCOP_CACHE_TTL_MS": "0", "USDCOP_EVENT_LOOP": "asyncio"},
+    "redis_uvloop": {"USDCOP_CACHE_TTL_MS": "0", "USDCOP_EVENT_LOOP": "uvloop"},
+    "cached_asyncio": {"USDCOP_EVENT_LOOP": "asyncio"},
+    "cached_uvloop": {"USDCOP_EVENT_LOOP": "uvloop"},
 }
 
 
@@ -82,7 +99,6 @@ async def _serve(port: int, extra_options: list[tuple[str, Any]]) -> None:
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     _apply_gc(os.environ.get("ECHO_AB_GC", ""))
-    print("READY", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -93,65 +109,105 @@ async def _serve(port: int, extra_options: list[tuple[str, Any]]) -> None:
 
 def serve_variant(name: str, port: int) -> None:
     """The server side of one variant (runs in its own process)."""
-    _env, extra = VARIANTS[name]
-    if os.environ.get("ECHO_AB_LOOP") == "uvloop":
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
+    from server.app import run_event_loop
+    from server.config import ServerConfig
 
-        uvloop.run(_serve(port, extra))
-    else:
-        asyncio.run(_serve(port, extra))
+    _env, extra = VARIANTS[name]
+    run_event_loop(_serve(port, extra), ServerConfig.from_env(os.environ).event_loop)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_ab(variants: Sequence[str], rounds: int, calls: int, emit: Callable[[str], None]) -> None:
     procs: dict[str, subprocess.Popen[str]] = {}
     channels: dict[str, grpc.Channel] = {}
-    try:
-        for name in variants:
-            port = free_port()
-            env = dict(os.environ, **VARIANTS[name][0])
-            procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.echo_ab", "serve", name, str(port)],
-                env=env,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            stdout = procs[name].stdout
-            if stdout is None or stdout.readline().strip() != "READY":
-                raise RuntimeError(f"variant {name} did not start")
-            channels[name] = grpc.insecure_channel(f"127.0.0.1:{port}")
-        request = b"\n\x06USDCOP"
-        methods = {
-            name: channel.unary_unary(
-                GET_OBSERVATION, request_serializer=None, response_deserializer=None
-            )
-            for name, channel in channels.items()
-        }
-        histograms: dict[str, list[Any]] = {name: [] for name in variants}
-        for method in methods.values():  # warm-up
-            for _ in range(300):
-                method(request, timeout=5)
-        order = list(variants)
-        for _ in range(rounds):
-            random.shuffle(order)
-            for name in order:
-                measurement = run_sequential_sync(
-                    functools.partial(methods[name], request, timeout=5), calls, warmup_calls=20
+    with contextlib.ExitStack() as stack:
+        try:
+            data_env: dict[str, str] = {}
+            if any(name in OBSERVATION_VARIANTS for name in variants):
+                redis = stack.enter_context(EmbeddedRedis())
+                scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                data = prepare_data(scratch, redis)
+                data_env = {
+                    "FEAST_REDIS_HOST": redis.host,
+                    "FEAST_REDIS_PORT": str(redis.port),
+                    "USDCOP_DATA_DIR": str(data.data_dir),
+                }
+            for name in variants:
+                port = free_port()
+                if name in OBSERVATION_VARIANTS:
+                    env = dict(
+                        os.environ, **data_env, **OBSERVATION_VARIANTS[name], USDCOP_PORT=str(port)
+                    )
+                    command = [sys.executable, "-m", "server"]
+                else:
+                    env = dict(os.environ, **VARIANTS[name][0])
+                    command = [sys.executable, "-m", "benchmarks.echo_ab", "serve", name, str(port)]
+                procs[name] = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
                 )
-                histograms[name].append(measurement.histogram)
-        emit("| variant | calls | p50 ms | p99 ms | p99.9 ms |")
-        emit("|---|---|---|---|---|")
-        for name in variants:
-            summary = summarize_ms(merge(histograms[name]))
-            emit(
-                f"| {name} | {summary['count']} | {summary['p50']:.3f} | {summary['p99']:.3f} "
-                f"| {summary['p99_9']:.3f} |"
+                channels[name] = grpc.insecure_channel(f"127.0.0.1:{port}")
+                grpc.channel_ready_future(channels[name]).result(timeout=60)
+            if data_env:
+                time.sleep(3.0)  # the fallback's first computation (a worker process) ends
+            _measure(variants, procs, channels, rounds=rounds, calls=calls, emit=emit)
+        finally:
+            for channel in channels.values():
+                channel.close()
+            for proc in procs.values():
+                proc.terminate()
+                proc.wait(timeout=10)
+
+
+def _measure(
+    variants: Sequence[str],
+    procs: dict[str, subprocess.Popen[str]],
+    channels: dict[str, grpc.Channel],
+    *,
+    rounds: int,
+    calls: int,
+    emit: Callable[[str], None],
+) -> None:
+    request = b"\n\x06USDCOP"
+    methods = {
+        name: channel.unary_unary(
+            GET_OBSERVATION, request_serializer=None, response_deserializer=None
+        )
+        for name, channel in channels.items()
+    }
+    histograms: dict[str, list[Any]] = {name: [] for name in variants}
+    cpu_s = dict.fromkeys(variants, 0.0)
+    for method in methods.values():  # warm-up
+        for _ in range(300):
+            method(request, timeout=5)
+    order = list(variants)
+    for _ in range(rounds):
+        random.shuffle(order)
+        for name in order:
+            cpu_before = _cpu_seconds(procs[name].pid)
+            measurement = run_sequential_sync(
+                functools.partial(methods[name], request, timeout=5), calls, warmup_calls=20
             )
-    finally:
-        for channel in channels.values():
-            channel.close()
-        for proc in procs.values():
-            proc.terminate()
-            proc.wait(timeout=10)
+            cpu_s[name] += _cpu_seconds(procs[name].pid) - cpu_before
+            histograms[name].append(measurement.histogram)
+    emit("| variant | calls | p50 ms | p99 ms | p99.9 ms | server CPU us/call |")
+    emit("|---|---|---|---|---|---|")
+    for name in variants:
+        summary = summarize_ms(merge(histograms[name]))
+        # CPU includes each round's 20 warm-up calls.
+        per_call_us = cpu_s[name] / (rounds * (calls + 20)) * 1e6
+        emit(
+            f"| {name} | {summary['count']} | {summary['p50']:.3f} | {summary['p99']:.3f} "
+            f"| {summary['p99_9']:.3f} | {per_call_us:.0f} |"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

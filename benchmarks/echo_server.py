@@ -12,6 +12,7 @@ Run as ``python -m benchmarks echo-server --port N``; prints ``READY <port>`` on
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -79,6 +80,10 @@ async def serve_echo(port: int, bind_address: str = "127.0.0.1") -> None:
 
 
 def main(port: int) -> int:
-    asyncio.run(serve_echo(port))
+    from server.app import run_event_loop
+    from server.config import ServerConfig
+
+    # The observation server's event loop (USDCOP_EVENT_LOOP), so the floor stays its floor.
+    run_event_loop(serve_echo(port), ServerConfig.from_env(os.environ).event_loop)
     sys.stdout.flush()
     return 0

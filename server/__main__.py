@@ -11,7 +11,6 @@ compute process (``server.fallback``) dies with its worker, whatever signal ends
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -68,11 +67,12 @@ def _free_port(host: str) -> int:
 
 
 def _run_worker(config: ServerConfig) -> int:
-    from server.app import serve  # imported after the fork: no gRPC state crosses it
+    # imported after the fork: no gRPC state crosses it
+    from server.app import run_event_loop, serve
     from server.fallback import shutdown_compute_pool
 
     try:
-        asyncio.run(serve(config))
+        run_event_loop(serve(config), config.event_loop)
     except StartupError as exc:
         logger.error("cannot start: %s", exc.public_message)
         return 1

@@ -127,6 +127,12 @@ class ServerConfig:
     workers: int = field(
         default=1, metadata=_about("USDCOP_WORKERS", "processes sharing the port (SO_REUSEPORT)")
     )
+    event_loop: str = field(
+        default="uvloop",
+        metadata=_about(
+            "USDCOP_EVENT_LOOP", "uvloop (lower latency; see server/README.md) or asyncio"
+        ),
+    )
     grace_period_s: float = field(
         default=5.0,
         metadata=_about("USDCOP_GRACE_PERIOD_S", "time in-flight calls get at shutdown, s"),
@@ -276,6 +282,8 @@ def _validate(config: ServerConfig) -> None:
         fail("breaker_open_ms", "must be >= 0")
     if config.workers < 1:
         fail("workers", "must be >= 1")
+    if config.event_loop not in ("uvloop", "asyncio"):
+        fail("event_loop", "must be uvloop or asyncio")
     if config.grace_period_s < 0:
         fail("grace_period_s", "must be >= 0")
     if not config.bind_address:
