@@ -69,7 +69,7 @@ def run_event_loop(main: Coroutine[Any, Any, T], event_loop: str) -> T:
     """Run ``main`` to completion on a new ``uvloop`` or ``asyncio`` event loop.
 
     uvloop: in interleaved A/B runs of the echo floor (``python -m benchmarks.echo_ab``) it
-    cut the server's CPU per call by 16-20 % and p50 by 8-12 % (server/README.md).
+    cut the server's CPU per call by 10-20 % and p50 by 3-12 % (server/README.md).
     """
     if event_loop == "uvloop":
         import uvloop
