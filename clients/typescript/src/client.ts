@@ -86,6 +86,20 @@ export interface ObservationResult {
   readonly proto: Observation;
 }
 
+/** A symbol of a getObservations call that has no observation. */
+export interface SymbolFailure {
+  readonly symbol: string;
+  /** The status this symbol would have failed with in getObservation. */
+  readonly error: ObservationRpcError;
+}
+
+export interface WatchOptions {
+  /** Heartbeat period asked of the server, ms (default 5000); 3 silent periods end the stream. */
+  heartbeatMs?: number;
+  /** Ends the stream. */
+  signal?: AbortSignal;
+}
+
 /** Result of pushState. */
 export interface PushStateResult {
   /** False when the store already held a newer or equal event time (nothing changed). */
@@ -155,6 +169,86 @@ export class ObservationClient {
       this.rpc.getObservation({ symbol }, { timeoutMs, signal }),
     );
     return this.resultFromProto(observation);
+  }
+
+  /**
+   * The latest observation of each symbol, in request order, in one call (one online-store
+   * round trip on the server). A symbol the server cannot answer gets a SymbolFailure; the
+   * call itself fails only as a whole (e.g. INVALID_ARGUMENT for an empty list).
+   */
+  async getObservations(
+    symbols: readonly string[],
+    options: CallOptions = {},
+  ): Promise<(ObservationResult | SymbolFailure)[]> {
+    const deadline = this.deadline(options);
+    await this.ensureContract(deadline, options.signal);
+    const reply = await this.withRetries(deadline, options.signal, (timeoutMs, signal) =>
+      this.rpc.getObservations({ symbols: [...symbols] }, { timeoutMs, signal }),
+    );
+    return reply.results.map((entry) => {
+      if (entry.result.case === "observation") {
+        return this.resultFromProto(entry.result.value);
+      }
+      const error = entry.result.case === "error" ? entry.result.value : undefined;
+      return {
+        symbol: entry.symbol,
+        error: new ObservationRpcError(
+          (error?.code ?? Code.Unknown) as Code,
+          error?.message || "no observation and no error in the answer",
+        ),
+      };
+    });
+  }
+
+  /**
+   * Each symbol's current observation, then one per change, for as long as the caller
+   * iterates (break, or abort options.signal, to end the stream). A stream that fails or stays
+   * silent for 3 heartbeat periods ends with an ObservationRpcError (UNAVAILABLE for silence);
+   * call watch again to resume. INVALID_ARGUMENT / NOT_FOUND come before anything is sent.
+   *
+   * @example
+   *   for await (const obs of client.watch(["USDCOP"])) act(obs.values);
+   */
+  async *watch(symbols: readonly string[], options: WatchOptions = {}): AsyncGenerator<ObservationResult> {
+    const heartbeatMs = options.heartbeatMs ?? 5000;
+    if (!(heartbeatMs > 0 && Number.isFinite(heartbeatMs))) {
+      throw new RangeError(`heartbeatMs must be a positive number of milliseconds, got ${heartbeatMs}`);
+    }
+    await this.ensureContract(this.deadline({}), options.signal);
+    const stream = new AbortController();
+    const stop = () => stream.abort();
+    options.signal?.addEventListener("abort", stop, { once: true });
+    let silent = false;
+    let watchdog: ReturnType<typeof setTimeout> | undefined;
+    const feed = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => {
+        silent = true;
+        stream.abort();
+      }, 3 * heartbeatMs);
+    };
+    feed();
+    try {
+      const messages = this.rpc.watchObservations(
+        { symbols: [...symbols], heartbeatIntervalMs: Math.round(heartbeatMs) },
+        { signal: stream.signal },
+      );
+      for await (const message of messages) {
+        feed();
+        if (message.event.case === "observation") {
+          yield this.resultFromProto(message.event.value);
+        }
+      }
+    } catch (error) {
+      if (silent) {
+        throw new ObservationRpcError(Code.Unavailable, `the stream was silent for ${3 * heartbeatMs} ms`);
+      }
+      throw ObservationRpcError.fromError(error);
+    } finally {
+      clearTimeout(watchdog);
+      options.signal?.removeEventListener("abort", stop);
+      stream.abort();
+    }
   }
 
   /** The server's feature contract (names, views, TTLs, id and hash). */

@@ -14,6 +14,8 @@ export {
   type ObservationClientOptions,
   type ObservationResult,
   type PushStateResult,
+  type SymbolFailure,
+  type WatchOptions,
   type ViewInfo,
 } from "./client.js";
 export { CONTRACT_HASH, CONTRACT_ID, FEATURE_NAMES, N_FEATURES, VIEWS } from "./contract.js";

@@ -17,6 +17,7 @@ import {
   ObservationClient,
   ObservationRpcError,
   RETRY_MAX_ATTEMPTS,
+  type ObservationResult,
 } from "../src/index.js";
 
 function required(name: string): string {
@@ -99,6 +100,24 @@ describe("getObservation against the real server", () => {
       assert.ok(ageMs > 0 && ageMs < 3_600_000, `${view.view} event time ${view.eventTime.toISOString()}`);
     }
     assert.ok(Math.abs(Date.now() - result.servedAt.getTime()) < 60_000);
+  });
+
+  test("getObservations answers each symbol, failing only the ones the server cannot answer", async () => {
+    const results = await client.getObservations(["USDCOP", "EURUSD", "bad!", "USDCOP"]);
+    assert.deepEqual(
+      results.map((r) => r.symbol),
+      ["USDCOP", "EURUSD", "bad!", "USDCOP"],
+    );
+    for (const index of [0, 3]) {
+      const result = results[index];
+      assert.ok(result !== undefined && "values" in result);
+      assert.equal(bytesHex(result.values), EXPECTED.values_hex);
+    }
+    const [, unknown, malformed] = results;
+    assert.ok(unknown !== undefined && "error" in unknown);
+    assert.equal(unknown.error.code, Code.NotFound);
+    assert.ok(malformed !== undefined && "error" in malformed);
+    assert.equal(malformed.error.code, Code.InvalidArgument);
   });
 
   test("describe() serves the contract this client was generated with", async () => {
@@ -244,5 +263,41 @@ describe("pushState against the real server", () => {
     const older = await client.pushState("USDCOP", 0.75, new Date(now.getTime() - 1000));
     assert.equal(older.applied, false);
     assert.equal((await client.getObservation("USDCOP")).values[13], -0.5);
+  });
+});
+
+describe("watch against the real server", () => {
+  const client = new ObservationClient(TARGET);
+  after(() => client.close());
+
+  test("yields the current observation, then the change a push makes", async () => {
+    const seen: ObservationResult[] = [];
+    let pushed = false;
+    for await (const result of client.watch(["USDCOP"], { heartbeatMs: 200 })) {
+      seen.push(result);
+      if (!pushed) {
+        pushed = true;
+        assert.equal(result.values.length, 15);
+        const push = await client.pushState("USDCOP", 0.125, new Date());
+        assert.equal(push.applied, true);
+      } else if (result.values[13] === 0.125) {
+        break;
+      }
+      assert.ok(seen.length < 10, "the pushed state never arrived");
+    }
+    assert.equal(seen.at(-1)?.values[13], 0.125);
+    assert.ok(seen.length >= 2);
+  });
+
+  test("an unknown symbol ends the stream with NOT_FOUND", async () => {
+    const error = await rejection(
+      (async () => {
+        for await (const _ of client.watch(["EURUSD"])) {
+          assert.fail("no observation expected");
+        }
+      })(),
+    );
+    assert.ok(error instanceof ObservationRpcError, String(error));
+    assert.equal(error.code, Code.NotFound);
   });
 });

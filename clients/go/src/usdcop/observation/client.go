@@ -133,6 +133,46 @@ func (c *Client) Get(ctx context.Context, symbol string) (*Observation, error) {
 	return c.fromProto(reply)
 }
 
+// SymbolResult is one symbol's answer in GetMany: an Observation, or Err carrying the status
+// this symbol would have failed with in Get (status.Code(Err)).
+type SymbolResult struct {
+	Symbol      string
+	Observation *Observation
+	Err         error
+}
+
+// GetMany returns the latest observation of each symbol, in request order, in one call (one
+// online-store round trip on the server); a symbol the server cannot answer gets an Err, the
+// others are unaffected.
+func (c *Client) GetMany(ctx context.Context, symbols []string) ([]SymbolResult, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	if err := c.ensureContract(ctx); err != nil {
+		return nil, err
+	}
+	var reply *pb.GetObservationsResponse
+	err := retry(ctx, func() (err error) {
+		reply, err = c.rpc.GetObservations(ctx, &pb.GetObservationsRequest{Symbols: symbols})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	results := make([]SymbolResult, 0, len(reply.Results))
+	for _, entry := range reply.Results {
+		result := SymbolResult{Symbol: entry.Symbol}
+		if observation := entry.GetObservation(); observation != nil {
+			result.Observation, result.Err = c.fromProto(observation)
+		} else if failure := entry.GetError(); failure != nil {
+			result.Err = status.Error(codes.Code(failure.Code), failure.Message)
+		} else {
+			result.Err = status.Error(codes.Unknown, "no observation and no error in the answer")
+		}
+		results = append(results, result)
+	}
+	return results, nil
+}
+
 // Describe returns the server's feature contract.
 func (c *Client) Describe(ctx context.Context) (*pb.ObservationContract, error) {
 	ctx, cancel := c.withDeadline(ctx)

@@ -95,6 +95,23 @@ func TestValuesEqualThePythonClientsBitForBit(t *testing.T) {
 	}
 }
 
+func TestGetManyFailsOnlyTheSymbolsTheServerCannotAnswer(t *testing.T) {
+	target, _, expected := fixture(t)
+	results, err := dial(t, target, Options{}).GetMany(context.Background(), []string{"USDCOP", "EURUSD", "bad!"})
+	if err != nil {
+		t.Fatalf("GetMany: %v", err)
+	}
+	if len(results) != 3 || results[0].Symbol != "USDCOP" || results[1].Symbol != "EURUSD" || results[2].Symbol != "bad!" {
+		t.Fatalf("results %+v", results)
+	}
+	if results[0].Err != nil || valuesHex(results[0].Observation.Values) != expected.ValuesHex {
+		t.Fatalf("USDCOP: %v", results[0].Err)
+	}
+	if status.Code(results[1].Err) != codes.NotFound || status.Code(results[2].Err) != codes.InvalidArgument {
+		t.Fatalf("errors %v / %v, want NOT_FOUND / INVALID_ARGUMENT", results[1].Err, results[2].Err)
+	}
+}
+
 func TestDescribeServesThisClientsContract(t *testing.T) {
 	target, _, _ := fixture(t)
 	contract, err := dial(t, target, Options{}).Describe(context.Background())
