@@ -278,7 +278,7 @@ def format_report(report: LoadReport) -> str:
             f"target {data['target']}  symbols {','.join(data['symbols'])}  "
             f"connections {data['concurrency']}",
             f"offered {data['offered_rate_per_s']:g}/s for {data['duration_s']:g} s  "
-            f"achieved {data['achieved_rate_per_s']:.1f}/s",
+            f"achieved {data['achieved_rate_per_s']:.1f}/s successful",
             f"calls {data['calls']}  ok {data['ok']}  errors {data['errors']} ({codes})",
             "latency from the scheduled send, ms (successful calls, HdrHistogram):",
             "  "
