@@ -39,6 +39,18 @@ def _epilog() -> str:
     return f"online store: FEAST_REDIS_{names} (FEAST_REDIS_HOST unset: an embedded redis-server)"
 
 
+def _settings_table() -> str:
+    """Every setting, its flag and variable (top-level --help; each command lists its own)."""
+    lines = ["settings (flag, environment variable, default: what it is):"]
+    for f in setting_fields():
+        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        env = f.metadata["env"] or "-"
+        commands = "/".join(f.metadata["commands"])
+        lines.append(f"  {f.metadata['flag']:<15} {env:<25} {default}")
+        lines.append(f"      {f.metadata['doc']} ({commands})")
+    return "\n".join([*lines, "", _epilog()])
+
+
 def _add_settings(sub: argparse.ArgumentParser, command: str) -> None:
     """The command's flags, one per PipelineSettings field that names it (same doc as --help)."""
     for f in setting_fields():
@@ -61,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipeline",
         description="USD/COP offline pipeline into Feast/Redis, and the quick start. "
         "Every flag overrides its environment variable.",
-        epilog=_epilog(),
+        epilog=_settings_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(

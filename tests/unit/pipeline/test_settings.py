@@ -134,6 +134,10 @@ def test_help_is_generated_from_the_settings_metadata() -> None:
             else:
                 assert flag not in text
     assert "--catchup-bars" in " ".join(subparsers["up"].format_help().split())
+    top = parser.format_help()  # python -m pipeline --help: every setting, flag and variable
+    for f in setting_fields():
+        assert f.metadata["flag"] in top and f.metadata["doc"] in top
+        assert f.metadata["env"] is None or f.metadata["env"] in top
 
 
 def test_flags_and_environment_parse_alike() -> None:
