@@ -58,7 +58,7 @@ def online_store(settings: PipelineSettings, out: Printer = _print) -> Iterator[
     with EmbeddedRedis(password=secrets.token_urlsafe(24)) as embedded:
         out(
             f"redis: started an embedded redis-server on {embedded.host}:{embedded.port} "
-            "(generated password: FEAST_REDIS_PASSWORD in data/redis.env)"
+            "(requirepass: a generated password)"
         )
         yield RedisAddress(host=embedded.host, port=embedded.port, password=embedded.password)
 
