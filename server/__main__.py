@@ -18,12 +18,14 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from server.config import ServerConfig, parse_field
 from server.errors import ConfigError, StartupError
 from server.lifetime import die_with_parent
+from server.logging_setup import configure_logging
+from server.worker_metrics import WorkerMetrics
 
 logger = logging.getLogger("server")
 
@@ -83,7 +85,9 @@ def _run_worker(config: ServerConfig) -> int:
     return 0
 
 
-def _run_workers(config: ServerConfig) -> int:
+def _run_workers(
+    config: ServerConfig, on_started: Callable[[list[int]], None] | None = None
+) -> int:
     if config.port == 0:
         config = config.with_overrides(port=_free_port(config.bind_address))
     children: list[int] = []
@@ -109,6 +113,15 @@ def _run_workers(config: ServerConfig) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     logger.info("started %d workers on port %d: pids %s", len(children), config.port, children)
+    if on_started is not None:
+        try:
+            on_started(children)
+        except StartupError as exc:
+            logger.error("cannot start: %s", exc.public_message)
+            forward(signal.SIGTERM, None)
+            for child in children:
+                os.waitpid(child, 0)
+            return 1
     exit_code = 0
     for child in children:
         _, status = os.waitpid(child, 0)
@@ -117,17 +130,18 @@ def _run_workers(config: ServerConfig) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
-    )
     try:
         config = config_from(sys.argv[1:] if argv is None else argv, dict(os.environ))
     except ConfigError as exc:
         print(f"configuration error: {exc.public_message}", file=sys.stderr)
         return 2
+    configure_logging(config.log_format)
     if config.workers == 1:
         return _run_worker(config)
-    return _run_workers(config)
+    if not config.metrics_port:
+        return _run_workers(config)
+    with WorkerMetrics(config) as metrics:
+        return _run_workers(metrics.worker_config, on_started=metrics.serve)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from server.config import ServerConfig
 from server.errors import StartupError
 from server.fallback import ComputeFallback
 from server.invalidation import CacheInvalidator, InvalidationTracker
+from server.metrics import Handler, StreamHandler
+from server.metrics_wiring import MetricsRuntime, start_metrics
 from server.observation import SerializedObservation
 from server.read_plan import read_plans
 from server.service import SERVICE_NAME, ObservationService
@@ -97,7 +99,10 @@ class ObservationServer(grpc.aio.Server):
         health_servicer: health_aio.HealthServicer,
         background: list[asyncio.Task[None]],
         closers: list[Any],
+        metrics_url: str | None = None,
     ) -> None:
+        self.metrics_url = metrics_url
+        """Where this process serves /metrics (None: metrics off, or served by the parent)."""
         self._inner = inner
         self._health = health_servicer
         self._background = background
@@ -202,12 +207,16 @@ async def create_server(
         tracked_ttl_ns=config.cache_tracked_ttl_ns,
         max_age_of=lambda answer: answer.store_valid_for_ns,
     )
+    breaker = CircuitBreaker(config.breaker_failure_threshold, config.breaker_open_ms, clock)
+    observability = start_metrics(
+        config, breaker=breaker, fallback=fallback, redis_client=redis_client, clock=clock
+    )
     service = ObservationService(
         plans=plans,
         reader=reader,
         writer=StateWriter(redis_client, cluster_clients),
         fallback=fallback,
-        breaker=CircuitBreaker(config.breaker_failure_threshold, config.breaker_open_ms, clock),
+        breaker=breaker,
         cache=cache,
         clock=clock,
         redis_timeout_s=config.redis_timeout_s,
@@ -216,6 +225,7 @@ async def create_server(
         watch_max_subscribers=config.watch_max_subscribers,
         watch_heartbeat_ms=config.watch_heartbeat_ms,
         watch_poll_s=max(config.cache_ttl_ms, 100.0) / 1000.0,
+        metrics=None if observability is None else observability.metrics,
     )
     tracker: InvalidationTracker | None = None
     if config.cache_tracking and config.redis_type == "redis_cluster":
@@ -228,12 +238,20 @@ async def create_server(
 
     inner = new_grpc_server(config)
     handlers = {
-        "GetObservation": _unary(service.get_observation),
-        "DescribeObservation": _unary(service.describe_observation),
-        "PushState": _unary(service.push_state),
-        "GetObservations": _unary(service.get_observations),
-        "WatchObservations": grpc.unary_stream_rpc_method_handler(service.watch_observations),
+        method: _unary(handler)
+        for method, handler in _instrumented(
+            {
+                "GetObservation": service.get_observation,
+                "DescribeObservation": service.describe_observation,
+                "PushState": service.push_state,
+                "GetObservations": service.get_observations,
+            },
+            observability,
+        ).items()
     }
+    handlers["WatchObservations"] = grpc.unary_stream_rpc_method_handler(
+        _instrumented_stream("WatchObservations", service.watch_observations, observability)
+    )
     inner.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     inner.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, inner)
@@ -246,6 +264,8 @@ async def create_server(
     except RuntimeError:  # grpc's "Failed to bind to address"
         port = 0
     if port == 0:
+        if observability is not None:
+            await observability.close()
         raise StartupError(f"cannot bind {address}: is the port in use or the address wrong?")
 
     # Start-up work (not on any request path): fallback rows, a warm Redis connection.
@@ -272,11 +292,43 @@ async def create_server(
         await tracker.connect_once()
         background.append(asyncio.create_task(tracker.run(), name="invalidation-tracking"))
         closers.append(tracker.aclose)
-    server = ObservationServer(inner, health_servicer, background, closers)
+    if observability is not None:
+        background += [asyncio.create_task(job) for job in observability.jobs]
+        closers.insert(0, observability.close)
+    server = ObservationServer(
+        inner,
+        health_servicer,
+        background,
+        closers,
+        None
+        if observability is None or observability.endpoint is None
+        else observability.endpoint.url,
+    )
     server.tracker = tracker
     server.watch_hub = service.watch_hub
     await server.start()
     return server, port
+
+
+def _instrumented(
+    handlers: dict[str, Handler], observability: MetricsRuntime | None
+) -> dict[str, Handler]:
+    """The handlers counted and timed as ``grpc_server_*`` when metrics are on."""
+    if observability is None:
+        return handlers
+    instrument = observability.metrics.instrument
+    return {
+        method: instrument(SERVICE_NAME, method, handler) for method, handler in handlers.items()
+    }
+
+
+def _instrumented_stream(
+    method: str, handler: StreamHandler, observability: MetricsRuntime | None
+) -> StreamHandler:
+    """A server-streaming handler counted and timed (for its whole life) when metrics are on."""
+    if observability is None:
+        return handler
+    return observability.metrics.instrument_stream(SERVICE_NAME, method, handler)
 
 
 async def serve(config: ServerConfig) -> None:
@@ -295,6 +347,8 @@ async def serve(config: ServerConfig) -> None:
         config.redis_port,
         config.cache_ttl_ms,
     )
+    if server.metrics_url is not None:
+        logger.info("metrics served on %s", server.metrics_url, extra={"event": "metrics_url"})
     await stop_requested.wait()
     logger.info("shutting down: in-flight calls get %g s", config.grace_period_s)
     await server.stop(config.grace_period_s)

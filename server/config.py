@@ -42,7 +42,9 @@ class ServerConfig:
     )
     redis_port: int = field(default=6379, metadata=_about("FEAST_REDIS_PORT", "Redis TCP port"))
     redis_password: str = field(
-        default="", metadata=_about("FEAST_REDIS_PASSWORD", "Redis password; empty for none")
+        default="",
+        repr=False,  # never in a log line or a traceback
+        metadata=_about("FEAST_REDIS_PASSWORD", "Redis password; empty for none"),
     )
     redis_tls: bool = field(
         default=False, metadata=_about("FEAST_REDIS_SSL", "connect to Redis over TLS (true/false)")
@@ -140,6 +142,24 @@ class ServerConfig:
     project: str = field(
         default=contract.PROJECT,
         metadata=_about("USDCOP_FEAST_PROJECT", "Feast project the Redis keys belong to"),
+    )
+    metrics_port: int = field(
+        default=0,
+        metadata=_about("USDCOP_METRICS_PORT", "Prometheus /metrics HTTP port; 0 = no metrics"),
+    )
+    metrics_dir: str = field(
+        default="",
+        metadata=_about(
+            "USDCOP_METRICS_DIR", "with --workers N: folder of per-worker snapshots; empty = temp"
+        ),
+    )
+    redis_memory_sample_s: float = field(
+        default=10.0,
+        metadata=_about("USDCOP_REDIS_MEMORY_SAMPLE_S", "period of the INFO memory sample, s"),
+    )
+    log_format: str = field(
+        default="text",
+        metadata=_about("USDCOP_LOG_FORMAT", "log lines as 'text' or 'json' (one object a line)"),
     )
 
     def __post_init__(self) -> None:
@@ -290,3 +310,11 @@ def _validate(config: ServerConfig) -> None:
         fail("bind_address", "must not be empty")
     if not config.project:
         fail("project", "must not be empty")
+    if not 0 <= config.metrics_port < 65536:
+        fail("metrics_port", "must be a TCP port 1-65535, or 0 for no metrics")
+    if config.metrics_port and config.metrics_port == config.port:
+        fail("metrics_port", "must differ from the gRPC port")
+    if not config.redis_memory_sample_s > 0:
+        fail("redis_memory_sample_s", "must be > 0")
+    if config.log_format not in ("text", "json"):
+        fail("log_format", "must be 'text' or 'json'")

@@ -148,6 +148,11 @@ class ComputeFallback:
         self._signature: _FileSignature = None
 
     @property
+    def symbols(self) -> tuple[str, ...]:
+        """The symbols this fallback computes rows for."""
+        return self._symbols
+
+    @property
     def loaded(self) -> bool:
         """True once rows exist for at least one symbol."""
         return bool(self._rows)

@@ -30,6 +30,7 @@ from usdcop.observation.v1 import observation_pb2 as pb
 from canonical import contract
 from server.errors import NoDataAvailableError
 from server.fallback import FallbackRow
+from server.provenance import Provenance, provenance_of
 from server.read_plan import VIEW_LAYOUTS
 from server.store_reader import StoreRead
 
@@ -57,6 +58,10 @@ class SerializedObservation:
     store_valid_for_ns: int | None = None
     """When every view came from the store: how long until the first of them passes its
     view TTL (from assembly). None when a view came from the fallback (not push-invalidated)."""
+    provenance: Provenance | None = None
+    """Source and fallback reason of each view, interned (for metrics and logs)."""
+    event_times_ns: tuple[int, ...] = ()
+    """Event time of each view as served, Unix ns (for the freshness metric)."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -97,6 +102,8 @@ def assemble_observation(
     pieces: list[bytes] = [_header(symbol)]
     sources: list[pb.ValueSource.ValueType] = []
     valid_for_ns: int | None = None if store is None else layout_ttl_max()
+    reasons: list[pb.FallbackReason.ValueType] = []
+    event_times: list[int] = []
     for position, layout in enumerate(VIEW_LAYOUTS):
         store_view = store.views[position] if store is not None else None
         if store_view is not None and store_view.values is not None:
@@ -105,6 +112,8 @@ def assemble_observation(
             source = pb.VALUE_SOURCE_ONLINE_STORE
             if valid_for_ns is not None:
                 valid_for_ns = min(valid_for_ns, store_view.event_time_ns + layout.ttl_ns - now_ns)
+            reason = pb.FALLBACK_REASON_NONE
+            event_time_ns = store_view.event_time_ns
             pieces.append(
                 _view_status(
                     layout.name,
@@ -119,6 +128,9 @@ def assemble_observation(
             event_time_ns = fallback.event_time_of(layout.name)
             values[layout.feature_slots] = fallback.values[layout.feature_slots]
             source = pb.VALUE_SOURCE_COMPUTE_FALLBACK
+            reason = (
+                pb.FALLBACK_REASON_STORE_UNAVAILABLE if store_view is None else store_view.reason
+            )
             pieces.append(
                 _view_status(
                     layout.name,
@@ -127,9 +139,7 @@ def assemble_observation(
                     if now_ns - event_time_ns <= layout.ttl_ns
                     else pb.FRESHNESS_EXPIRED,
                     source,
-                    pb.FALLBACK_REASON_STORE_UNAVAILABLE
-                    if store_view is None
-                    else store_view.reason,
+                    reason,
                 )
             )
         else:
@@ -137,6 +147,8 @@ def assemble_observation(
                 f"no fresh data from the online store and no fallback data loaded for {symbol}"
             )
         sources.append(source)
+        reasons.append(reason)
+        event_times.append(event_time_ns)
     pieces.append(_PACKED_VALUES_TAG)
     pieces.append(_PACKED_VALUES.pack(*values))
     content = b"".join(pieces)
@@ -149,6 +161,8 @@ def assemble_observation(
         sources=tuple(sources),
         content=content,
         store_valid_for_ns=valid_for_ns,
+        provenance=provenance_of(symbol, tuple(sources), tuple(reasons)),
+        event_times_ns=tuple(event_times),
     )
 
 

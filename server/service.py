@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -37,13 +38,16 @@ from server.config import SYMBOL_PATTERN
 from server.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
+    RequestError,
     ServerError,
     StoreError,
     StoreTimeoutError,
     SymbolNotFoundError,
 )
 from server.fallback import ComputeFallback
+from server.metrics import ServerMetrics
 from server.observation import SerializedObservation, assemble_observation
+from server.provenance import Provenance
 from server.read_plan import ReadPlan
 from server.state_writer import StateWriter
 from server.store_reader import StoreRead, StoreReader
@@ -125,6 +129,7 @@ class ObservationService:
         watch_max_subscribers: int = 1000,
         watch_heartbeat_ms: float = 5000.0,
         watch_poll_s: float = 1.0,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self._plans = plans
         self._reader = reader
@@ -135,6 +140,8 @@ class ObservationService:
         self._clock = clock
         self._redis_timeout_s = redis_timeout_s
         self._on_store_answered = on_store_answered
+        self._metrics = metrics
+        self._last_provenance: dict[str, Provenance] = {}
         # Canonical request bytes of each served symbol -> symbol, for the parse-free hit path.
         self._symbol_by_request = {
             pb.GetObservationRequest(symbol=s).SerializeToString(): s for s in plans
@@ -166,6 +173,8 @@ class ObservationService:
         if symbol is not None:
             hit = self._cache.get_fresh(symbol)
             if hit is not None:
+                if self._metrics is not None:
+                    self._metrics.cache_hit(hit)
                 return hit.cached_bytes
         return await _error_boundary(self._observe(request, context), context)
 
@@ -233,6 +242,7 @@ class ObservationService:
             answer, from_cache = await self._cache.get_or_load(
                 plan.symbol, lambda: self._load(plan, self._redis_timeout_s, False)
             )
+            self._note_answer(answer, from_cache)
             return answer.cached_bytes if from_cache else answer.fresh_bytes
         budget_s = (
             None
@@ -243,7 +253,43 @@ class ObservationService:
             answer = await self._load(plan, self._redis_timeout_s, False)
         else:
             answer = await self._load(plan, budget_s, True)
+        self._note_answer(answer, False)
         return answer.fresh_bytes
+
+    def _note_answer(self, answer: SerializedObservation, from_cache: bool) -> None:
+        """Metrics of an answer past the cache fast path; a log line when a view's source or
+        fallback reason changed since the symbol's previous answer."""
+        if self._metrics is not None:
+            self._metrics.answered(answer, from_cache)
+        provenance = answer.provenance
+        if provenance is None:
+            return
+        previous = self._last_provenance.get(provenance.symbol)
+        if previous is provenance:
+            return
+        self._last_provenance[provenance.symbol] = provenance
+        before = dict.fromkeys((view for view, _, _ in provenance.views), ("online_store", "none"))
+        if previous is not None:
+            before = {view: (source, reason) for view, source, reason in previous.views}
+        for view, source, reason in provenance.views:
+            if before.get(view) == (source, reason):
+                continue
+            fields = {"event": "view_source", "symbol": provenance.symbol, "view": view}
+            if source == "fallback":
+                logger.warning(
+                    "%s %s: serving the compute fallback (%s)",
+                    provenance.symbol,
+                    view,
+                    reason,
+                    extra={**fields, "source": source, "reason": reason},
+                )
+            else:
+                logger.info(
+                    "%s %s: serving the online store again",
+                    provenance.symbol,
+                    view,
+                    extra={**fields, "source": source, "reason": reason},
+                )
 
     async def _load(
         self, plan: ReadPlan, timeout_s: float, deadline_bound: bool
@@ -260,6 +306,7 @@ class ObservationService:
         if timeout_s <= 0 or not self._breaker.allow():
             return None
         was = self._breaker.state
+        started_ns = time.perf_counter_ns()
         try:
             store = await self._reader.read(plan, timeout_s)
         except StoreTimeoutError:
@@ -267,15 +314,21 @@ class ObservationService:
                 self._breaker.release()  # the caller's deadline, not Redis, cut it short
             else:
                 self._breaker.record_failure()
+                if self._metrics is not None:
+                    self._metrics.redis_failed("timeout")
             self._log_breaker_change(was)
             return None
         except StoreError:
             self._breaker.record_failure()
+            if self._metrics is not None:
+                self._metrics.redis_failed("error")
             self._log_breaker_change(was)
             return None
         except BaseException:
             self._breaker.release()
             raise
+        if self._metrics is not None:
+            self._metrics.redis_answered(time.perf_counter_ns() - started_ns)
         self._breaker.record_success()
         self._log_breaker_change(was)
         self._on_store_answered()
@@ -285,12 +338,19 @@ class ObservationService:
         now = self._breaker.state
         if now is was:
             return
+        if self._metrics is not None:
+            self._metrics.breaker_changed(now)
+        fields = {"event": "breaker_transition", "from_state": was.value, "to_state": now.value}
         if was is BreakerState.CLOSED:
-            logger.warning("online store failing: circuit breaker open, serving the fallback")
+            logger.warning(
+                "online store failing: circuit breaker open, serving the fallback", extra=fields
+            )
         elif now is BreakerState.CLOSED:
-            logger.info("online store answering again: circuit breaker closed")
+            logger.info("online store answering again: circuit breaker closed", extra=fields)
         else:  # a failed probe: still down, nothing new to say at INFO
-            logger.debug("online store circuit breaker %s -> %s", was.value, now.value)
+            logger.debug(
+                "online store circuit breaker %s -> %s", was.value, now.value, extra=fields
+            )
 
     # --- GetObservations / WatchObservations ----------------------------------------------
 
@@ -374,10 +434,35 @@ async def _error_boundary(work: Awaitable[bytes], context: _Context) -> bytes:
         return await work
     except ServerError as exc:
         code, message = exc.status_code, exc.public_message
+        # The caller's own mistakes are theirs to log; the server's failures are ours.
+        level = logging.DEBUG if isinstance(exc, RequestError) else logging.WARNING
+        if logger.isEnabledFor(level):
+            logger.log(
+                level, "call failed: %s %s", code.name, message, extra=_call_fields(context, code)
+            )
     except asyncio.CancelledError:
         raise
     except Exception:
-        logger.exception("unexpected error while serving a call")
         code, message = grpc.StatusCode.INTERNAL, "internal server error"
+        logger.exception("unexpected error while serving a call", extra=_call_fields(context, code))
     await context.abort(code, message)
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+
+
+REQUEST_ID_HEADER = "x-request-id"
+"""Metadata key whose value error logs carry as ``request_id`` (when the caller sent one)."""
+
+
+def _call_fields(context: _Context, code: grpc.StatusCode) -> dict[str, str]:
+    """Log fields of a failed call: status, peer and the caller's request id (if any)."""
+    request_id = ""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_HEADER:
+            request_id = value if isinstance(value, str) else value.decode(errors="replace")
+            break
+    return {
+        "event": "rpc_error",
+        "grpc_code": code.name,
+        "peer": context.peer(),
+        "request_id": request_id[:128],
+    }
