@@ -31,7 +31,8 @@ import redis as redis_py
 from benchmarks import histograms, servers
 from benchmarks.data import BenchData, prepare_data
 from benchmarks.profiles import PROFILES, Profile
-from benchmarks.report import evaluate_targets, write_outputs
+from benchmarks.report import evaluate_targets, metrics_cost_note, write_outputs
+from benchmarks.scrape import scrape_note
 from benchmarks.targets import (
     KIND_BATCH,
     KIND_FEAST_LISTEN,
@@ -52,6 +53,7 @@ SCENARIOS = (
     "echo",
     "observation_cached",
     "observation_invalidated",
+    "observation_cached_metrics_off",
     "observation_redis",
     "observation_batch",
     "observation_fallback",
@@ -152,7 +154,8 @@ def _check_probe(name: str, probe: dict[str, Any]) -> list[str]:
     problems = []
     if probe.get("n_values") != 15:
         problems.append(f"{probe.get('n_values')} values instead of 15")
-    if name in ("observation_cached", "observation_invalidated", "observation_redis",
+    if name in ("observation_cached", "observation_cached_metrics_off",
+                "observation_invalidated", "observation_redis",
                 "observation_batch"):  # fmt: skip
         if set(probe["sources"]) != {"VALUE_SOURCE_ONLINE_STORE"}:
             problems.append(
@@ -182,6 +185,7 @@ class _Run:
         self.rows: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.probes: dict[str, dict[str, Any]] = {}
+        self.metrics_ports: dict[str, int] = {}
 
     # -- set-up -----------------------------------------------------------------------------
     def start(self) -> tuple[dict[str, ScenarioSpec], BenchData, WorkerPool]:
@@ -209,6 +213,12 @@ class _Run:
         )
         # Nothing listens on dead_port: Redis is down for the fallback server all run long.
         dead_port = free_port()
+        # The observation servers run as deployed: metrics on. One twin with metrics off
+        # prices them (the metrics-cost target compares the two in this run).
+        self.metrics_ports = {
+            name: free_port()
+            for name in ("observation_cached", "observation_redis", "observation_fallback")
+        }
         cached = self._launch(
             observation(
                 "observation_cached",
@@ -217,6 +227,17 @@ class _Run:
                 redis_host=redis.host,
                 redis_port=redis.port,
                 cache_tracking=False,  # the plain 1 s TTL cache
+                metrics_port=self.metrics_ports["observation_cached"],
+            )
+        )
+        cached_off = self._launch(
+            observation(
+                "observation_cached_metrics_off",
+                free_port(),
+                cache_ttl_ms=1000,
+                redis_host=redis.host,
+                redis_port=redis.port,
+                cache_tracking=False,
             )
         )
         invalidated = self._launch(
@@ -227,6 +248,7 @@ class _Run:
                 redis_host=redis.host,
                 redis_port=redis.port,
                 cache_tracking=True,
+                metrics_port=free_port(),
             )
         )
         with redis_client(redis) as client:
@@ -240,6 +262,7 @@ class _Run:
                 redis_host=redis.host,
                 redis_port=redis.port,
                 symbols=BATCH_SYMBOLS,
+                metrics_port=free_port(),
             )
         )
         # The realistic write rate the invalidated cache serves under (benchmarks/writer.py).
@@ -254,6 +277,7 @@ class _Run:
                 cache_ttl_ms=0,
                 redis_host=redis.host,
                 redis_port=redis.port,
+                metrics_port=self.metrics_ports["observation_redis"],
             )
         )
         fallback = self._launch(
@@ -263,6 +287,7 @@ class _Run:
                 cache_ttl_ms=0,
                 redis_host="127.0.0.1",
                 redis_port=dead_port,
+                metrics_port=self.metrics_ports["observation_fallback"],
             )
         )
         listen = self._launch(
@@ -271,7 +296,7 @@ class _Run:
         serve = self._launch(
             servers.feast_serve(free_port(), data.repo_dir, data.feast_env, log_dir)
         )
-        for server in (echo, cached, invalidated, uncached, batch, fallback, listen):
+        for server in (echo, cached, cached_off, invalidated, uncached, batch, fallback, listen):
             servers.wait_grpc_serving(server)
         servers.wait_http_ok(serve)
         _log("all servers ready")
@@ -286,6 +311,9 @@ class _Run:
             ),
             "observation_invalidated": ScenarioSpec(
                 "observation_invalidated", KIND_OBSERVATION, port=invalidated.port
+            ),
+            "observation_cached_metrics_off": ScenarioSpec(
+                "observation_cached_metrics_off", KIND_OBSERVATION, port=cached_off.port
             ),
             "observation_redis": ScenarioSpec(
                 "observation_redis", KIND_OBSERVATION, port=uncached.port
@@ -430,6 +458,8 @@ def run_benchmarks(
         run.sequential(pool, specs)
         echo_saturation = run.closed(pool, specs)
         run.open_loop(pool, specs, echo_saturation)
+        run.notes.append(metrics_cost_note(run.rows))
+        run.notes.append(scrape_note(run.metrics_ports["observation_cached"]))
     record = {
         "run": {
             "timestamp": timestamp,

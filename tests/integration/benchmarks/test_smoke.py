@@ -21,6 +21,7 @@ ALL_SCENARIOS = {
     "echo",
     "observation_cached",
     "observation_invalidated",
+    "observation_cached_metrics_off",
     "observation_redis",
     "observation_batch",
     "observation_fallback",
@@ -73,7 +74,9 @@ def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
     run = record["run"]
     assert run["cpu_count"] and run["packages"]["feast"] and run["git_sha"]
     assert {t["verdict"] for t in record["targets"]} <= {"pass", "MISS", "n/a"}
-    assert len(record["targets"]) >= 6
+    assert len(record["targets"]) >= 7
+    assert any(t["target"].startswith("metrics cost") for t in record["targets"])
+    assert any(note.startswith("/metrics of observation_cached:") for note in record["notes"])
     markdown = (run_dir / "results.md").read_text()
     assert "## Targets" in markdown and "observation_cached" in markdown
     assert markdown in completed.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from benchmarks.report import evaluate_targets, render_markdown
+from benchmarks.report import evaluate_targets, metrics_cost_note, render_markdown
 
 
 def _row(
@@ -97,3 +97,18 @@ def test_feast_targets_report_the_echo_floor_of_the_same_run() -> None:
     )
     assert math.isclose(listen["floor"], echo_p99 / listen_p99)
     assert "floor" not in verdicts["observation_cached p99 / echo p99"]
+
+
+def test_metrics_cost_compares_the_twin_servers_of_one_run() -> None:
+
+    rows = [
+        _row("echo", "sequential", 1.0),
+        _row("observation_cached", "sequential", 1.08),
+        _row("observation_cached_metrics_off", "sequential", 1.0),
+    ]
+    (cost,) = [t for t in evaluate_targets(rows, None) if t["target"].startswith("metrics cost")]
+    assert math.isclose(cost["value"], 1.08)
+    assert cost["verdict"] == "MISS"
+    assert "floor" not in cost
+    note = metrics_cost_note(rows)
+    assert "1.080 with metrics on, 1.000 with metrics off; on / off = 1.080" in note
