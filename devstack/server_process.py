@@ -62,6 +62,7 @@ class ServerProcess:
         config: ServerConfig,
         *,
         environ: Mapping[str, str] | None = None,
+        metrics_port: int = 0,
     ) -> None:
         if config.port == 0:
             config = config.with_overrides(port=free_port())
@@ -70,6 +71,12 @@ class ServerProcess:
         self.port = self.config.port
         host = self.config.bind_address
         self.target = f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{self.port}"
+        self.metrics_url = (
+            f"http://{self.target.rsplit(':', 1)[0]}:{self.config.metrics_port}/metrics"
+            if self.config.metrics_port
+            else None
+        )
+        """Where the server serves Prometheus metrics (None: metrics off)."""
         self._env = server_environment(self.config, os.environ if environ is None else environ)
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()

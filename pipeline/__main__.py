@@ -121,6 +121,7 @@ def settings_from(args: argparse.Namespace) -> PipelineSettings:
 
 def command_run(settings: PipelineSettings) -> int:
     from pipeline.live import wall_clock
+    from pipeline.metrics import write_pipeline_metrics
     from pipeline.observation import format_observation, read_online_observation
     from pipeline.quickstart import online_store
     from pipeline.run import run_configured_pipeline
@@ -133,7 +134,17 @@ def command_run(settings: PipelineSettings) -> int:
             print(f"redis: using {running_up.host}:{running_up.port} (data/redis.env of `up`)")
         redis = stack.enter_context(online_store(settings))
         now = wall_clock()
-        result = run_configured_pipeline(settings, redis, now)
+        try:
+            result = run_configured_pipeline(settings, redis, now)
+        except Exception:
+            write_pipeline_metrics(settings.metrics_folder, finished_at=wall_clock(), success=False)
+            raise
+        write_pipeline_metrics(
+            settings.metrics_folder,
+            finished_at=wall_clock(),
+            materialized=result.materialized,
+            l1_rows=result.offline.rows,
+        )
         print(result.summary())
         assert result.store is not None
         stale = False

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from canonical import contract
 
@@ -53,6 +54,10 @@ class ViewMaterialization:
     """Window end (inclusive): the injected ``now``."""
     ran: bool
     """False when the window was empty (``start >= end``) and Feast was not called."""
+    seconds: float = 0.0
+    """Wall time of Feast's materialization of this view, seconds (0 when it did not run)."""
+    rows_written: int | None = None
+    """Rows Feast handed to the online store for this view; None when it could not be counted."""
 
 
 def materialize_incremental(
@@ -68,6 +73,7 @@ def materialize_incremental(
     if since is not None:
         _require_aware("since", since)
     done = []
+    writes = _OnlineWriteCounter(store)
     for name in views:
         view = store.get_feature_view(name)
         if view.ttl is None:
@@ -79,12 +85,53 @@ def materialize_incremental(
         elif since is not None:
             start = min(start, max(since, oldest_fresh))
         ran = start < now
+        seconds, rows = 0.0, 0 if writes.counting else None
         if ran:
+            began = time.perf_counter()
+            before = writes.rows.get(name, 0)
             # Feast prints a progress banner per call; our ViewMaterialization reports instead.
             with contextlib.redirect_stdout(io.StringIO()):
                 store.materialize(start_date=start, end_date=now, feature_views=[name])
-        done.append(ViewMaterialization(view=name, start=start, end=now, ran=ran))
+            seconds = time.perf_counter() - began
+            rows = writes.rows.get(name, 0) - before if writes.counting else None
+        done.append(
+            ViewMaterialization(
+                view=name, start=start, end=now, ran=ran, seconds=seconds, rows_written=rows
+            )
+        )
     return tuple(done)
+
+
+class _OnlineWriteCounter:
+    """Counts the rows Feast hands to its online store, per feature view.
+
+    Feast's ``materialize`` returns nothing; its compute engine calls the provider's online
+    store's ``online_write_batch(config, table, data, progress)`` with the rows. Wrapping that
+    method on this store's instance (once) counts them; if Feast's internals differ from this
+    (``_get_provider`` is private), counting is off and ``rows_written`` stays None.
+    """
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.rows: dict[str, int] = {}
+        self.counting = False
+        try:
+            online_store = store._get_provider().online_store
+        except AttributeError:
+            return
+        existing = getattr(online_store, "_usdcop_write_counter", None)
+        if isinstance(existing, _OnlineWriteCounter):
+            self.rows, self.counting = existing.rows, True
+            return
+        write = online_store.online_write_batch
+
+        def counted(config: Any, table: Any, data: Any, progress: Any) -> Any:
+            name = str(getattr(table, "name", ""))
+            self.rows[name] = self.rows.get(name, 0) + len(data)
+            return write(config, table, data, progress)
+
+        setattr(online_store, "online_write_batch", counted)  # noqa: B010 -- this instance only
+        setattr(online_store, "_usdcop_write_counter", self)  # noqa: B010
+        self.counting = True
 
 
 def _require_aware(name: str, moment: datetime) -> None:

@@ -33,6 +33,7 @@ from types import FrameType
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from devstack.server_process import ServerProcess
 from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
+from pipeline.metrics import write_pipeline_metrics
 from pipeline.online_watch import OnlineStoreWatch
 from pipeline.run import run_configured_pipeline
 from pipeline.settings import PipelineSettings, RedisAddress
@@ -134,6 +135,12 @@ def run_up(
         now: datetime = clock()
         result = run_configured_pipeline(settings, redis, now)
         out(result.summary())
+        textfile = write_pipeline_metrics(
+            settings.metrics_folder,
+            finished_at=clock(),
+            materialized=result.materialized,
+            l1_rows=result.offline.rows,
+        )
         assert result.store is not None
         watch = OnlineStoreWatch(
             redis,
@@ -150,7 +157,9 @@ def run_up(
             clock=clock,
             store_lost=watch.lost,
         )
-        out(describe_step(feed.step()))
+        catch_up = feed.step()
+        out(describe_step(catch_up))
+        record_live_step(settings, catch_up, clock)
         write_redis_state(settings.data_dir, redis)
         stack.callback(remove_redis_state, settings.data_dir)
 
@@ -168,6 +177,8 @@ def run_up(
         for symbol in settings.symbols:
             print_client_observation(server.target, symbol, out)
         out(how_to_call(server.target, settings.symbols[0]))
+        out(f"Prometheus metrics of the server: {server.metrics_url}")
+        out(f"pipeline metrics (node-exporter textfile): {textfile}")
 
         timer = threading.Timer(exit_after_s or 0.0, stop.set)
         timer.daemon = True
@@ -177,7 +188,7 @@ def run_up(
         feed.run(
             stop,
             settings.live_tick_s,
-            on_step=lambda step: out(describe_step(step)) if step.materialized else None,
+            on_step=lambda step: on_live_step(settings, step, clock, out),
         )
         timer.cancel()
         if died:
@@ -196,7 +207,8 @@ def server_config(
     defaults: ServerConfig, settings: PipelineSettings, redis: RedisAddress
 ) -> ServerConfig:
     """The server ``up`` starts: ``defaults`` (the server's own settings, e.g. from the
-    environment) with the pipeline's Redis, data folder, symbols and port; port 0 picks one."""
+    environment) with the pipeline's Redis, data folder, symbols, port and metrics port (port
+    0 picks a free one)."""
     return defaults.with_overrides(
         redis_host=redis.host,
         redis_port=redis.port,
@@ -207,7 +219,25 @@ def server_config(
         symbols=settings.symbols,
         bind_address="127.0.0.1",
         port=settings.server_port or free_port(),
+        metrics_port=settings.metrics_port or free_port(),
     )
+
+
+def record_live_step(settings: PipelineSettings, step: LiveStep, clock: Clock) -> None:
+    """The textfile after a live step that materialized something."""
+    if step.materialized:
+        write_pipeline_metrics(
+            settings.metrics_folder,
+            finished_at=clock(),
+            materialized=step.materialized,
+            l1_rows=None if step.offline is None else step.offline.rows,
+        )
+
+
+def on_live_step(settings: PipelineSettings, step: LiveStep, clock: Clock, out: Printer) -> None:
+    if step.materialized:
+        out(describe_step(step))
+    record_live_step(settings, step, clock)
 
 
 @contextmanager

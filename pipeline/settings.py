@@ -192,6 +192,24 @@ class PipelineSettings:
             env="USDCOP_LIVE_CATCHUP_BARS",
         ),
     )
+    metrics_port: int = field(
+        default=9464,
+        metadata=_about(
+            "Prometheus /metrics port of the server `up` starts; 0 picks a free one",
+            flag="--metrics-port",
+            commands=("up",),
+            env="USDCOP_METRICS_PORT",
+        ),
+    )
+    metrics_textfile_dir: Path | None = field(
+        default=None,
+        metadata=_about(
+            "folder of the pipeline's metrics textfile (node-exporter); default: data/metrics",
+            flag="--metrics-textfile-dir",
+            commands=COMMANDS_RUN_UP,
+            env="USDCOP_METRICS_TEXTFILE_DIR",
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.history_days < 2:
@@ -200,6 +218,8 @@ class PipelineSettings:
             raise SettingsError("USDCOP_SYMBOLS must name at least one symbol")
         if not 0 <= self.server_port < 65536:
             raise SettingsError(f"USDCOP_PORT must be 0-65535: got {self.server_port}")
+        if not 0 <= self.metrics_port < 65536:
+            raise SettingsError(f"USDCOP_METRICS_PORT must be 0-65535: got {self.metrics_port}")
         if not self.live_tick_s > 0:
             raise SettingsError(f"USDCOP_LIVE_TICK_S must be > 0: got {self.live_tick_s}")
         if self.live_catchup_bars < 1:
@@ -218,6 +238,11 @@ class PipelineSettings:
                 values[f.name] = parse_setting(f.name, raw, source=env)
         return cls(**values)
 
+    @property
+    def metrics_folder(self) -> Path:
+        """Where the pipeline writes its metrics textfile."""
+        return self.metrics_textfile_dir or self.data_dir / "metrics"
+
     def with_overrides(self, **values: Any) -> PipelineSettings:
         """A copy with some fields replaced (validated again); None values are ignored."""
         return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
@@ -235,7 +260,7 @@ def parse_setting(name: str, raw: str, *, source: str) -> Any:
         return _parse_int(source, raw)
     if type_name == "float":
         return _parse_float(source, raw)
-    if type_name == "Path":
+    if type_name in ("Path", "Path | None"):
         return Path(raw.strip()).resolve()
     if type_name == "tuple[str, ...]":
         return tuple(s.strip() for s in raw.split(",") if s.strip())

@@ -94,6 +94,13 @@ CATALOG: tuple[MetricSpec, ...] = (
         "max",
     ),
     MetricSpec(
+        "usdcop_view_ttl_seconds",
+        "gauge",
+        "The view's TTL from the contract, seconds (freshness alerts compare the age with it).",
+        ("view",),
+        "max",
+    ),
+    MetricSpec(
         "usdcop_fallback_data_age_seconds",
         "gauge",
         "Now minus the event time of the compute fallback's row for the view, seconds.",
@@ -336,6 +343,8 @@ class ServerMetrics:
                 out["usdcop_view_age_seconds"][(symbol, layout.name)] = (
                     now_ns - event_time_ns
                 ) / _NS_PER_S
+        for layout in VIEW_LAYOUTS:
+            out["usdcop_view_ttl_seconds"][(layout.name,)] = layout.ttl_ns / _NS_PER_S
         if self._fallback is not None:
             for symbol in self._fallback.symbols:
                 row = self._fallback.row(symbol)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from canonical import contract
 from devstack import processes
@@ -30,8 +31,8 @@ def test_up_serves_a_fresh_observation_and_stops_cleanly(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEAST_REDIS_", "USDCOP_"))}
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
-         "--days", str(HISTORY_DAYS), "--port", "0", "--tick-s", "1", "--exit-after-s", "2",
-         "--symbols", "USDCOP,USDMXN"],
+         "--days", str(HISTORY_DAYS), "--port", "0", "--metrics-port", "0",
+         "--tick-s", "1", "--exit-after-s", "2", "--symbols", "USDCOP,USDMXN"],
         capture_output=True, text=True, env=env, timeout=240, check=False,
     )  # fmt: skip
     out = done.stdout
@@ -57,6 +58,22 @@ def test_up_serves_a_fresh_observation_and_stops_cleanly(tmp_path) -> None:
     assert all("fresh" in cells for cells in client_rows.values()), out
     assert "ObservationService is serving on 127.0.0.1:" in out
     assert "grpcurl -plaintext" in out
+    assert re.search(r"Prometheus metrics of the server: http://127\.0\.0\.1:\d+/metrics", out)
+
+    # The pipeline's metrics textfile: every view materialized, with rows and a success time.
+    textfile = repo.data_dir / "metrics" / "usdcop_pipeline.prom"
+    assert f"pipeline metrics (node-exporter textfile): {textfile}" in out
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(textfile.read_text())
+        for s in family.samples
+    }
+    for view in contract.VIEWS:
+        labels = (("view", view.name),)
+        assert samples[("usdcop_materialization_rows_written", labels)] >= 0
+        assert samples[("usdcop_materialization_last_success_timestamp_seconds", labels)] > 1.7e9
+    assert samples[("usdcop_pipeline_last_run_success", ())] == 1
+    assert samples[("usdcop_pipeline_l1_rows", ())] > 1000
 
     # Stopped cleanly: state file removed, the embedded Redis no longer listens.
     assert not state_file_path(repo.data_dir).exists()
@@ -74,7 +91,8 @@ def test_up_with_its_port_taken_says_so_and_leaves_nothing_running(tmp_path) -> 
         port = taken.getsockname()[1]
         done = subprocess.run(
             [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
-             "--days", str(HISTORY_DAYS), "--port", str(port), "--exit-after-s", "1"],
+             "--days", str(HISTORY_DAYS), "--port", str(port), "--metrics-port", "0",
+             "--exit-after-s", "1"],
             capture_output=True, text=True, env=env, timeout=240, check=False,
         )  # fmt: skip
     assert done.returncode == 1, done.stdout[-2000:]
