@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PROTO  := proto/usdcop/observation/v1/observation.proto
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-unit test-integration lint typecheck generate check-generated bench bench-full ci clean \
+.PHONY: help setup run test test-unit test-integration test-ops lint typecheck generate check-generated bench bench-full ci clean \
         clients generate-clients check-proto test-clients test-typescript test-go
 
 help: ## List the targets
@@ -32,6 +32,11 @@ test-unit: $(STAMP) ## Unit tests only (no sockets)
 
 test-integration: $(STAMP) ## Integration tests only
 	$(PY) -m pytest tests/integration
+
+test-ops: $(STAMP) ## Alert rules (promtool check + unit tests), real Prometheus scrape, dashboard queries
+	promtool check rules ops/prometheus/alerts.yml
+	promtool test rules ops/prometheus/tests/*.yml
+	$(PY) -m pytest tests/integration/ops
 
 lint: $(STAMP) ## ruff lint + format check
 	$(PY) -m ruff check .
