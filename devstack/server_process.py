@@ -62,7 +62,6 @@ class ServerProcess:
         config: ServerConfig,
         *,
         environ: Mapping[str, str] | None = None,
-        metrics_port: int = 0,
     ) -> None:
         if config.port == 0:
             config = config.with_overrides(port=free_port())

@@ -31,7 +31,7 @@ from devstack.embedded_redis import EmbeddedRedis, free_port
 from devstack.server_process import ServerProcess
 from pipeline.materialize import ViewMaterialization
 from pipeline.metrics import write_pipeline_metrics
-from pipeline.settings import RedisAddress
+from server.config import ServerConfig
 from tests.integration.server.conftest import redis_client, write_observation, write_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -211,8 +211,10 @@ def test_prometheus_scrapes_the_server_and_evaluates_alerts_and_dashboard(
     )
     data_dir = write_raw(tmp_path / "data", raw_frames)
     metrics_port = free_port()
-    address = RedisAddress(host=fresh_redis.host, port=fresh_redis.port)
-    with ServerProcess(address, data_dir, free_port(), metrics_port=metrics_port) as server:
+    config = ServerConfig(
+        redis_port=fresh_redis.port, port=0, data_dir=data_dir, metrics_port=metrics_port
+    )
+    with ServerProcess(config) as server:
         server.wait_serving()
         with grpc.insecure_channel(server.target) as channel:
             stub = pb_grpc.ObservationServiceStub(channel)
