@@ -204,7 +204,8 @@ class PipelineSettings:
     metrics_textfile_dir: Path | None = field(
         default=None,
         metadata=_about(
-            "folder of the pipeline's metrics textfile (for the node exporter); default: data/metrics",
+            "folder of the pipeline's metrics textfile (for the node exporter); "
+            "default: data/metrics",
             flag="--metrics-textfile-dir",
             commands=COMMANDS_RUN_UP,
             env="USDCOP_METRICS_TEXTFILE_DIR",
