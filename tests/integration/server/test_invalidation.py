@@ -188,3 +188,55 @@ def test_push_state_on_one_worker_is_seen_by_the_other_at_once(
         finally:
             for channel in channels:
                 channel.close()
+
+
+def test_a_silent_redis_is_detected_by_ping_and_recovers(
+    fresh_redis: EmbeddedRedis, data_dir: Path
+) -> None:
+    """CLIENT PAUSE freezes every client (the tracking connection's PING too), as a network
+    that drops packets would: the tracker declares the stream lost within ~2 s, and comes back
+    after the pause."""
+    client = redis_client(fresh_redis)
+    write_observation(client)
+
+    async def scenario() -> None:
+        async with running(server_config(fresh_redis.port, data_dir)) as app:
+            tracker = app.server.tracker
+            assert tracker is not None and tracker.healthy
+            client.execute_command("CLIENT", "PAUSE", "3000", "ALL")
+            took = await _until(lambda: not tracker.healthy, timeout_s=3.0)
+            assert took < 3.0 and tracker.lost_total == 1
+            await _until(lambda: tracker.healthy, timeout_s=10.0)
+            write_observation(client, CHANGED)
+            await _get_until(app, CHANGED)
+
+    asyncio.run(scenario())
+
+
+def test_watch_keeps_delivering_in_ttl_mode(fresh_redis: EmbeddedRedis, data_dir: Path) -> None:
+    """Tracking off: the watch hub polls every cache TTL, so a change still arrives."""
+    client = redis_client(fresh_redis)
+    write_observation(client)
+
+    async def scenario() -> None:
+        config = server_config(fresh_redis.port, data_dir, cache_tracking=False, cache_ttl_ms=200.0)
+        async with running(config) as app:
+            call = app.stub.WatchObservations(
+                pb.WatchObservationsRequest(symbols=["USDCOP"], heartbeat_interval_ms=50),
+                timeout=20,
+            )
+            stream = call.__aiter__()
+            first = await stream.__anext__()
+            assert list(first.observation.values) == list(STORE_VALUES)
+            write_observation(client, CHANGED)
+            start = time.monotonic()
+            while True:
+                message = await stream.__anext__()
+                if message.WhichOneof("event") == "observation":
+                    break
+                app.clock.advance(0.2)  # the cache TTL passes (manual clock)
+                assert time.monotonic() - start < 10
+            assert list(message.observation.values) == list(CHANGED)
+            call.cancel()
+
+    asyncio.run(scenario())
