@@ -6,7 +6,8 @@ PROTO  := proto/usdcop/observation/v1/observation.proto
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run test test-unit test-integration test-ops lint typecheck generate check-generated bench bench-full ci clean \
-        clients generate-clients check-proto test-clients test-typescript test-go
+        clients generate-clients check-proto test-clients test-typescript test-go \
+        airflow-setup airflow-constraints test-airflow
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -51,6 +52,30 @@ generate: $(STAMP) ## Regenerate the Python code for the proto (pinned grpcio-to
 
 check-generated: generate ## Fail when the committed generated code differs from a fresh generation
 	git diff --exit-code -- proto/ || (echo "generated code is stale: run 'make generate' and commit" >&2; exit 1)
+
+# Airflow lives in its own virtualenv, installed against airflow/constraints.txt; its tasks run
+# the project's steps with the project's .venv, so neither environment pins the other.
+AIRFLOW_VERSION ?= 3.3.2
+AIRFLOW_VENV    ?= .venv-airflow
+AIRFLOW_STAMP   := $(AIRFLOW_VENV)/.installed
+
+$(AIRFLOW_STAMP): airflow/constraints.txt
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)' \
+	    -c airflow/constraints.txt
+	@touch $(AIRFLOW_STAMP)
+
+airflow-setup: $(AIRFLOW_STAMP) ## Create .venv-airflow: Airflow $(AIRFLOW_VERSION) pinned by airflow/constraints.txt
+
+airflow-constraints: ## Re-resolve Airflow $(AIRFLOW_VERSION) in a scratch venv and rewrite airflow/constraints.txt
+	rm -rf .venv-airflow-resolve && $(PYTHON) -m venv .venv-airflow-resolve
+	.venv-airflow-resolve/bin/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)'
+	{ sed -n '/^#/p' airflow/constraints.txt; .venv-airflow-resolve/bin/python -m pip freeze; } \
+	    > airflow/constraints.txt.new && mv airflow/constraints.txt.new airflow/constraints.txt
+	rm -rf .venv-airflow-resolve
+
+test-airflow: $(STAMP) $(AIRFLOW_STAMP) ## DAG tests: airflow dags test L0 -> L1 -> L1b against a real Redis
+	AIRFLOW_BIN=$(abspath $(AIRFLOW_VENV))/bin/airflow $(PY) -m pytest airflow/tests
 
 bench: $(STAMP) ## Quick benchmark (~2 min): every scenario, every load mode
 	$(PY) -m benchmarks run --profile quick
@@ -101,5 +126,5 @@ test-go: $(STAMP) ## Go client build + tests (go test) against a real server
 
 test-clients: test-typescript test-go ## TypeScript and Go client tests against a real server
 
-clean: ## Remove the venv and generated data
-	rm -rf $(VENV) data benchmarks/results
+clean: ## Remove the venvs and generated data
+	rm -rf $(VENV) $(AIRFLOW_VENV) data benchmarks/results

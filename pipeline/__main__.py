@@ -7,7 +7,9 @@ Commands:
             live feed, the gRPC server, an observation through the client; runs until Ctrl-C;
 - ``feast`` the ``feast`` CLI inside feature_repo/ with FEAST_REDIS_* filled in (from the
             environment, else from data/redis.env that ``up`` writes), so the seed's diagnostics
-            work: ``python -m pipeline feast feature-views list``.
+            work: ``python -m pipeline feast feature-views list``;
+- ``l0``, ``l1``, ``materialize`` ``--start T --end T``, ``apply``, ``check-contract``: the scheduler's steps over
+            one data interval (pipeline.interval_cli; Airflow's DAGs call them).
 
 Settings come from environment variables (pipeline.settings) with flags on top; the flags and
 their ``--help`` are generated from the settings' field metadata.
@@ -103,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings(feast, "feast")
     feast.add_argument("feast_args", nargs=argparse.REMAINDER, help="arguments for feast")
+    from pipeline import interval_cli
+
+    interval_cli.add_commands(commands, repo)
     return parser
 
 
@@ -193,6 +198,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "feast":
         return command_feast(settings, args.feast_args)
+    from pipeline import interval_cli
+
+    if args.command == "check-contract":  # reads one file: no pandas, no Feast
+        return interval_cli.run_command(args.command, args, settings)
+    if args.command in (*interval_cli.INTERVAL_COMMANDS, *interval_cli.OTHER_COMMANDS):
+        from pipeline.run import RepoLayoutError, check_repo_layout
+
+        try:
+            check_repo_layout(settings.repo_dir, settings.data_dir)
+        except RepoLayoutError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return interval_cli.run_command(args.command, args, settings)
     from devstack.server_process import ServerStartError
     from pipeline.run import RepoLayoutError, check_repo_layout
 

@@ -1,0 +1,1 @@
+"""Shared pieces of the USD/COP DAGs: their settings and the command each task runs."""

@@ -1,0 +1,149 @@
+"""The pipeline cut into a scheduler's steps, each over one data interval ``[start, end)``.
+
+What enters: the settings (folders, history, seed, symbols), the interval of one scheduled run
+(tz-aware) and, for L1b, the Redis address. What leaves:
+- :func:`ingest_l0`: ``data/raw`` covering the interval -- generated (history ending at ``end``)
+  when no raw files exist, else extended by the session bars that closed by ``end`` after the
+  last stored bar (plus the macro prints known by then);
+- :func:`build_l1`: the offline tables holding a row for every raw bar (rows only added);
+- :func:`materialize_interval`: the rows with event time in ``[start, end)`` written to Redis for
+  every view, after checking that the registry's contract hash is the code's. Half-open like
+  Airflow's data intervals (Feast's own ``materialize`` includes ``end``): the bar that closes
+  exactly at ``end`` belongs to the next interval, so consecutive runs never overlap.
+
+Idempotence: each step is a no-op the second time for the same interval -- L0 appends only bars
+it does not have, L1 only rows it does not have, and Feast skips a row that is not newer than the
+stored one (so a backfill of an older interval never overwrites newer data either). Feast apply
+is not a scheduled step: the registry is deployed with the code (``python -m pipeline apply``),
+and L1b refuses to materialize through a registry whose contract differs from its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from market_data import files
+from market_data.generator import extend_macro, next_bars
+from market_data.session import BAR_MINUTES, session_bar_opens
+from pipeline.materialize import VIEW_NAMES
+from pipeline.offline import OfflineRefresh, append_offline_rows
+from pipeline.raw_data import ensure_raw_data
+from pipeline.registry_file import read_registry, registry_path, require_contract_match
+from pipeline.settings import PipelineSettings, RedisAddress
+
+BAR = timedelta(minutes=BAR_MINUTES)
+_FEAST_END_INCLUSIVE = timedelta(microseconds=1)
+"""Feast keeps rows with ``event_time <= end_date``; one microsecond less makes it ``< end``."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A scheduled run's data interval, ``[start, end)``, tz-aware."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        for name, moment in (("start", self.start), ("end", self.end)):
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise ValueError(f"interval {name} must be tz-aware (UTC), got {moment!r}")
+        if not self.start < self.end:
+            raise ValueError(f"interval start {self.start} must be before end {self.end}")
+
+    def __str__(self) -> str:
+        return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What L0 did."""
+
+    generated: bool
+    """True when the history was generated (no raw files existed)."""
+    appended: int
+    """Bars appended to existing files (all symbols)."""
+    bars: int
+    """Bars stored now (all symbols)."""
+
+
+def ingest_l0(settings: PipelineSettings, interval: Interval) -> IngestResult:
+    """Make ``data/raw`` cover every session bar that closed by ``interval.end``."""
+    data_dir = settings.data_dir
+    bars_file, macro_file = files.bars_path(data_dir), files.macro_path(data_dir)
+    if not bars_file.exists() or not macro_file.exists():
+        raw = ensure_raw_data(
+            data_dir,
+            interval.end,
+            days=settings.history_days,
+            seed=settings.seed,
+            symbols=settings.symbols,
+        )
+        return IngestResult(generated=True, appended=0, bars=len(raw.bars))
+    bars, macro = files.read_bars(bars_file), files.read_macro(macro_file)
+    last_open: datetime = pd.Timestamp(bars["time"].max()).to_pydatetime()
+    opens = [
+        moment
+        for offset in range((interval.end.date() - last_open.date()).days + 1)
+        for moment in session_bar_opens(last_open.date() + timedelta(days=offset))
+        if last_open < moment and moment + BAR <= interval.end
+    ]
+    if opens:
+        yesterday = (pd.Timestamp(interval.end).tz_convert("UTC") - pd.Timedelta(days=1)).date()
+        extended = extend_macro(macro, yesterday, settings.seed)
+        if len(extended) != len(macro):
+            files.write_macro(macro_file, extended)
+        new = next_bars(bars, opens, settings.seed)
+        bars = pd.concat([bars, new], ignore_index=True).sort_values(
+            ["symbol", "time"], kind="stable", ignore_index=True
+        )
+        files.write_bars(bars_file, bars)
+    return IngestResult(generated=False, appended=len(opens) * len(settings.symbols), bars=len(bars))
+
+
+def build_l1(settings: PipelineSettings, interval: Interval) -> OfflineRefresh:
+    """Add the offline rows of raw bars that have none yet (``created`` = the interval's end)."""
+    data_dir = settings.data_dir
+    bars = files.read_bars(files.bars_path(data_dir))
+    macro = files.read_macro(files.macro_path(data_dir))
+    return append_offline_rows(data_dir, bars, macro, created=interval.end)
+
+
+@dataclass(frozen=True)
+class IntervalMaterialization:
+    """What L1b did."""
+
+    views: tuple[str, ...]
+    interval: Interval
+    contract_hash: str
+    """The hash the registry and the code agreed on."""
+
+
+def materialize_interval(
+    settings: PipelineSettings, redis: RedisAddress, interval: Interval
+) -> IntervalMaterialization:
+    """Check the registry's contract, then ``materialize(start, end)`` every view.
+
+    Raises registry_file.RegistryError (no registry) or ContractMismatchError before anything
+    is written to Redis.
+    """
+    where = registry_path(settings.data_dir)
+    service = require_contract_match(read_registry(where), where)
+    from pipeline.feast_repo import open_feature_store
+
+    store = open_feature_store(settings.repo_dir, redis)
+    # Feast prints a progress banner per call; the command prints one summary line instead.
+    with contextlib.redirect_stdout(io.StringIO()):
+        store.materialize(
+            start_date=interval.start,
+            end_date=interval.end - _FEAST_END_INCLUSIVE,
+            feature_views=list(VIEW_NAMES),
+        )
+    return IntervalMaterialization(
+        views=VIEW_NAMES, interval=interval, contract_hash=service.tags["contract_hash"]
+    )
+

@@ -1,0 +1,149 @@
+"""The scheduler's commands: ``python -m pipeline l0|l1|materialize --start T --end T``,
+``python -m pipeline apply`` (the deploy step) and ``python -m pipeline check-contract``.
+
+What enters: parsed arguments and the settings. What leaves: one summary line per command on
+stdout and an exit code a scheduler can act on -- 0 done, 1 failed (retry may help: Redis
+down), 2 bad usage, 3 the registry's contract is not the code's (retrying will not help: fix
+the deployment). Airflow's DAGs (``airflow/dags/``) call exactly these commands with the
+run's data interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import datetime
+
+from pipeline.settings import PipelineSettings, RedisAddress
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CONTRACT = 3
+
+INTERVAL_COMMANDS = ("l0", "l1", "materialize")
+OTHER_COMMANDS = ("apply", "check-contract")
+
+
+def _moment(raw: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {raw!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone (e.g. +00:00): {raw!r}")
+    return moment
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    repo: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Register ``l0``, ``l1``, ``materialize`` and ``apply`` on ``commands``."""
+    helps = {
+        "l0": "L0 ingest: raw bars covering the interval (generated or extended)",
+        "l1": "L1 features: offline rows for every raw bar",
+        "materialize": "L1b: check the registry's contract hash, then materialize [start, end)",
+    }
+    for name, text in helps.items():
+        sub = commands.add_parser(name, help=text, description=text + ".")
+        repo(sub)
+        sub.add_argument("--start", type=_moment, required=True, help="interval start, ISO-8601")
+        sub.add_argument("--end", type=_moment, required=True, help="interval end, ISO-8601")
+    apply = commands.add_parser(
+        "apply",
+        help="feast apply of feature_repo/ (the deploy step that writes the registry)",
+        description="Register features.py's objects in the registry (data/registry.db).",
+    )
+    repo(apply)
+    check = commands.add_parser(
+        "check-contract",
+        help="fail (exit 3) unless the registry's contract hash and features are the code's",
+        description="Read data/registry.db (without Feast) and compare the feature service's "
+        "contract_hash tag and features with canonical.contract.",
+    )
+    repo(check)
+
+
+def _redis(settings: PipelineSettings) -> RedisAddress | None:
+    from pipeline.state_file import read_redis_state
+
+    return settings.redis or read_redis_state(settings.data_dir)
+
+
+def run_command(command: str, args: argparse.Namespace, settings: PipelineSettings) -> int:
+    """Run one of this module's commands; returns the exit code."""
+    from redis.exceptions import RedisError
+
+    from pipeline.registry_file import ContractMismatchError, RegistryError
+
+    redis = _redis(settings)
+    if redis is None and command in ("apply", "materialize"):
+        # Apply updates the online store's infrastructure too (it drops removed views).
+        print("error: no Redis configured: set FEAST_REDIS_HOST/PORT", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if command == "apply":
+            assert redis is not None
+            return _apply(settings, redis)
+        if command == "check-contract":
+            return _check_contract(settings)
+        from pipeline.interval import Interval
+
+        interval = Interval(args.start, args.end)
+        if command == "l0":
+            from pipeline.interval import ingest_l0
+
+            raw = ingest_l0(settings, interval)
+            how = "generated" if raw.generated else f"{raw.appended} bars appended"
+            print(f"L0 {interval}: {how}, {raw.bars} bars stored")
+            return 0
+        if command == "l1":
+            from pipeline.interval import build_l1
+
+            offline = build_l1(settings, interval)
+            print(f"L1 {interval}: {offline.added} rows added, {offline.rows} rows per view")
+            return 0
+        from pipeline.interval import materialize_interval
+
+        assert redis is not None
+
+        done = materialize_interval(settings, redis, interval)
+        print(
+            f"L1b {interval}: materialized {', '.join(done.views)} into {redis.host}:{redis.port} "
+            f"(contract {done.contract_hash[:12]})"
+        )
+        return 0
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ContractMismatchError, RegistryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONTRACT
+    except FileNotFoundError as exc:
+        print(f"error: {exc} (run L0 and L1 for this interval first)", file=sys.stderr)
+        return EXIT_FAILED
+    except RedisError as exc:
+        assert redis is not None
+        print(f"error: Redis at {redis.host}:{redis.port}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _apply(settings: PipelineSettings, redis: RedisAddress) -> int:
+    from pipeline.feast_repo import apply_definitions, open_feature_store
+
+    applied = apply_definitions(open_feature_store(settings.repo_dir, redis), settings.repo_dir)
+    print(f"apply: {len(applied)} objects registered in {settings.data_dir / 'registry.db'}")
+    return 0
+
+
+def _check_contract(settings: PipelineSettings) -> int:
+    from pipeline.registry_file import read_registry, registry_path, require_contract_match
+
+    where = registry_path(settings.data_dir)
+    service = require_contract_match(read_registry(where), where)
+    print(
+        f"contract: registry {where} serves {service.name} with {len(service.features)} "
+        f"features, hash {service.tags['contract_hash'][:12]} (the code's)"
+    )
+    return 0
