@@ -8,8 +8,10 @@ Commands:
 - ``feast`` the ``feast`` CLI inside feature_repo/ with FEAST_REDIS_* filled in (from the
             environment, else from data/redis.env that ``up`` writes), so the seed's diagnostics
             work: ``python -m pipeline feast feature-views list``;
-- ``l0``, ``l1``, ``materialize`` ``--start T --end T``, ``apply``, ``check-contract``: the scheduler's steps over
-            one data interval (pipeline.interval_cli; Airflow's DAGs call them).
+- ``l0``, ``l1``, ``materialize`` ``--start T --end T``, ``apply``, ``check-contract``: the
+            scheduler's steps over one data interval (pipeline.interval_cli; the DAGs call them);
+- ``doctor [--json]``, ``redis-key SYMBOL``: the on-call checks and a symbol's Redis key
+            (pipeline.ops_cli; docs/RUNBOOK.md).
 
 Settings come from environment variables (pipeline.settings) with flags on top; the flags and
 their ``--help`` are generated from the settings' field metadata.
@@ -108,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline import interval_cli
 
     interval_cli.add_commands(commands, repo)
+    from pipeline import ops_cli
+
+    ops_cli.add_commands(commands, repo)
     return parser
 
 
@@ -202,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "check-contract":  # reads one file: no pandas, no Feast
         return interval_cli.run_command(args.command, args, settings)
+    from pipeline import ops_cli
+
+    if args.command in ops_cli.OPS_COMMANDS:
+        return ops_cli.run_command(args.command, args, settings)
     if args.command in (*interval_cli.INTERVAL_COMMANDS, *interval_cli.OTHER_COMMANDS):
         from pipeline.run import RepoLayoutError, check_repo_layout
 

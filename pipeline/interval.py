@@ -102,7 +102,9 @@ def ingest_l0(settings: PipelineSettings, interval: Interval) -> IngestResult:
             ["symbol", "time"], kind="stable", ignore_index=True
         )
         files.write_bars(bars_file, bars)
-    return IngestResult(generated=False, appended=len(opens) * len(settings.symbols), bars=len(bars))
+    return IngestResult(
+        generated=False, appended=len(opens) * len(settings.symbols), bars=len(bars)
+    )
 
 
 def build_l1(settings: PipelineSettings, interval: Interval) -> OfflineRefresh:
@@ -146,4 +148,3 @@ def materialize_interval(
     return IntervalMaterialization(
         views=VIEW_NAMES, interval=interval, contract_hash=service.tags["contract_hash"]
     )
-

@@ -189,9 +189,7 @@ def _view(raw: bytes) -> ViewEntry:
                     project = spec_value.decode()
         elif number == _META:
             for meta_number, meta_value in _fields(value):
-                if meta_number == _VIEW_MATERIALIZATION_INTERVALS and isinstance(
-                    meta_value, bytes
-                ):
+                if meta_number == _VIEW_MATERIALIZATION_INTERVALS and isinstance(meta_value, bytes):
                     interval = dict(_fields(meta_value))
                     end = interval.get(_INTERVAL_END)
                     if isinstance(end, bytes):

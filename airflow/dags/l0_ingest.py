@@ -7,9 +7,8 @@ appends nothing.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
 from _usdcop.steps import DEFAULT_ARGS, START_DATE, pipeline_task, timetable
+from airflow.sdk import DAG
 
 with DAG(
     dag_id="v3.l0_ingest",

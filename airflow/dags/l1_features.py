@@ -6,11 +6,10 @@ Waits for L0 of the same data interval, then adds the offline rows of every new 
 
 from __future__ import annotations
 
-from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
-from airflow.sdk import DAG
-
 from _usdcop.settings import SETTINGS
 from _usdcop.steps import DEFAULT_ARGS, START_DATE, pipeline_task, timetable
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+from airflow.sdk import DAG
 
 with DAG(
     dag_id="v3.l1_features",

@@ -15,11 +15,10 @@ same data interval, with a timeout), on the fallback cron ``*/15 13-18 * * 1-5``
 
 from __future__ import annotations
 
-from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
-from airflow.sdk import DAG
-
 from _usdcop.settings import SETTINGS
 from _usdcop.steps import DEFAULT_ARGS, START_DATE, pipeline_task, timetable
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+from airflow.sdk import DAG
 
 with DAG(
     dag_id="v3.l1b_feast_materialize",

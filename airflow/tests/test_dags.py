@@ -72,7 +72,9 @@ class Stack:
         (self.logs / f"{log}.log").write_text(done.stdout + done.stderr)
         return done
 
-    def dags_test(self, dag_id: str, logical_date: str, log: str) -> subprocess.CompletedProcess[str]:
+    def dags_test(
+        self, dag_id: str, logical_date: str, log: str
+    ) -> subprocess.CompletedProcess[str]:
         return self.airflow("dags", "test", dag_id, logical_date, log=log)
 
 
@@ -118,7 +120,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         _require_ok(deploy, "pipeline apply")
         yield built
-        print("\nairflow timings (s):", json.dumps({k: round(v, 1) for k, v in built.seconds.items()}))
+        print(
+            "\nairflow timings (s):", json.dumps({k: round(v, 1) for k, v in built.seconds.items()})
+        )
 
 
 def test_dag_folder_parses_without_import_errors(stack: Stack) -> None:
@@ -174,9 +178,7 @@ def test_chain_materializes_the_interval_and_the_server_serves_it_fresh(stack: S
         assert status.event_time.ToDatetime(tzinfo=UTC) == datetime(
             2025, 12, 12, 14, 10, tzinfo=UTC
         )
-    assert list(observation.values) == [
-        expected_values[f.name] for f in contract.FEATURES
-    ]
+    assert list(observation.values) == [expected_values[f.name] for f in contract.FEATURES]
     assert files.bars_path(raw_dir).exists()
 
 

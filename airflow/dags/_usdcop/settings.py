@@ -30,13 +30,13 @@ class DagSettings:
     project_dir: Path
     """Project checkout the steps run in; USDCOP_PROJECT_DIR [this checkout]."""
     project_python: Path
-    """Interpreter of the project's virtualenv; USDCOP_PROJECT_PYTHON [<project>/.venv/bin/python]."""
+    """The project virtualenv's interpreter; USDCOP_PROJECT_PYTHON [<project>/.venv/bin/python]."""
     feature_repo: Path | None
     """Feast repository folder (data/ beside it); USDCOP_FEATURE_REPO [<project>/feature_repo]."""
     schedule_cron: str
     """Cron of all three DAGs (same data intervals); USDCOP_SCHEDULE_CRON [FALLBACK_CRON]."""
     sensor_timeout_s: float
-    """How long L1b waits for L1 of its interval before failing; USDCOP_L1_SENSOR_TIMEOUT_S [1800]."""
+    """Seconds a sensor waits for its upstream run, then fails; USDCOP_L1_SENSOR_TIMEOUT_S."""
     sensor_poke_s: float
     """Seconds between the sensor's checks; USDCOP_SENSOR_POKE_S [30]."""
     retries: int

@@ -9,7 +9,7 @@ in the project's virtualenv (Airflow renders the run's data interval into the co
 from __future__ import annotations
 
 import shlex
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
@@ -17,7 +17,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from _usdcop.settings import SETTINGS
 
-START_DATE = datetime(2025, 1, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "usdcop",

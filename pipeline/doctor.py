@@ -1,0 +1,366 @@
+"""``python -m pipeline doctor``: what an on-call person runs first.
+
+What enters: the pipeline settings (Redis address with AUTH/TLS, data folder, symbols), the
+gRPC target of the observation server and ``now`` (injected; the wall clock by default). What
+leaves: a :class:`Report` -- one :class:`Check` per line, each with a verdict (``ok``, ``warn``,
+``FAIL``), what was seen and, when it is not ok, the fix -- printed as text or JSON; any FAIL
+makes the exit code 1.
+
+The checks, in the data's order: offline store (raw and offline files present), the registry's
+contract hash vs the code's, the feature service's 15 features in contract order, the last
+successful materialization and its age, Redis reachable and its PING time, the symbol's key,
+each view's event time, age and TTL verdict, then the gRPC server's health and a real
+GetObservation with each view's source.
+
+Fast on purpose: the registry is read from its proto file (pipeline.registry_file), Redis with
+redis-py, the server with grpc -- no ``import feast`` (about 4 s) and no pandas.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from canonical import contract
+from pipeline.registry_file import (
+    RegistryError,
+    RegistrySummary,
+    read_registry,
+    registry_path,
+)
+from pipeline.settings import PipelineSettings, RedisAddress
+
+Verdict = Literal["ok", "warn", "FAIL"]
+
+MATERIALIZE_FIX = (
+    "materialize the latest interval: `airflow dags trigger v3.l1b_feast_materialize`, or "
+    "`python -m pipeline materialize --start <T-15min> --end <T>` (docs/RUNBOOK.md)"
+)
+APPLY_FIX = "run `python -m pipeline apply` from the deployed code, then materialize again"
+REDIS_FIX = (
+    "start Redis or fix FEAST_REDIS_HOST/PORT/PASSWORD/SSL; the server answers from the "
+    "fallback meanwhile (docs/RUNBOOK.md, 'Redis connection failed')"
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    name: str
+    verdict: Verdict
+    detail: str
+    fix: str = ""
+    """How to fix it; empty when the verdict is ok."""
+    seconds: float = 0.0
+    """Wall time of the check."""
+
+    def line(self) -> str:
+        text = f"{self.verdict:<4}  {self.name:<28} {self.detail}"
+        if self.fix and self.verdict != "ok":
+            text += f"\n      fix: {self.fix}"
+        return text
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every check, and the total time."""
+
+    checks: tuple[Check, ...]
+    seconds: float
+    now: datetime
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.verdict == "FAIL")
+
+    def text(self) -> str:
+        lines = [c.line() for c in self.checks]
+        lines.append(
+            f"doctor: {len(self.checks)} checks, {len(self.failed)} failed, "
+            f"{sum(c.verdict == 'warn' for c in self.checks)} warnings "
+            f"({self.seconds * 1000:.0f} ms, now={self.now.isoformat()})"
+        )
+        return "\n".join(lines)
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "ok": not self.failed,
+                "seconds": round(self.seconds, 4),
+                "now": self.now.isoformat(),
+                "checks": [asdict(c) | {"seconds": round(c.seconds, 4)} for c in self.checks],
+            },
+            indent=2,
+        )
+
+
+class _Add(Protocol):
+    def __call__(self, name: str, verdict: Verdict, detail: str, fix: str = "") -> None: ...
+
+
+@dataclass
+class _Recorder:
+    checks: list[Check] = field(default_factory=list)
+
+    @contextmanager
+    def timed(self) -> Iterator[_Add]:
+        started = time.perf_counter()
+        pending: list[tuple[str, Verdict, str, str]] = []
+
+        def add(name: str, verdict: Verdict, detail: str, fix: str = "") -> None:
+            pending.append((name, verdict, detail, fix))
+
+        yield add
+        share = (time.perf_counter() - started) / max(len(pending), 1)
+        self.checks.extend(Check(n, v, d, f, share) for n, v, d, f in pending)
+
+
+def run_doctor(
+    settings: PipelineSettings,
+    target: str,
+    now: datetime | None = None,
+    grpc_timeout_s: float = 2.0,
+) -> Report:
+    """Run every check (none raises: a broken piece is a FAIL line)."""
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    record = _Recorder()
+    _offline_store(record, settings.data_dir)
+    summary = _registry(record, settings.data_dir)
+    _last_materialization(record, summary, now)
+    redis_address = settings.redis or _state_file_redis(settings.data_dir)
+    _redis(record, redis_address, settings.symbols, now)
+    _server(record, target, settings.symbols, grpc_timeout_s)
+    return Report(tuple(record.checks), time.perf_counter() - started, now)
+
+
+def _state_file_redis(data_dir: Path) -> RedisAddress | None:
+    from pipeline.state_file import read_redis_state
+
+    return read_redis_state(data_dir)
+
+
+def _offline_store(record: _Recorder, data_dir: Path) -> None:
+    from canonical.offline_tables import offline_table_path
+    from market_data import files
+
+    with record.timed() as add:
+        wanted = [files.bars_path(data_dir), files.macro_path(data_dir)]
+        wanted += [offline_table_path(data_dir, v.name) for v in contract.VIEWS]
+        missing = [str(p) for p in wanted if not p.is_file()]
+        if missing:
+            add(
+                "offline store (files)",
+                "FAIL",
+                f"missing: {', '.join(missing)}",
+                "run L0 and L1 for the interval (`airflow dags trigger v3.l0_ingest` then "
+                "`v3.l1_features`, or `python -m pipeline l0|l1 --start T --end T`)",
+            )
+        else:
+            add("offline store (files)", "ok", f"{len(wanted)} files in {data_dir}")
+
+
+def _registry(record: _Recorder, data_dir: Path) -> RegistrySummary | None:
+    where = registry_path(data_dir)
+    with record.timed() as add:
+        try:
+            summary = read_registry(where)
+        except RegistryError as exc:
+            add("registry contract hash", "FAIL", str(exc), APPLY_FIX)
+            add("feature service", "FAIL", "no registry to read", APPLY_FIX)
+            return None
+        service = summary.service()
+        registered = service.tags.get("contract_hash", "") if service else ""
+        if registered == contract.CONTRACT_HASH:
+            add("registry contract hash", "ok", f"{registered[:12]} = code's ({where})")
+        else:
+            add(
+                "registry contract hash",
+                "FAIL",
+                f"registry {registered[:12] or '(none)'} != code {contract.CONTRACT_HASH[:12]}",
+                APPLY_FIX,
+            )
+        expected = tuple(f"{f.view}:{f.name}" for f in contract.FEATURES)
+        if service is None:
+            add("feature service", "FAIL", f"{contract.FEATURE_SERVICE} not registered", APPLY_FIX)
+        elif service.features == expected:
+            add(
+                "feature service",
+                "ok",
+                f"{service.name}: {len(expected)} features in contract order",
+            )
+        else:
+            order = "same names, other order" if set(service.features) == set(expected) else ""
+            add(
+                "feature service",
+                "FAIL",
+                f"{service.name}: {len(service.features)} features, contract {len(expected)} "
+                f"{order}".rstrip(),
+                APPLY_FIX,
+            )
+        return summary
+
+
+def _last_materialization(
+    record: _Recorder, summary: RegistrySummary | None, now: datetime
+) -> None:
+    with record.timed() as add:
+        if summary is None:
+            add("last materialization", "FAIL", "no registry", APPLY_FIX)
+            return
+        ends = {
+            v.name: entry.materialized_until
+            for v in contract.VIEWS
+            if (entry := summary.view(v.name)) is not None
+        }
+        known = [end for end in ends.values() if end is not None]
+        if not known:
+            add("last materialization", "FAIL", "never materialized", MATERIALIZE_FIX)
+            return
+        latest = max(known)
+        add(
+            "last materialization",
+            "ok",
+            f"until {latest.isoformat()} ({_age(now - latest)} ago)",
+        )
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    return f"{sign}{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+
+
+def _redis(
+    record: _Recorder,
+    address: RedisAddress | None,
+    symbols: tuple[str, ...],
+    now: datetime,
+) -> None:
+    import redis
+
+    from server import feast_layout
+
+    with record.timed() as add:
+        if address is None:
+            add("redis", "FAIL", "no Redis configured (FEAST_REDIS_HOST unset)", REDIS_FIX)
+            return
+        where = f"{address.host}:{address.port}" + (" tls" if address.tls else "")
+        where += " auth" if address.password else ""
+        client = redis.Redis(
+            host=address.host,
+            port=address.port,
+            password=address.password or None,
+            ssl=address.tls,
+            socket_timeout=2.0,
+            socket_connect_timeout=2.0,
+        )
+        try:
+            started = time.perf_counter()
+            client.ping()
+            ping_ms = (time.perf_counter() - started) * 1000
+        except redis.RedisError as exc:
+            add("redis", "FAIL", f"{where}: {type(exc).__name__}: {exc}", REDIS_FIX)
+            client.close()
+            return
+        add("redis", "ok", f"{where} PING {ping_ms:.2f} ms")
+    try:
+        for symbol in symbols:
+            _symbol(record, client, feast_layout, symbol, now)
+    finally:
+        client.close()
+
+
+def _symbol(record: _Recorder, client: Any, feast_layout: Any, symbol: str, now: datetime) -> None:
+    import redis
+
+    with record.timed() as add:
+        key = feast_layout.entity_key(symbol, contract.PROJECT)
+        try:
+            present = bool(client.exists(key))
+            stamps = client.hmget(key, [feast_layout.ts_field(v.name) for v in contract.VIEWS])
+        except redis.RedisError as exc:
+            add(f"key {symbol}", "FAIL", f"{type(exc).__name__}: {exc}", REDIS_FIX)
+            return
+        if not present:
+            add(
+                f"key {symbol}",
+                "FAIL",
+                f"no hash {key!r} (every view falls back)",
+                MATERIALIZE_FIX,
+            )
+        else:
+            add(f"key {symbol}", "ok", f"{len(key)}-byte key (`pipeline redis-key {symbol}`)")
+        for view, raw in zip(contract.VIEWS, stamps, strict=True):
+            name = f"view {symbol} {view.name}"
+            event_ns = feast_layout.decode_timestamp_ns(raw) if raw is not None else None
+            if event_ns is None:
+                add(name, "FAIL", f"no {feast_layout.ts_field(view.name)!r} field", MATERIALIZE_FIX)
+                continue
+            event = datetime.fromtimestamp(event_ns / 1e9, tz=UTC)
+            age = now - event
+            seen = f"event {event.isoformat()}, age {_age(age)}, TTL {_age(view.ttl)}"
+            if age < timedelta(0):
+                add(name, "FAIL", seen + ": from the future", "check the writer's clock")
+            elif age > view.ttl:
+                add(name, "FAIL", seen + ": expired (served from fallback)", MATERIALIZE_FIX)
+            else:
+                add(name, "ok", seen + ": fresh")
+
+
+def _server(record: _Recorder, target: str, symbols: tuple[str, ...], timeout_s: float) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from usdcop.observation.v1 import observation_pb2 as pb
+    from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
+
+    fix = (
+        "start the observation server (python -m server) or fix --target; "
+        "see docs/RUNBOOK.md for what its per-view sources mean"
+    )
+    with grpc.insecure_channel(target) as channel, record.timed() as add:
+        try:
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
+            )
+        except grpc.RpcError as exc:
+            add("server health", "FAIL", f"{target}: {exc.code().name}", fix)
+            return
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)
+        add("server health", "ok" if status == "SERVING" else "FAIL", f"{target}: {status}", fix)
+        stub = pb_grpc.ObservationServiceStub(channel)
+        for symbol in symbols:
+            try:
+                answer = stub.GetObservation(
+                    pb.GetObservationRequest(symbol=symbol), timeout=timeout_s
+                )
+            except grpc.RpcError as exc:
+                add(f"server {symbol}", "FAIL", f"{exc.code().name}: {exc.details()}", fix)
+                continue
+            sources = ", ".join(f"{v.view}={_source(pb, v)}" for v in answer.views)
+            fallback = [v for v in answer.views if v.source != pb.VALUE_SOURCE_ONLINE_STORE]
+            add(
+                f"server {symbol}",
+                "warn" if fallback else "ok",
+                f"{len(answer.values)} values; {sources}",
+                "views served from the fallback: see the Redis and view checks above"
+                if fallback
+                else "",
+            )
+
+
+def _source(pb: Any, view: Any) -> str:
+    source = "online_store" if view.source == pb.VALUE_SOURCE_ONLINE_STORE else "fallback"
+    freshness = "fresh" if view.freshness == pb.FRESHNESS_FRESH else "expired"
+    if view.source != pb.VALUE_SOURCE_ONLINE_STORE:
+        reason = pb.FallbackReason.Name(view.fallback_reason).removeprefix("FALLBACK_REASON_")
+        return f"{source}/{freshness}({reason.lower()})"
+    return f"{source}/{freshness}"

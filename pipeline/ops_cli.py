@@ -1,0 +1,79 @@
+"""The on-call commands: ``python -m pipeline doctor [--json]`` and ``redis-key SYMBOL``.
+
+What enters: parsed arguments and the settings. What leaves: the doctor's report on stdout
+(exit 1 when a check fails) and, for ``redis-key``, a symbol's Feast key in Redis as a
+double-quoted, escaped string that ``redis-cli`` reads back as the same bytes (the key is binary:
+Feast's serialized entity key followed by the project name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import datetime
+
+from pipeline.settings import PipelineSettings
+
+OPS_COMMANDS = ("doctor", "redis-key")
+
+
+def _moment(raw: str) -> datetime:
+    moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone (e.g. +00:00): {raw!r}")
+    return moment
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    repo: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Register ``doctor`` and ``redis-key`` on ``commands``."""
+    doctor = commands.add_parser(
+        "doctor",
+        help="check every piece (files, registry, Redis, views, server); exit 1 on a failure",
+        description="One check per line with its verdict and, when failing, the fix. Redis "
+        "from FEAST_REDIS_* (else data/redis.env of `up`), the server at --target.",
+    )
+    repo(doctor)
+    doctor.add_argument("--json", action="store_true", help="machine-readable report")
+    doctor.add_argument("--target", help="observation server host:port [127.0.0.1:USDCOP_PORT]")
+    doctor.add_argument("--symbols", help="comma-separated symbols [USDCOP_SYMBOLS; USDCOP]")
+    doctor.add_argument(
+        "--now", type=_moment, help="judge ages at this time instead of the clock (ISO-8601)"
+    )
+    key = commands.add_parser(
+        "redis-key",
+        help="print a symbol's Feast key in Redis, escaped for redis-cli",
+        description="Print the key of SYMBOL's hash, double-quoted with \\x escapes, e.g. "
+        "printf 'HGETALL %%s\\n' \"$(python -m pipeline redis-key USDCOP)\" | redis-cli",
+    )
+    repo(key)
+    key.add_argument("symbol", help="symbol, e.g. USDCOP")
+
+
+def escaped_key(symbol: str) -> str:
+    """The key as redis-cli's quoted-string syntax (printable ASCII kept, other bytes \\xNN)."""
+    from canonical import contract
+    from server import feast_layout
+
+    raw = feast_layout.entity_key(symbol, contract.PROJECT)
+    body = "".join(
+        chr(b) if 0x20 <= b < 0x7F and chr(b) not in '"\\' else f"\\x{b:02x}" for b in raw
+    )
+    return f'"{body}"'
+
+
+def run_command(command: str, args: argparse.Namespace, settings: PipelineSettings) -> int:
+    """Run one of this module's commands; returns the exit code."""
+    if command == "redis-key":
+        print(escaped_key(args.symbol))
+        return 0
+    from pipeline.doctor import run_doctor
+
+    target = args.target or f"127.0.0.1:{settings.server_port}"
+    report = run_doctor(settings, target, now=args.now)
+    print(report.as_json() if args.json else report.text())
+    sys.stdout.flush()
+    return 1 if report.failed else 0
