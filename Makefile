@@ -75,7 +75,7 @@ airflow-constraints: ## Re-resolve Airflow $(AIRFLOW_VERSION) in a scratch venv 
 	rm -rf .venv-airflow-resolve
 
 test-airflow: $(STAMP) $(AIRFLOW_STAMP) ## DAG tests: airflow dags test L0 -> L1 -> L1b against a real Redis
-	AIRFLOW_BIN=$(abspath $(AIRFLOW_VENV))/bin/airflow $(PY) -m pytest airflow/tests
+	AIRFLOW_BIN=$(abspath $(AIRFLOW_VENV))/bin/airflow $(PY) -m pytest -s airflow/tests
 
 bench: $(STAMP) ## Quick benchmark (~2 min): every scenario, every load mode
 	$(PY) -m benchmarks run --profile quick

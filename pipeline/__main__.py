@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.settings import (
+    OPS_COMMANDS,
+    SCHEDULED_COMMANDS,
     PipelineSettings,
     RedisAddress,
     SettingsError,
@@ -109,10 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     feast.add_argument("feast_args", nargs=argparse.REMAINDER, help="arguments for feast")
     from pipeline import interval_cli
 
-    interval_cli.add_commands(commands, repo)
+    interval_cli.add_commands(commands, _add_settings)
     from pipeline import ops_cli
 
-    ops_cli.add_commands(commands, repo)
+    ops_cli.add_commands(commands, _add_settings)
     return parser
 
 
@@ -209,9 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return interval_cli.run_command(args.command, args, settings)
     from pipeline import ops_cli
 
-    if args.command in ops_cli.OPS_COMMANDS:
+    if args.command in OPS_COMMANDS:
         return ops_cli.run_command(args.command, args, settings)
-    if args.command in (*interval_cli.INTERVAL_COMMANDS, *interval_cli.OTHER_COMMANDS):
+    if args.command in SCHEDULED_COMMANDS:
         from pipeline.run import RepoLayoutError, check_repo_layout
 
         try:

@@ -21,9 +21,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONTRACT = 3
 
-INTERVAL_COMMANDS = ("l0", "l1", "materialize")
-OTHER_COMMANDS = ("apply", "check-contract")
-
 
 def _moment(raw: str) -> datetime:
     try:
@@ -37,7 +34,7 @@ def _moment(raw: str) -> datetime:
 
 def add_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    repo: Callable[[argparse.ArgumentParser], None],
+    settings_flags: Callable[[argparse.ArgumentParser, str], None],
 ) -> None:
     """Register ``l0``, ``l1``, ``materialize`` and ``apply`` on ``commands``."""
     helps = {
@@ -47,7 +44,7 @@ def add_commands(
     }
     for name, text in helps.items():
         sub = commands.add_parser(name, help=text, description=text + ".")
-        repo(sub)
+        settings_flags(sub, name)
         sub.add_argument("--start", type=_moment, required=True, help="interval start, ISO-8601")
         sub.add_argument("--end", type=_moment, required=True, help="interval end, ISO-8601")
     apply = commands.add_parser(
@@ -55,14 +52,14 @@ def add_commands(
         help="feast apply of feature_repo/ (the deploy step that writes the registry)",
         description="Register features.py's objects in the registry (data/registry.db).",
     )
-    repo(apply)
+    settings_flags(apply, "apply")
     check = commands.add_parser(
         "check-contract",
         help="fail (exit 3) unless the registry's contract hash and features are the code's",
         description="Read data/registry.db (without Feast) and compare the feature service's "
         "contract_hash tag and features with canonical.contract.",
     )
-    repo(check)
+    settings_flags(check, "check-contract")
 
 
 def _redis(settings: PipelineSettings) -> RedisAddress | None:

@@ -15,8 +15,6 @@ from datetime import datetime
 
 from pipeline.settings import PipelineSettings
 
-OPS_COMMANDS = ("doctor", "redis-key")
-
 
 def _moment(raw: str) -> datetime:
     moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
@@ -27,7 +25,7 @@ def _moment(raw: str) -> datetime:
 
 def add_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    repo: Callable[[argparse.ArgumentParser], None],
+    settings_flags: Callable[[argparse.ArgumentParser, str], None],
 ) -> None:
     """Register ``doctor`` and ``redis-key`` on ``commands``."""
     doctor = commands.add_parser(
@@ -36,10 +34,9 @@ def add_commands(
         description="One check per line with its verdict and, when failing, the fix. Redis "
         "from FEAST_REDIS_* (else data/redis.env of `up`), the server at --target.",
     )
-    repo(doctor)
+    settings_flags(doctor, "doctor")
     doctor.add_argument("--json", action="store_true", help="machine-readable report")
     doctor.add_argument("--target", help="observation server host:port [127.0.0.1:USDCOP_PORT]")
-    doctor.add_argument("--symbols", help="comma-separated symbols [USDCOP_SYMBOLS; USDCOP]")
     doctor.add_argument(
         "--now", type=_moment, help="judge ages at this time instead of the clock (ISO-8601)"
     )
@@ -49,7 +46,7 @@ def add_commands(
         description="Print the key of SYMBOL's hash, double-quoted with \\x escapes, e.g. "
         "printf 'HGETALL %%s\\n' \"$(python -m pipeline redis-key USDCOP)\" | redis-cli",
     )
-    repo(key)
+    settings_flags(key, "redis-key")
     key.add_argument("symbol", help="symbol, e.g. USDCOP")
 
 

@@ -101,7 +101,11 @@ class RedisAddress:
 
 
 COMMANDS_RUN_UP = ("run", "up")
-ALL_COMMANDS = ("run", "up", "feast")
+SCHEDULED_COMMANDS = ("l0", "l1", "materialize", "apply", "check-contract")
+"""The scheduler's steps (pipeline.interval_cli)."""
+OPS_COMMANDS = ("doctor", "redis-key")
+"""The on-call commands (pipeline.ops_cli)."""
+ALL_COMMANDS = ("run", "up", "feast", *SCHEDULED_COMMANDS, *OPS_COMMANDS)
 
 
 def _about(
@@ -135,6 +139,7 @@ class PipelineSettings:
             "to its ../data",
             flag="--repo-dir",
             commands=ALL_COMMANDS,
+            env="USDCOP_FEATURE_REPO",
         ),
     )
     symbols: tuple[str, ...] = field(
@@ -142,7 +147,7 @@ class PipelineSettings:
         metadata=_about(
             "comma-separated symbols to generate, materialize and serve",
             flag="--symbols",
-            commands=COMMANDS_RUN_UP,
+            commands=(*COMMANDS_RUN_UP, "doctor"),
             env="USDCOP_SYMBOLS",
         ),
     )
@@ -237,6 +242,8 @@ class PipelineSettings:
             raw = environ.get(env, "").strip() if env else ""
             if raw:
                 values[f.name] = parse_setting(f.name, raw, source=env)
+        if "repo_dir" in values and "data_dir" not in values:
+            values["data_dir"] = values["repo_dir"].parent / "data"  # feature_store.yaml's ../data
         return cls(**values)
 
     @property
