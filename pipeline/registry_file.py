@@ -16,7 +16,7 @@ own parse of a registry written by ``feast apply``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from canonical import contract
@@ -202,7 +202,8 @@ def _timestamp(raw: bytes) -> datetime:
     seconds, nanos = fields.get(_TIMESTAMP_SECONDS, 0), fields.get(_TIMESTAMP_NANOS, 0)
     if not isinstance(seconds, int) or not isinstance(nanos, int):
         raise ValueError("malformed Timestamp")
-    return datetime.fromtimestamp(seconds + nanos / 1e9, tz=UTC)
+    # Exact to the microsecond (a float of seconds + nanos would round).
+    return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=nanos // 1000)
 
 
 def _varint(raw: bytes, pos: int) -> tuple[int, int]:

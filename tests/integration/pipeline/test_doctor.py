@@ -16,7 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -243,3 +243,26 @@ def test_cli_exit_code_and_json(stack: Stack) -> None:
     failed = {c["name"] for c in report["checks"] if c["verdict"] == "FAIL"}
     assert failed == {VIEW(v.name) for v in contract.VIEWS}
     assert all(c["fix"] for c in report["checks"] if c["verdict"] == "FAIL")
+
+
+def test_registry_reader_agrees_with_feasts_own_parse(stack: Stack) -> None:
+    from feast.protos.feast.core.Registry_pb2 import Registry
+
+    path = registry_path(stack.repo.data_dir)
+    proto = Registry.FromString(path.read_bytes())
+    ours = read_registry(path)
+    assert [(s.name, s.project, dict(s.tags)) for s in ours.services] == [
+        (s.spec.name, s.spec.project, dict(s.spec.tags)) for s in proto.feature_services
+    ]
+    assert [s.features for s in ours.services] == [
+        tuple(f"{p.feature_view_name}:{c.name}" for p in s.spec.features for c in p.feature_columns)
+        for s in proto.feature_services
+    ]
+    assert [(v.name, v.materialized_until) for v in ours.views] == [
+        (
+            v.spec.name,
+            max(i.end_time.ToDatetime(tzinfo=UTC) for i in v.meta.materialization_intervals),
+        )
+        for v in proto.feature_views
+    ]
+    assert {v.name for v in ours.views} == {v.name for v in contract.VIEWS}
