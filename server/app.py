@@ -235,6 +235,8 @@ async def create_server(
         tracker = InvalidationTracker(config, {plan.key: plan.symbol for plan in plans.values()})
         tracker.add_listener(CacheInvalidator(cache))  # first: the hub's reloads see it dropped
         tracker.add_listener(service.watch_hub)
+        if observability is not None:
+            observability.metrics.watch_tracker(tracker)
 
     inner = new_grpc_server(config)
     handlers = {

@@ -133,6 +133,25 @@ CATALOG: tuple[MetricSpec, ...] = (
         ("state",),
     ),
     MetricSpec(
+        "usdcop_cache_tracking_up",
+        "gauge",
+        "1 while Redis push invalidation keeps the cache exact; 0 in TTL mode (tracking down).",
+        (),
+        "min",
+    ),
+    MetricSpec(
+        "usdcop_cache_tracking_lost_total",
+        "counter",
+        "Times the invalidation stream was lost (the cache fell back to TTL mode).",
+        (),
+    ),
+    MetricSpec(
+        "usdcop_cache_invalidations_total",
+        "counter",
+        "Invalidation messages received from Redis for served keys (flushes included).",
+        (),
+    ),
+    MetricSpec(
         "usdcop_redis_used_memory_bytes",
         "gauge",
         "Redis INFO memory used_memory, bytes (sampled in the background).",
@@ -227,6 +246,7 @@ class ServerMetrics:
         self.redis_memory_ok = 0.0
         self._breaker: CircuitBreaker | None = None
         self._fallback: ComputeFallback | None = None
+        self._tracker: Any = None
 
     # --- wiring (start-up) ----------------------------------------------------------------
 
@@ -234,6 +254,11 @@ class ServerMetrics:
         """Read the breaker's state and the fallback's rows when a snapshot is taken."""
         self._breaker = breaker
         self._fallback = fallback
+
+    def watch_tracker(self, tracker: Any) -> None:
+        """Read the invalidation tracker's ``healthy``/``lost_total``/``invalidations_total``
+        when a snapshot is taken (only servers with cache tracking on have one)."""
+        self._tracker = tracker
 
     def instrument(self, service: str, method: str, handler: Handler) -> Handler:
         """``handler`` counted and timed under the conventional ``grpc_server_*`` names."""
@@ -363,6 +388,11 @@ class ServerMetrics:
         for state in BREAKER_STATES:
             count = self.breaker_transitions.get(state, 0)
             out["usdcop_circuit_breaker_transitions_total"][(state,)] = float(count)
+        tracker = self._tracker
+        if tracker is not None:
+            out["usdcop_cache_tracking_up"][()] = float(bool(tracker.healthy))
+            out["usdcop_cache_tracking_lost_total"][()] = float(tracker.lost_total)
+            out["usdcop_cache_invalidations_total"][()] = float(tracker.invalidations_total)
         if self.redis_memory is not None:
             used, limit = self.redis_memory
             out["usdcop_redis_used_memory_bytes"][()] = used

@@ -114,6 +114,8 @@ def test_every_metric_after_real_calls(fresh_redis: EmbeddedRedis, data_dir: Pat
         assert value(samples, "usdcop_redis_used_memory_bytes") > 100_000
         assert value(samples, "usdcop_redis_maxmemory_bytes") == 0  # embedded: no limit
         assert value(samples, "usdcop_redis_memory_sample_success") == 1
+        assert value(samples, "usdcop_cache_tracking_up") == 1  # push invalidation is on
+        assert value(samples, "usdcop_cache_tracking_lost_total") == 0
 
     asyncio.run(scenario())
 
