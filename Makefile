@@ -77,7 +77,7 @@ airflow-constraints: ## Re-resolve Airflow $(AIRFLOW_VERSION) in a scratch venv 
 test-airflow: $(STAMP) $(AIRFLOW_STAMP) ## DAG tests: airflow dags test L0 -> L1 -> L1b against a real Redis
 	AIRFLOW_BIN=$(abspath $(AIRFLOW_VENV))/bin/airflow $(PY) -m pytest -s airflow/tests
 
-bench: $(STAMP) ## Quick benchmark (~2 min): every scenario, every load mode
+bench: $(STAMP) ## Quick benchmark (~6-8 min): every scenario, every load mode
 	$(PY) -m benchmarks run --profile quick
 
 bench-full: $(STAMP) ## Longer, steadier benchmark

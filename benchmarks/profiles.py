@@ -95,7 +95,7 @@ PROFILES: dict[str, Profile] = {
         open_fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2),
         open_duration_s=10.0,
         open_min_samples=5_000,
-        open_max_duration_s=60.0,
+        open_max_duration_s=30.0,
         open_warmup_s=2.0,
     ),
 }

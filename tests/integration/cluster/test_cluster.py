@@ -194,6 +194,7 @@ def test_answers_stay_right_while_the_slot_is_resharded(
     source_id, target_id = own_cluster.node_id(source), own_cluster.node_id(target)
     expected = list(np.float32(STORE_VALUES))
     answers: list[pb.Observation] = []
+    states: set[tuple[float, float]] = set()
 
     async def read_until(stop: asyncio.Event, app: Running) -> None:
         while not stop.is_set():
@@ -221,9 +222,22 @@ def test_answers_stay_right_while_the_slot_is_resharded(
             with pytest.raises(AskError):
                 on(source, "HGETALL", KEY)
             during_ask = await app.get()
+            # PushState's transaction waits out the ASK window (no ASKING replay) ...
+            push_during = asyncio.ensure_future(
+                app.stub.PushState(
+                    pb.PushStateRequest(
+                        symbol="USDCOP",
+                        position=-0.5,
+                        event_time=_timestamp(datetime.fromtimestamp(NOW_NS / 1e9 - 10, UTC)),
+                    )
+                )
+            )
             await asyncio.sleep(0.1)
+            assert not push_during.done()
             for node in own_cluster.nodes:
                 on(node, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            # ... and lands on the new owner once the slot is moved.
+            assert (await push_during).applied
             # The slot is the target's now: the source answers MOVED, the server follows.
             with pytest.raises(MovedError):
                 on(source, "HGETALL", KEY)
@@ -232,9 +246,12 @@ def test_answers_stay_right_while_the_slot_is_resharded(
             stop.set()
             await reader
             assert own_cluster.owner_of(KEY) is target
-            for obs in (during_ask, after_move):
-                assert list(obs.values) == expected
-                assert {v.source for v in obs.views} == ONLINE
+            assert list(during_ask.values) == expected
+            assert {v.source for v in during_ask.views} == ONLINE
+            assert after_move.values[contract.FEATURE_INDEX["position"]] == -0.5
+            assert list(after_move.values[:13]) == expected[:13]
+            assert {v.source for v in after_move.views} == ONLINE
+            states.update({tuple(expected[13:]), tuple(after_move.values[13:])})
             # PushState follows the move too: its transaction runs on the new owner.
             pushed = await app.stub.PushState(
                 pb.PushStateRequest(
@@ -250,6 +267,7 @@ def test_answers_stay_right_while_the_slot_is_resharded(
 
     asyncio.run(scenario())
     assert len(answers) > 10
-    for obs in answers:
-        assert list(obs.values) == expected
+    for obs in answers:  # the state before the push during the move, or after it: nothing else
+        assert list(obs.values[:13]) == expected[:13]
+        assert tuple(obs.values[13:]) in states
         assert {v.source for v in obs.views} == ONLINE
