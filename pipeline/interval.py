@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,7 +31,7 @@ import pandas as pd
 from market_data import files
 from market_data.generator import extend_macro, next_bars
 from market_data.session import BAR_MINUTES, session_bar_opens
-from pipeline.materialize import VIEW_NAMES
+from pipeline.materialize import VIEW_NAMES, OnlineWriteCounter, ViewMaterialization
 from pipeline.offline import OfflineRefresh, append_offline_rows
 from pipeline.raw_data import ensure_raw_data
 from pipeline.registry_file import read_registry, registry_path, require_contract_match
@@ -123,6 +124,8 @@ class IntervalMaterialization:
     interval: Interval
     contract_hash: str
     """The hash the registry and the code agreed on."""
+    materialized: tuple[ViewMaterialization, ...] = ()
+    """Per view: its window, wall time and rows written (for the pipeline's metrics)."""
 
 
 def materialize_interval(
@@ -138,13 +141,30 @@ def materialize_interval(
     from pipeline.feast_repo import open_feature_store
 
     store = open_feature_store(settings.repo_dir, redis)
-    # Feast prints a progress banner per call; the command prints one summary line instead.
-    with contextlib.redirect_stdout(io.StringIO()):
-        store.materialize(
-            start_date=interval.start,
-            end_date=interval.end - _FEAST_END_INCLUSIVE,
-            feature_views=list(VIEW_NAMES),
+    writes = OnlineWriteCounter(store)
+    done = []
+    for name in VIEW_NAMES:
+        began, before = time.perf_counter(), writes.rows.get(name, 0)
+        # Feast prints a progress banner per call; the command prints one summary line instead.
+        with contextlib.redirect_stdout(io.StringIO()):
+            store.materialize(
+                start_date=interval.start,
+                end_date=interval.end - _FEAST_END_INCLUSIVE,
+                feature_views=[name],
+            )
+        done.append(
+            ViewMaterialization(
+                view=name,
+                start=interval.start,
+                end=interval.end,
+                ran=True,
+                seconds=time.perf_counter() - began,
+                rows_written=writes.rows.get(name, 0) - before if writes.counting else None,
+            )
         )
     return IntervalMaterialization(
-        views=VIEW_NAMES, interval=interval, contract_hash=service.tags["contract_hash"]
+        views=VIEW_NAMES,
+        interval=interval,
+        contract_hash=service.tags["contract_hash"],
+        materialized=tuple(done),
     )

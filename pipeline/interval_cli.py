@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from pipeline.settings import PipelineSettings, RedisAddress
 
@@ -99,13 +100,19 @@ def run_command(command: str, args: argparse.Namespace, settings: PipelineSettin
             from pipeline.interval import build_l1
 
             offline = build_l1(settings, interval)
+            _record(settings, l1_rows=offline.rows)
             print(f"L1 {interval}: {offline.added} rows added, {offline.rows} rows per view")
             return 0
         from pipeline.interval import materialize_interval
 
         assert redis is not None
 
-        done = materialize_interval(settings, redis, interval)
+        try:
+            done = materialize_interval(settings, redis, interval)
+        except Exception:
+            _record(settings, success=False)
+            raise
+        _record(settings, materialized=done.materialized)
         print(
             f"L1b {interval}: materialized {', '.join(done.views)} into {redis.host}:{redis.port} "
             f"(contract {done.contract_hash[:12]})"
@@ -124,6 +131,15 @@ def run_command(command: str, args: argparse.Namespace, settings: PipelineSettin
         assert redis is not None
         print(f"error: Redis at {redis.host}:{redis.port}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _record(settings: PipelineSettings, **step: Any) -> None:
+    """The pipeline's metrics textfile after an L1 or L1b step (pipeline.metrics)."""
+    from datetime import UTC, datetime
+
+    from pipeline.metrics import write_pipeline_metrics
+
+    write_pipeline_metrics(settings.metrics_folder, finished_at=datetime.now(UTC), **step)
 
 
 def _apply(settings: PipelineSettings, redis: RedisAddress) -> int:

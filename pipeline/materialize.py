@@ -73,7 +73,7 @@ def materialize_incremental(
     if since is not None:
         _require_aware("since", since)
     done = []
-    writes = _OnlineWriteCounter(store)
+    writes = OnlineWriteCounter(store)
     for name in views:
         view = store.get_feature_view(name)
         if view.ttl is None:
@@ -102,7 +102,7 @@ def materialize_incremental(
     return tuple(done)
 
 
-class _OnlineWriteCounter:
+class OnlineWriteCounter:
     """Counts the rows Feast hands to its online store, per feature view.
 
     Feast's ``materialize`` returns nothing; its compute engine calls the provider's online
@@ -119,7 +119,7 @@ class _OnlineWriteCounter:
         except AttributeError:
             return
         existing = getattr(online_store, "_usdcop_write_counter", None)
-        if isinstance(existing, _OnlineWriteCounter):
+        if isinstance(existing, OnlineWriteCounter):
             self.rows, self.counting = existing.rows, True
             return
         write = online_store.online_write_batch

@@ -7,14 +7,16 @@ atomically (prometheus_client writes a temporary file and renames it), for node-
 textfile collector (``--collector.textfile.directory``) to expose.
 
 Why a textfile and not a Pushgateway or an HTTP port: the pipeline runs as short processes
-(an Airflow task's ``python -m pipeline ...`` command, or ``pipeline run``) with nothing
-long-lived to scrape; a file needs no extra service, survives restarts, and Prometheus'
-documentation recommends node-exporter's textfile collector for batch jobs tied to a machine.
+(the Airflow DAGs' command tasks ``python -m pipeline l1|materialize --start --end``, or
+``pipeline run``) with nothing long-lived to scrape; a file needs no extra service, survives
+restarts, and Prometheus' documentation recommends node-exporter's textfile collector for
+batch jobs tied to a machine.
 ``pipeline up`` writes the same file after its run and after every live step, so the quick
 start and the DAGs look alike to Prometheus and to the alerts (``ops/prometheus/alerts.yml``).
 
-A view that did not succeed this time keeps its previous ``last_success`` (read back from the
-file), so a failing pipeline ages that timestamp until the alert fires.
+Every value a step does not report is kept from the file as it was (read back first): a failed
+step leaves each view's ``last_success`` to age until the alert fires, and an L1-only step
+(Airflow's ``l1`` task) keeps the materialization values of the last ``materialize`` task.
 """
 
 from __future__ import annotations
@@ -41,24 +43,42 @@ METRIC_NAMES: tuple[str, ...] = (
     "usdcop_pipeline_last_run_success",
 )
 """Every metric the file can hold (the dashboard test checks its queries against them)."""
+_PER_VIEW = frozenset(METRIC_NAMES[:4])
+_DOCS = {
+    "usdcop_materialization_duration_seconds": "Wall time of the last materialization of the "
+    "view, seconds.",
+    "usdcop_materialization_rows_written": "Rows the last materialization of the view wrote to "
+    "the online store.",
+    LAST_SUCCESS: "When the view's materialization last succeeded (Unix seconds).",
+    "usdcop_materialization_window_end_timestamp_seconds": "End of the event-time window last "
+    "materialized for the view (Unix seconds).",
+    "usdcop_pipeline_l1_rows": "Rows per view in the L1 offline tables.",
+    "usdcop_pipeline_last_run_timestamp_seconds": "When the last pipeline step ended, "
+    "successfully or not (Unix seconds).",
+    "usdcop_pipeline_last_run_success": "1 when the last pipeline step succeeded, else 0.",
+}
 
 
 def textfile_path(folder: Path) -> Path:
     return Path(folder) / TEXTFILE_NAME
 
 
-def previous_last_success(path: Path) -> dict[str, float]:
-    """Per view, the last-success timestamp the file holds now (empty when there is none)."""
+Values = dict[tuple[str, str | None], float]
+"""(metric name, view or None) -> value."""
+
+
+def previous_values(path: Path) -> Values:
+    """What the file holds now (empty when there is none, or it is damaged)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
         return {}
-    out: dict[str, float] = {}
+    out: Values = {}
     with contextlib.suppress(ValueError):  # a damaged file: start over
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == LAST_SUCCESS and "view" in sample.labels:
-                    out[sample.labels["view"]] = sample.value
+                if sample.name in METRIC_NAMES:
+                    out[(sample.name, sample.labels.get("view"))] = sample.value
     return out
 
 
@@ -79,50 +99,30 @@ def write_pipeline_metrics(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = textfile_path(folder)
-    last_success = previous_last_success(path)
-    registry = CollectorRegistry(auto_describe=True)
-
-    def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
-        return Gauge(name, doc, labels, registry=registry)
-
-    duration = gauge(
-        "usdcop_materialization_duration_seconds",
-        "Wall time of the last materialization of the view, seconds.",
-        ("view",),
-    )
-    rows = gauge(
-        "usdcop_materialization_rows_written",
-        "Rows the last materialization of the view wrote to the online store.",
-        ("view",),
-    )
-    success_at = gauge(
-        LAST_SUCCESS,
-        "When the view's materialization last succeeded (Unix seconds).",
-        ("view",),
-    )
-    window_end = gauge(
-        "usdcop_materialization_window_end_timestamp_seconds",
-        "End of the event-time window last materialized for the view (Unix seconds).",
-        ("view",),
-    )
+    values = previous_values(path)
     finished_s = finished_at.timestamp()
     for view in materialized:
-        duration.labels(view.view).set(view.seconds)
+        values[("usdcop_materialization_duration_seconds", view.view)] = view.seconds
         if view.rows_written is not None:
-            rows.labels(view.view).set(view.rows_written)
-        window_end.labels(view.view).set(view.end.timestamp())
+            values[("usdcop_materialization_rows_written", view.view)] = view.rows_written
+        values[("usdcop_materialization_window_end_timestamp_seconds", view.view)] = (
+            view.end.timestamp()
+        )
         if success:
-            last_success[view.view] = finished_s
-    for view_name, when in sorted(last_success.items()):
-        success_at.labels(view_name).set(when)
+            values[(LAST_SUCCESS, view.view)] = finished_s
     if l1_rows is not None:
-        gauge("usdcop_pipeline_l1_rows", "Rows per view in the L1 offline tables.").set(l1_rows)
-    gauge(
-        "usdcop_pipeline_last_run_timestamp_seconds",
-        "When the last pipeline step ended, successfully or not (Unix seconds).",
-    ).set(finished_s)
-    gauge(
-        "usdcop_pipeline_last_run_success", "1 when the last pipeline step succeeded, else 0."
-    ).set(1.0 if success else 0.0)
+        values[("usdcop_pipeline_l1_rows", None)] = l1_rows
+    values[("usdcop_pipeline_last_run_timestamp_seconds", None)] = finished_s
+    values[("usdcop_pipeline_last_run_success", None)] = 1.0 if success else 0.0
+
+    registry = CollectorRegistry(auto_describe=True)
+    for name in METRIC_NAMES:
+        samples = {label: value for (metric, label), value in values.items() if metric == name}
+        if not samples:
+            continue
+        labels = ("view",) if name in _PER_VIEW else ()
+        gauge = Gauge(name, _DOCS[name], labels, registry=registry)
+        for label, value in sorted(samples.items(), key=lambda item: item[0] or ""):
+            (gauge.labels(label) if labels and label is not None else gauge).set(value)
     write_to_textfile(str(path), registry)
     return path

@@ -68,3 +68,19 @@ def test_a_failed_step_keeps_the_previous_success_times(tmp_path: Path) -> None:
     )
     assert samples[("usdcop_pipeline_last_run_success", ())] == 0
     assert samples[("usdcop_pipeline_last_run_timestamp_seconds", ())] == later.timestamp()
+
+
+def test_an_l1_step_keeps_the_last_materialization_values(tmp_path: Path) -> None:
+    first = END + timedelta(seconds=3)
+    write_pipeline_metrics(
+        tmp_path, finished_at=first, materialized=[materialized("state_features", 1, 0.3)]
+    )
+    path = write_pipeline_metrics(tmp_path, finished_at=first + timedelta(minutes=5), l1_rows=99)
+    samples = read(path)
+    state = (("view", "state_features"),)
+    assert samples[("usdcop_materialization_duration_seconds", state)] == 0.3
+    assert samples[("usdcop_materialization_rows_written", state)] == 1
+    assert samples[("usdcop_materialization_last_success_timestamp_seconds", state)] == (
+        first.timestamp()
+    )
+    assert samples[("usdcop_pipeline_l1_rows", ())] == 99
