@@ -119,7 +119,7 @@ class _Recorder:
 
         yield add
         share = (time.perf_counter() - started) / max(len(pending), 1)
-        self.checks.extend(Check(n, v, d, f, share) for n, v, d, f in pending)
+        self.checks.extend(Check(n, v, d, f if v != "ok" else "", share) for n, v, d, f in pending)
 
 
 def run_doctor(

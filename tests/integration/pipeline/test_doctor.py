@@ -115,6 +115,7 @@ def test_healthy_stack_passes_every_check(stack: Stack) -> None:
     report = doctor_with_server(stack, NOW)
     assert report.failed == ()
     assert set(verdicts(report).values()) == {"ok"}
+    assert [c.fix for c in report.checks] == [""] * len(report.checks)
     assert list(verdicts(report)) == [
         "offline store (files)",
         "registry contract hash",
