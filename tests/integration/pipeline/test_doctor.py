@@ -38,6 +38,7 @@ from tests.integration.feast._support import (
     RepoCopy,
     address_of,
     copy_feature_repo,
+    dump_redis,
 )
 from tests.integration.server.conftest import running, server_config
 
@@ -199,6 +200,27 @@ def test_changed_registry_fails_the_contract_checks(stack: Stack, tmp_path: Path
     assert found["feature service"] == "FAIL"
     assert "same names, other order" in detail(report, "feature service")
     assert found["redis"] == "ok"
+
+    # The L1b steps refuse this registry loudly (exit 3) and write nothing to Redis.
+    before = dump_redis(stack.redis)
+    env = {
+        "FEAST_REDIS_HOST": stack.redis.host,
+        "FEAST_REDIS_PORT": str(stack.redis.port),
+        "USDCOP_FEATURE_REPO": str(stack.repo.repo_dir),
+    }
+    interval = ["--start", (NOW - timedelta(days=1)).isoformat(), "--end", NOW.isoformat()]
+    for step in (["check-contract"], ["materialize", *interval]):
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", *step],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert "contract hash in the registry" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert dump_redis(stack.redis) == before
 
 
 def test_removed_raw_files_fail_the_offline_store_check(stack: Stack) -> None:
