@@ -1,7 +1,9 @@
 """Feast definitions of the USD/COP observation, derived from canonical.contract.
 
-What enters: the contract (canonical/contract.py) and the offline tables that
-canonical.offline_tables writes to ../data/offline/<view>.parquet.
+What enters: the contract (canonical/contract.py), the offline store type
+(``FEAST_OFFLINE_STORE_TYPE``, parsed by pipeline.settings: ``file``, the default, or
+``postgres``) and the offline tables: ../data/offline/<view>.parquet written by
+canonical.offline_tables, or the PostgreSQL tables of offline_store/sql/ (one per view).
 What leaves: the Entity ``symbol``, one FeatureView per contract view (features, float32
 dtypes and TTLs from the contract), a PushSource for live positions on ``state_features``,
 and the FeatureService ``observation_15d`` with the views in contract order.
@@ -11,6 +13,8 @@ cannot drift from the server, the fallback or the tests.
 """
 
 from __future__ import annotations
+
+import os
 
 from feast import (
     Entity,
@@ -22,9 +26,13 @@ from feast import (
     PushSource,
     ValueType,
 )
+from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
+    PostgreSQLSource,
+)
 from feast.types import Float32, PrimitiveFeastType
 
 from canonical import contract
+from pipeline.settings import offline_store_type_from_env
 
 _FEAST_DTYPES: dict[str, PrimitiveFeastType] = {"float32": Float32}
 STATE_PUSH_SOURCE = "state_push"
@@ -43,7 +51,19 @@ symbol = Entity(
 )
 
 
-def _offline_source(view: contract.FeatureView) -> FileSource:
+OFFLINE_STORE_TYPE = offline_store_type_from_env(os.environ)
+"""``file`` or ``postgres``: which kind of source every view reads."""
+
+
+def _offline_source(view: contract.FeatureView) -> FileSource | PostgreSQLSource:
+    if OFFLINE_STORE_TYPE == "postgres":
+        return PostgreSQLSource(
+            name=f"{view.name}_offline",
+            table=view.name,
+            timestamp_field="event_timestamp",
+            created_timestamp_column="created",
+            description=f"PostgreSQL table {view.name} (offline_store/sql/).",
+        )
     # Relative to this folder: Feast resolves file paths against the repo path.
     return FileSource(
         name=f"{view.name}_offline",
@@ -59,7 +79,9 @@ def _index_range(view: contract.FeatureView) -> str:
     return f"{where.start}-{where.stop - 1}"
 
 
-def _feature_view(view: contract.FeatureView, source: FileSource | PushSource) -> FeatureView:
+def _feature_view(
+    view: contract.FeatureView, source: FileSource | PostgreSQLSource | PushSource
+) -> FeatureView:
     by_name = {f.name: f for f in contract.FEATURES}
     return FeatureView(
         name=view.name,

@@ -6,7 +6,9 @@ environment variable in its metadata, and ``python -m pipeline --help`` is built
 server's is from ``server.config``). What leaves: ``PipelineSettings`` and the
 ``RedisAddress`` of the online store, which also renders the ``FEAST_REDIS_*`` variables that
 ``feature_repo/feature_store.yaml`` expands (Feast runs ``os.path.expandvars`` over the yaml,
-so every variable must be set, even to an empty string).
+so every variable must be set, even to an empty string); the offline store type
+(``FEAST_OFFLINE_STORE_TYPE``: ``file`` or ``postgres``) and, for ``postgres``, the database
+from the seed's ``POSTGRES_HOST/PORT/DB/USER/PASSWORD`` (``offline_store.connection``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from offline_store.connection import PostgresAddress
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout this package lives in (feature_repo/ and data/ sit beside pipeline/)."""
@@ -29,6 +33,43 @@ DEFAULT_DATA_DIR = REPO_ROOT / "data"
 
 class SettingsError(ValueError):
     """An environment variable or flag has an invalid value (the message names it)."""
+
+
+OfflineStoreType = Literal["file", "postgres"]
+OFFLINE_STORE_TYPES: tuple[OfflineStoreType, ...] = ("file", "postgres")
+
+
+def offline_store_type_from_env(environ: Mapping[str, str]) -> OfflineStoreType:
+    """``FEAST_OFFLINE_STORE_TYPE``: ``file`` (unset or empty) or ``postgres``.
+
+    Also read by ``feature_repo/features.py`` (which runs inside Feast's CLI as well), so the
+    parsing lives here, once.
+    """
+    raw = environ.get("FEAST_OFFLINE_STORE_TYPE", "").strip().lower() or "file"
+    if raw == "file":
+        return "file"
+    if raw == "postgres":
+        return "postgres"
+    raise SettingsError(f"FEAST_OFFLINE_STORE_TYPE={raw!r} must be file or postgres")
+
+
+def postgres_from_env(environ: Mapping[str, str]) -> PostgresAddress | None:
+    """The database from ``POSTGRES_*``; None when ``POSTGRES_HOST`` is unset or empty."""
+    host = environ.get("POSTGRES_HOST", "").strip()
+    if not host:
+        return None
+    try:
+        return PostgresAddress(
+            host=host,
+            port=_parse_int("POSTGRES_PORT", environ.get("POSTGRES_PORT", "").strip() or "5432"),
+            database=environ.get("POSTGRES_DB", "").strip() or "usdcop",
+            user=environ.get("POSTGRES_USER", "").strip() or "postgres",
+            password=environ.get("POSTGRES_PASSWORD", ""),
+        )
+    except SettingsError:
+        raise
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -123,6 +164,10 @@ class PipelineSettings:
 
     redis: RedisAddress | None = None
     """Online store (FEAST_REDIS_*); None starts an embedded redis-server (host unset)."""
+    offline_store: OfflineStoreType = "file"
+    """Offline store of L0/L1 and Feast: parquet files or PostgreSQL; FEAST_OFFLINE_STORE_TYPE."""
+    postgres: PostgresAddress | None = None
+    """The PostgreSQL offline store (POSTGRES_*); None with ``postgres`` starts an embedded one."""
     data_dir: Path = field(
         default=DEFAULT_DATA_DIR,
         metadata=_about(
@@ -228,6 +273,11 @@ class PipelineSettings:
             raise SettingsError(f"USDCOP_METRICS_PORT must be 0-65535: got {self.metrics_port}")
         if not self.live_tick_s > 0:
             raise SettingsError(f"USDCOP_LIVE_TICK_S must be > 0: got {self.live_tick_s}")
+        if self.offline_store not in OFFLINE_STORE_TYPES:
+            raise SettingsError(
+                f"FEAST_OFFLINE_STORE_TYPE must be one of {OFFLINE_STORE_TYPES}: "
+                f"got {self.offline_store!r}"
+            )
         if self.live_catchup_bars < 1:
             raise SettingsError(
                 f"USDCOP_LIVE_CATCHUP_BARS must be >= 1: got {self.live_catchup_bars}"
@@ -236,7 +286,11 @@ class PipelineSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> PipelineSettings:
         """Defaults overridden by whichever variables are set (empty counts as unset)."""
-        values: dict[str, Any] = {"redis": RedisAddress.from_env(environ)}
+        values: dict[str, Any] = {
+            "redis": RedisAddress.from_env(environ),
+            "offline_store": offline_store_type_from_env(environ),
+            "postgres": postgres_from_env(environ),
+        }
         for f in setting_fields():
             env = f.metadata["env"]
             raw = environ.get(env, "").strip() if env else ""
