@@ -12,17 +12,18 @@ root: when this process is root, the cluster folder is given to the ``postgres``
 Durability is traded for speed, as for the embedded Redis: ``fsync``, ``synchronous_commit`` and
 ``full_page_writes`` are off; the data is a working copy the pipeline can rebuild.
 
-Lifetime: ``postgres`` is started through a few-line Python launcher that switches to the server user
-(as root), sets Linux's
-parent-death signal (``PR_SET_PDEATHSIG`` = SIGINT, PostgreSQL's fast shutdown) after that
-switch and then execs the server, so a SIGKILLed parent never leaves it running. The signal is
-tied to the *thread* that started it: start it from a thread that lives as long as you need it
-(the main thread, in the quick start and the tests). ``stop()`` sends SIGINT, waits, then
+Lifetime: ``postgres`` is started through a few-line Python launcher that switches to the
+server user (as root), then sets Linux's parent-death signal (``PR_SET_PDEATHSIG`` = SIGINT,
+PostgreSQL's fast shutdown; a credential change would clear it) and execs the server, so a
+SIGKILLed parent never leaves it running. The signal is tied to the *thread* that started it:
+start it from a thread that lives as long as you need it (the main thread, in the quick start
+and the tests). ``stop()`` sends SIGINT, waits, then
 SIGKILL, and removes the folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import pwd
@@ -141,7 +142,7 @@ class EmbeddedPostgres:
             self.port = free_port()
         self._workdir = tempfile.mkdtemp(prefix="usdcop-postgres-")
         try:
-            self._as_server_user()  # fails early, with one line, when root lacks the user
+            self._server_ids()  # fails early, with one line, when root lacks the user
             data_dir = self._prepare_folder()
             self._initdb(binaries.initdb, data_dir)
             self._launch(binaries.postgres, data_dir)
@@ -153,10 +154,10 @@ class EmbeddedPostgres:
         self.start_seconds = time.perf_counter() - began
         return self
 
-    def _as_server_user(self) -> dict[str, object]:
-        """Popen arguments that run the child as the ``postgres`` user when we are root."""
+    def _server_ids(self) -> tuple[int, int] | None:
+        """(uid, gid) of the ``postgres`` user when we are root (PostgreSQL refuses root)."""
         if os.geteuid() != 0:
-            return {}
+            return None
         try:
             entry = pwd.getpwnam(_SERVER_USER)
         except KeyError:
@@ -164,7 +165,7 @@ class EmbeddedPostgres:
                 f"running as root, PostgreSQL needs the unprivileged user {_SERVER_USER!r}; "
                 "create it (apt-get install postgresql does) or run as a normal user"
             ) from None
-        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        return entry.pw_uid, entry.pw_gid
 
     def _prepare_folder(self) -> Path:
         assert self._workdir is not None
@@ -175,29 +176,39 @@ class EmbeddedPostgres:
         socket_dir.mkdir(mode=0o700)
         (root / "pwfile").write_text(self.password + "\n")
         (root / "pwfile").chmod(0o600)
-        if os.geteuid() == 0:
-            entry = pwd.getpwnam(_SERVER_USER)
+        ids = self._server_ids()
+        if ids is not None:
             for path in (root, data_dir, socket_dir, root / "pwfile"):
-                os.chown(path, entry.pw_uid, entry.pw_gid)
+                os.chown(path, *ids)
         return data_dir
 
     def _initdb(self, initdb: str, data_dir: Path) -> None:
         assert self._workdir is not None
+        ids = self._server_ids()
         done = subprocess.run(
             [
                 initdb,
-                "-D", str(data_dir),
-                "-U", _SUPERUSER,
-                "--pwfile", str(Path(self._workdir) / "pwfile"),
-                "--auth", "scram-sha-256",
-                "-E", "UTF8",
-                "--locale", "C",
+                "-D",
+                str(data_dir),
+                "-U",
+                _SUPERUSER,
+                "--pwfile",
+                str(Path(self._workdir) / "pwfile"),
+                "--auth",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale",
+                "C",
                 "--no-sync",
                 "--no-instructions",
-            ],  # fmt: skip
+            ],
             capture_output=True,
             check=False,
-            **self._as_server_user(),  # type: ignore[arg-type]
+            cwd=self._workdir,
+            user=ids[0] if ids else None,
+            group=ids[1] if ids else None,
+            extra_groups=[] if ids else None,
         )
         if done.returncode != 0:
             tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
@@ -217,11 +228,17 @@ class EmbeddedPostgres:
             "-c", "max_connections=50",
             "-c", "log_min_messages=warning",
         ]  # fmt: skip
-        uid, gid = -1, -1
-        if os.geteuid() == 0:
-            entry = pwd.getpwnam(_SERVER_USER)
-            uid, gid = entry.pw_uid, entry.pw_gid
-        launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(os.getpid()), str(uid), str(gid)]
+        uid, gid = self._server_ids() or (-1, -1)
+        launcher = [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            _LAUNCHER,
+            str(os.getpid()),
+            str(uid),
+            str(gid),
+        ]
         self._proc = subprocess.Popen(
             launcher + server,
             stdout=subprocess.DEVNULL,
@@ -241,27 +258,18 @@ class EmbeddedPostgres:
                 last = err.strip().splitlines()[-1:] or [f"exit code {self._proc.returncode}"]
                 raise PostgresStartError(f"postgres exited at start-up: {last[0]}")
             try:
-                with psycopg.connect(**self._conninfo("postgres"), connect_timeout=1):
+                with self._maintenance().connect(connect_timeout=1):
                     return
             except psycopg.OperationalError:
                 time.sleep(0.05)
         raise PostgresStartError(f"postgres did not accept connections within {_START_TIMEOUT_S} s")
 
     def _create_database(self) -> None:
-        import psycopg
-
-        with psycopg.connect(**self._conninfo("postgres"), autocommit=True) as conn:
+        with self._maintenance().connect(autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{_DATABASE}"')
 
-    def _conninfo(self, database: str) -> dict[str, str | int]:
-        return {
-            "host": self.host,
-            "port": self.port,
-            "dbname": database,
-            "user": _SUPERUSER,
-            "password": self.password,
-            "sslmode": "disable",
-        }
+    def _maintenance(self) -> PostgresAddress:
+        return dataclasses.replace(self.address, database="postgres")
 
     @property
     def pid(self) -> int | None:

@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from canonical import contract
-from market_data.schema import BARS_COLUMNS, BARS_TABLE, MACRO_COLUMNS, MACRO_TABLE, MACRO_SERIES
+from market_data.schema import BARS_COLUMNS, BARS_TABLE, MACRO_COLUMNS, MACRO_SERIES, MACRO_TABLE
 
 _L1_KEYS = ("symbol", "event_timestamp")
 
@@ -146,7 +146,7 @@ def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[Any, ...]]:
     for name in columns:
         column = frame[name]
         if isinstance(column.dtype, pd.DatetimeTZDtype):
-            lists.append(list(column.dt.tz_convert("UTC").dt.to_pydatetime()))
+            lists.append([moment.to_pydatetime() for moment in column.dt.tz_convert("UTC")])
         else:
             lists.append(column.tolist())
     return list(zip(*lists, strict=True))

@@ -5,6 +5,8 @@ Commands:
             time, then the latest observation read back with Feast's SDK, as a named table;
 - ``up``    the quick start: Redis (embedded unless FEAST_REDIS_HOST is set), the pipeline, the
             live feed, the gRPC server, an observation through the client; runs until Ctrl-C;
+- ``training-set`` point-in-time features of ``observation_15d`` (Feast's
+            ``get_historical_features``) on a time grid, as float32 (N, 15) + timestamps;
 - ``feast`` the ``feast`` CLI inside feature_repo/ with FEAST_REDIS_* filled in (from the
             environment, else from data/redis.env that ``up`` writes), so the seed's diagnostics
             work: ``python -m pipeline feast feature-views list``;
@@ -24,10 +26,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from pipeline.settings import (
     OPS_COMMANDS,
@@ -42,7 +48,11 @@ from pipeline.settings import (
 
 def _epilog() -> str:
     names = "/".join(key.removeprefix("FEAST_REDIS_") for key in RedisAddress("h", 1).feast_env())
-    return f"online store: FEAST_REDIS_{names} (FEAST_REDIS_HOST unset: an embedded redis-server)"
+    return (
+        f"online store: FEAST_REDIS_{names} (FEAST_REDIS_HOST unset: an embedded redis-server); "
+        "offline store: FEAST_OFFLINE_STORE_TYPE=file|postgres [file], with postgres "
+        "POSTGRES_HOST/PORT/DB/USER/PASSWORD (POSTGRES_HOST unset: an embedded PostgreSQL)"
+    )
 
 
 def _settings_table() -> str:
@@ -101,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings(up, "up")
     up.add_argument("--exit-after-s", type=float, help="stop after this many seconds of live feed")
+    training = commands.add_parser(
+        "training-set",
+        help="point-in-time training set of observation_15d into a .parquet/.npz/.npy file",
+        description="Feast get_historical_features over the FeatureService observation_15d "
+        "(each view's TTL honoured) at every --every from --start to --end, for each symbol; "
+        "rows where a view has no value within its TTL are dropped. Writes float32 (N, 15) in "
+        "contract order plus the timestamps. Builds L0/L1 and applies the repository first "
+        "(an embedded PostgreSQL with FEAST_OFFLINE_STORE_TYPE=postgres and no POSTGRES_HOST).",
+        epilog=_epilog(),
+    )
+    _add_settings(training, "training-set")
+    training.add_argument(
+        "--start", required=True, help="first timestamp, ISO (UTC), e.g. 2026-01-05"
+    )
+    training.add_argument("--end", required=True, help="last timestamp, ISO (UTC), inclusive")
+    training.add_argument("--every", default="5m", help="grid step: 30s, 5m, 1h, 1d [5m]")
+    training.add_argument("--out", type=Path, required=True, help="output .parquet, .npz or .npy")
     feast = commands.add_parser(
         "feast",
         help="the feast CLI in feature_repo/ with FEAST_REDIS_* set (e.g. feast registry-dump)",
@@ -135,7 +162,7 @@ def command_run(settings: PipelineSettings) -> int:
     from pipeline.live import wall_clock
     from pipeline.metrics import write_pipeline_metrics
     from pipeline.observation import format_observation, read_online_observation
-    from pipeline.quickstart import online_store
+    from pipeline.quickstart import offline_database, online_store
     from pipeline.run import run_configured_pipeline
     from pipeline.state_file import read_redis_state
 
@@ -145,9 +172,10 @@ def command_run(settings: PipelineSettings) -> int:
             settings = settings.with_overrides(redis=running_up)
             print(f"redis: using {running_up.host}:{running_up.port} (data/redis.env of `up`)")
         redis = stack.enter_context(online_store(settings))
+        postgres = stack.enter_context(offline_database(settings))
         now = wall_clock()
         try:
-            result = run_configured_pipeline(settings, redis, now)
+            result = run_configured_pipeline(settings, redis, now, postgres)
         except Exception:
             write_pipeline_metrics(settings.metrics_folder, finished_at=wall_clock(), success=False)
             raise
@@ -172,6 +200,55 @@ def command_run(settings: PipelineSettings) -> int:
                 "which keeps every view fresh at any hour."
             )
     return 0
+
+
+def _utc(text: str) -> datetime:
+    moment = pd.Timestamp(text)
+    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    result: datetime = moment.to_pydatetime()
+    return result
+
+
+def command_training_set(settings: PipelineSettings, args: argparse.Namespace) -> int:
+    from pipeline.live import wall_clock
+    from pipeline.quickstart import offline_database, online_store
+    from pipeline.run import prepare_offline
+    from pipeline.training_set import (
+        CHUNK_ROWS,
+        build_training_set,
+        grid,
+        parse_every,
+        write_training_set,
+    )
+
+    try:
+        timestamps = grid(_utc(args.start), _utc(args.end), parse_every(args.every))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        redis = stack.enter_context(online_store(settings))  # the yaml names an online store
+        postgres = stack.enter_context(offline_database(settings))
+        store = prepare_offline(settings, redis, wall_clock(), postgres)
+        began = time.perf_counter()
+        rows = len(timestamps) * len(settings.symbols)
+        training = build_training_set(
+            store, settings.symbols, timestamps, progress=rows > CHUNK_ROWS
+        )
+        path = write_training_set(args.out, training)
+        print(
+            f"training set: {len(training.values)} rows x {contract_width()} float32 "
+            f"({training.dropped} of {rows} grid rows dropped: a view had no value within its "
+            f"TTL) in {time.perf_counter() - began:.1f} s -> {path} "
+            f"({path.stat().st_size / 1e6:.1f} MB)"
+        )
+    return 0
+
+
+def contract_width() -> int:
+    from canonical.contract import N_FEATURES
+
+    return N_FEATURES
 
 
 def command_feast(settings: PipelineSettings, feast_args: Sequence[str]) -> int:
@@ -229,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_repo_layout(settings.repo_dir, settings.data_dir)  # before anything starts
         if args.command == "run":
             return command_run(settings)
+        if args.command == "training-set":
+            return command_training_set(settings, args)
         from pipeline.quickstart import run_up
         from server.config import ServerConfig
         from server.errors import ConfigError

@@ -1,9 +1,11 @@
 """The Feast repository (``feature_repo/``): open its FeatureStore and apply its definitions.
 
-What enters: the repository folder and the Redis address. What leaves: a ``FeatureStore``
-configured from ``feature_store.yaml`` (whose ``${FEAST_REDIS_*}`` placeholders are filled
-from the address) and, after :func:`apply_definitions`, a registry holding the objects that
-``features.py`` defines.
+What enters: the repository folder, the Redis address and, for the PostgreSQL offline store,
+its address. What leaves: a ``FeatureStore`` configured from ``feature_store.yaml`` (file
+offline store) or ``feature_store.postgres.yaml`` (postgres offline store), whose
+``${FEAST_REDIS_*}`` / ``${POSTGRES_*}`` placeholders are filled from the addresses, and, after
+:func:`apply_definitions`, a registry holding the objects that ``features.py`` defines for that
+offline store (``FileSource`` or ``PostgreSQLSource`` per view).
 
 Apply runs in-process (``FeatureStore.apply`` on the objects ``features.py`` defines) rather
 than as a ``feast apply`` subprocess: the subprocess would pay Feast's import again (about 4-8 s
@@ -20,11 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from offline_store.connection import PostgresAddress
 from pipeline.settings import RedisAddress
 
 if TYPE_CHECKING:
@@ -32,27 +38,61 @@ if TYPE_CHECKING:
 
 DEFINITIONS_FILE = "features.py"
 """The only file of the repository that holds definitions (see its .feastignore)."""
+POSTGRES_YAML = "feature_store.postgres.yaml"
+"""The repository's configuration with the PostgreSQL offline store."""
 
 
-def open_feature_store(repo_dir: Path, redis: RedisAddress) -> FeatureStore:
-    """A FeatureStore over ``repo_dir`` whose online store is ``redis``.
+def yaml_file(repo_dir: Path, postgres: PostgresAddress | None) -> Path:
+    """``feature_store.yaml``, or its postgres variant when ``postgres`` is given."""
+    return Path(repo_dir).resolve() / (POSTGRES_YAML if postgres else "feature_store.yaml")
 
-    The ``FEAST_REDIS_*`` variables are set in ``os.environ`` while the store is constructed:
-    Feast expands them when it reads ``feature_store.yaml``, then keeps the result.
+
+def offline_env(postgres: PostgresAddress | None) -> dict[str, str]:
+    """``FEAST_OFFLINE_STORE_TYPE`` and, for postgres, the ``POSTGRES_*`` the yaml expands."""
+    if postgres is None:
+        return {"FEAST_OFFLINE_STORE_TYPE": "file"}
+    return {"FEAST_OFFLINE_STORE_TYPE": "postgres", **postgres.feast_env()}
+
+
+@contextmanager
+def _exported(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def open_feature_store(
+    repo_dir: Path, redis: RedisAddress, postgres: PostgresAddress | None = None
+) -> FeatureStore:
+    """A FeatureStore over ``repo_dir`` whose online store is ``redis`` and whose offline store
+    is the parquet files, or the PostgreSQL database ``postgres``.
+
+    The ``FEAST_REDIS_*`` (and ``POSTGRES_*``) variables are set in ``os.environ`` while the
+    store is constructed: Feast expands them when it reads the yaml, then keeps the result.
     """
     from feast import FeatureStore
 
-    with redis.exported():
-        return FeatureStore(repo_path=str(Path(repo_dir).resolve()))
+    with redis.exported(), _exported(offline_env(postgres)):
+        return FeatureStore(
+            repo_path=str(Path(repo_dir).resolve()), fs_yaml_file=yaml_file(repo_dir, postgres)
+        )
 
 
-def load_definitions(repo_dir: Path) -> list[Any]:
-    """The Feast objects ``<repo_dir>/features.py`` defines at module level, in a stable order.
+def load_definitions(repo_dir: Path, offline_store_type: str = "file") -> list[Any]:
+    """The Feast objects ``<repo_dir>/features.py`` defines at module level, in a stable order,
+    for the offline store ``offline_store_type`` (``file`` or ``postgres``).
 
-    The file is imported under a module name derived from its path, so two repositories (a test
-    copy and the checkout) never share a cached module.
+    The file is imported under a module name derived from its path and the store type, so two
+    repositories (a test copy and the checkout) or two store types never share a cached module.
     """
-    module = _import_definitions(Path(repo_dir).resolve() / DEFINITIONS_FILE)
+    module = _import_definitions(Path(repo_dir).resolve() / DEFINITIONS_FILE, offline_store_type)
     from feast import Entity, FeatureService, FeatureView, Project
     from feast.data_source import DataSource
 
@@ -71,15 +111,15 @@ def apply_definitions(store: FeatureStore, repo_dir: Path) -> list[str]:
     Idempotent: Feast's registry keeps an unchanged view as it is (materialization intervals
     included), so a second apply changes nothing in Redis or in what the registry serves.
     """
-    objects = load_definitions(repo_dir)
+    objects = load_definitions(repo_dir, str(store.config.offline_store.type))
     store.apply(objects)
     return [str(obj.name) for obj in objects]
 
 
-def _import_definitions(path: Path) -> ModuleType:
+def _import_definitions(path: Path, offline_store_type: str) -> ModuleType:
     if not path.is_file():
         raise FileNotFoundError(f"Feast definitions not found: {path}")
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(f"{path}:{offline_store_type}".encode()).hexdigest()[:12]
     module_name = f"_usdcop_feature_repo_{digest}"
     cached = sys.modules.get(module_name)
     if cached is not None:
@@ -90,7 +130,8 @@ def _import_definitions(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with _exported({"FEAST_OFFLINE_STORE_TYPE": offline_store_type}):
+            spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[module_name]
         raise

@@ -2,8 +2,9 @@
 
 What enters: a materialized repository (the pipeline ran), its data folder and a clock.
 What leaves: every few seconds, new 5-minute bars in ``data/raw``, their rows in the offline
-tables and, through incremental materialization, in Redis -- the production schedule (L1 +
-materialize every 5 minutes in session), compressed to a tick of a few seconds.
+tables (parquet, or PostgreSQL when given its address: L0 and L1 both) and, through
+incremental materialization, in Redis -- the production schedule (L1 + materialize every 5
+minutes in session), compressed to a tick of a few seconds.
 
 Why it exists. The history follows the session calendar (Mon-Fri, 13:00-18:00 UTC), and the
 views have TTLs of 24 h (technical, macro) and 1 h (state). A quick start run on Sunday, or on
@@ -43,6 +44,7 @@ import pandas as pd
 from market_data import files
 from market_data.generator import extend_macro, next_bars
 from market_data.session import BAR_MINUTES
+from offline_store.connection import PostgresAddress
 from pipeline.materialize import ViewMaterialization, materialize_incremental
 from pipeline.offline import OfflineRefresh, append_offline_rows
 from pipeline.settings import PipelineSettings
@@ -112,8 +114,10 @@ class LiveFeed:
         catchup_bars: int = DEFAULT_CATCHUP_BARS,
         clock: Clock = wall_clock,
         store_lost: Callable[[], bool] | None = None,
+        postgres: PostgresAddress | None = None,
     ) -> None:
         self._data_dir = Path(data_dir)
+        self._postgres = postgres
         self._store = store
         self._seed = seed
         self._catchup_bars = catchup_bars
@@ -147,7 +151,12 @@ class LiveFeed:
             ["symbol", "time"], kind="stable", ignore_index=True
         )
         files.write_bars(files.bars_path(self._data_dir), self._bars)
-        offline = append_offline_rows(self._data_dir, self._bars, self._macro, created=now)
+        if self._postgres is None:
+            offline = append_offline_rows(self._data_dir, self._bars, self._macro, created=now)
+        else:
+            from pipeline.offline_postgres import append_postgres
+
+            offline = append_postgres(self._postgres, self._bars, new, self._macro, created=now)
         materialized = materialize_incremental(
             self._store, now, since=offline.earliest_new, refill=lost
         )

@@ -87,19 +87,11 @@ def append_offline_rows(
     stored = read_offline_tables(data_dir)
     if stored is None:
         return refresh_offline_tables(data_dir, bars, macro, created)
-    builder = builder or CanonicalFeatureBuilder()
     last_event = stored[contract.VIEWS[0].name].groupby("symbol")["event_timestamp"].max()
-    bar_end = bars["time"] + pd.Timedelta(minutes=BAR_MINUTES)
-    tails = []
-    for symbol, group in bars.groupby("symbol", sort=True):
-        seen = last_event.get(symbol)
-        new_count = int((bar_end[group.index] > seen).sum()) if seen is not None else len(group)
-        if new_count:
-            tails.append(group.iloc[-(builder.min_bars + new_count) :])
-    if not tails:
+    computed = rows_after(bars, macro, created, last_event, builder)
+    if computed is None:
         rows = len(stored[contract.VIEWS[0].name])
         return OfflineRefresh(written=False, rows=rows, added=0, earliest_new=None)
-    computed = build_offline_tables(pd.concat(tails, ignore_index=True), macro, created, builder)
     merged = {}
     for name, frame in computed.items():
         old = stored[name]
@@ -119,6 +111,30 @@ def append_offline_rows(
         added=len(new),
         earliest_new=new.min().to_pydatetime() if len(new) else None,
     )
+
+
+def rows_after(
+    bars: pd.DataFrame,
+    macro: pd.DataFrame,
+    created: datetime,
+    last_event: pd.Series,
+    builder: CanonicalFeatureBuilder | None = None,
+) -> dict[str, pd.DataFrame] | None:
+    """The L1 rows of every bar whose event time is after its symbol's ``last_event`` (symbol ->
+    latest stored event time), computed from the trailing ``min_bars`` window only; None when
+    there are no such bars. Rows at or before ``last_event`` may be included (callers filter or
+    upsert them)."""
+    builder = builder or CanonicalFeatureBuilder()
+    bar_end = bars["time"] + pd.Timedelta(minutes=BAR_MINUTES)
+    tails = []
+    for symbol, group in bars.groupby("symbol", sort=True):
+        seen = last_event.get(symbol)
+        new_count = int((bar_end[group.index] > seen).sum()) if seen is not None else len(group)
+        if new_count:
+            tails.append(group.iloc[-(builder.min_bars + new_count) :])
+    if not tails:
+        return None
+    return build_offline_tables(pd.concat(tails, ignore_index=True), macro, created, builder)
 
 
 def _same_rows(stored: pd.DataFrame, fresh: pd.DataFrame) -> bool:

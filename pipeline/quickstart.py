@@ -3,7 +3,9 @@
 What enters: ``PipelineSettings`` and a clock. What leaves, in order:
 
 1. Redis: the configured one (FEAST_REDIS_HOST), else an embedded ``redis-server``
-   (devstack.embedded_redis) on 127.0.0.1, a free port and a generated password;
+   (devstack.embedded_redis) on 127.0.0.1, a free port and a generated password; with
+   ``FEAST_OFFLINE_STORE_TYPE=postgres``, likewise the configured PostgreSQL (POSTGRES_HOST) or
+   an embedded one (devstack.embedded_postgres), which holds L0 and L1;
 2. the pipeline (L0 -> L1 -> apply -> materialize), then the live catch-up, so every view holds
    a row younger than its TTL whatever the hour or weekday (see pipeline.live);
 3. ``data/redis.env`` (mode 0600, with the password), so ``python -m pipeline feast ...`` reaches
@@ -32,6 +34,7 @@ from types import FrameType
 
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from devstack.server_process import ServerProcess
+from offline_store.connection import PostgresAddress
 from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
 from pipeline.metrics import write_pipeline_metrics
 from pipeline.online_watch import OnlineStoreWatch
@@ -62,6 +65,29 @@ def online_store(settings: PipelineSettings, out: Printer = _print) -> Iterator[
             "(requirepass: a generated password)"
         )
         yield RedisAddress(host=embedded.host, port=embedded.port, password=embedded.password)
+
+
+@contextmanager
+def offline_database(
+    settings: PipelineSettings, out: Printer = _print
+) -> Iterator[PostgresAddress | None]:
+    """None for the file offline store; else the configured PostgreSQL, or an embedded one
+    (started here, stopped at the end of the block)."""
+    if settings.offline_store != "postgres":
+        yield None
+        return
+    if settings.postgres is not None:
+        out(f"postgres: using {settings.postgres} (POSTGRES_HOST)")
+        yield settings.postgres
+        return
+    from devstack.embedded_postgres import EmbeddedPostgres
+
+    with EmbeddedPostgres() as embedded:
+        out(
+            f"postgres: started an embedded PostgreSQL on {embedded.host}:{embedded.port} "
+            f"in {embedded.start_seconds:.1f} s"
+        )
+        yield embedded.address
 
 
 def how_to_call(target: str, symbol: str) -> str:
@@ -132,8 +158,9 @@ def run_up(
     stop = threading.Event()
     with _signals_stop(stop) as in_live_loop, ExitStack() as stack:
         redis = stack.enter_context(online_store(settings, out))
+        postgres = stack.enter_context(offline_database(settings, out))
         now: datetime = clock()
-        result = run_configured_pipeline(settings, redis, now)
+        result = run_configured_pipeline(settings, redis, now, postgres)
         out(result.summary())
         textfile = write_pipeline_metrics(
             settings.metrics_folder,
@@ -156,6 +183,7 @@ def run_up(
             catchup_bars=settings.live_catchup_bars,
             clock=clock,
             store_lost=watch.lost,
+            postgres=postgres,
         )
         catch_up = feed.step()
         out(describe_step(catch_up))
@@ -199,7 +227,7 @@ def run_up(
                 flush=True,
             )
             return 1
-        out("stopping: server, state file, then Redis")
+        out("stopping: server, state file, then the embedded services")
     return 0
 
 

@@ -1,8 +1,10 @@
 """One pipeline run: L0 raw data -> L1 offline tables -> Feast apply -> incremental materialize.
 
-What enters: the Feast repository folder, the data folder beside it, the injected ``now`` and
-the Redis address. What leaves: Redis holding each view's latest row in Feast's layout (what
-``observation_15d`` serves) and a :class:`PipelineResult` saying what each stage did.
+What enters: the Feast repository folder, the data folder beside it, the injected ``now``, the
+Redis address and, for the PostgreSQL offline store, the database address (L0 and L1 then live
+in PostgreSQL: ``pipeline.offline_postgres``; otherwise in ``data/``'s parquet files).
+What leaves: Redis holding each view's latest row in Feast's layout (what ``observation_15d``
+serves) and a :class:`PipelineResult` saying what each stage did.
 
 Running it twice with the same ``now`` changes nothing: raw files are loaded, not regenerated;
 unchanged offline tables are not rewritten; apply re-registers identical definitions; and every
@@ -22,6 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
+from offline_store.connection import PostgresAddress
 from pipeline.feast_repo import apply_definitions, open_feature_store
 from pipeline.materialize import ViewMaterialization, materialize_incremental
 from pipeline.offline import OfflineRefresh, refresh_offline_tables
@@ -100,12 +105,14 @@ def run_pipeline(
     symbols: Sequence[str] = PipelineSettings.symbols,
     store: FeatureStore | None = None,
     refill: bool = False,
+    postgres: PostgresAddress | None = None,
 ) -> PipelineResult:
     """Run L0 -> L1 -> apply -> materialize once at the injected ``now`` (tz-aware).
 
     ``store`` reuses an open FeatureStore of this repository. ``refill`` re-materializes the
     last TTL of every view whatever the registry says (for a Redis that started empty, like
     the quick start's embedded one, while data/registry.db survived from an earlier run).
+    ``postgres`` selects the PostgreSQL offline store (L0 and L1 in that database).
     """
     check_repo_layout(repo_dir, data_dir)
     seconds: dict[str, float] = {}
@@ -119,9 +126,9 @@ def run_pipeline(
 
     raw = ensure_raw_data(data_dir, now, days=days, seed=seed, symbols=symbols)
     lap("raw")
-    offline = refresh_offline_tables(data_dir, raw.bars, raw.macro, created=now)
+    offline = _offline_stage(data_dir, raw.bars, raw.macro, now, postgres)
     lap("offline")
-    store = store or open_feature_store(repo_dir, redis)
+    store = store or open_feature_store(repo_dir, redis, postgres)
     lap("open")
     applied = apply_definitions(store, repo_dir)
     lap("apply")
@@ -138,11 +145,51 @@ def run_pipeline(
     )
 
 
+def _offline_stage(
+    data_dir: Path,
+    bars: pd.DataFrame,
+    macro: pd.DataFrame,
+    now: datetime,
+    postgres: PostgresAddress | None,
+) -> OfflineRefresh:
+    if postgres is None:
+        return refresh_offline_tables(data_dir, bars, macro, created=now)
+    from pipeline.offline_postgres import sync_postgres
+
+    return sync_postgres(postgres, bars, macro, created=now)
+
+
+def prepare_offline(
+    settings: PipelineSettings,
+    redis: RedisAddress,
+    now: datetime,
+    postgres: PostgresAddress | None = None,
+) -> FeatureStore:
+    """L0 -> L1 -> apply without materializing (what a training set needs): the repository's
+    FeatureStore over the offline store of ``settings``, up to date with the raw files."""
+    check_repo_layout(settings.repo_dir, settings.data_dir)
+    raw = ensure_raw_data(
+        settings.data_dir,
+        now,
+        days=settings.history_days,
+        seed=settings.seed,
+        symbols=settings.symbols,
+    )
+    _offline_stage(settings.data_dir, raw.bars, raw.macro, now, postgres)
+    store = open_feature_store(settings.repo_dir, redis, postgres)
+    apply_definitions(store, settings.repo_dir)
+    return store
+
+
 def run_configured_pipeline(
-    settings: PipelineSettings, redis: RedisAddress, now: datetime
+    settings: PipelineSettings,
+    redis: RedisAddress,
+    now: datetime,
+    postgres: PostgresAddress | None = None,
 ) -> PipelineResult:
     """:func:`run_pipeline` with the folders, history and symbols of ``settings``; a Redis the
-    settings did not name (the embedded one, empty at start) is refilled."""
+    settings did not name (the embedded one, empty at start) is refilled. ``postgres``: the
+    offline database in use (``pipeline.quickstart.offline_database``), None for files."""
     return run_pipeline(
         settings.repo_dir,
         settings.data_dir,
@@ -152,4 +199,5 @@ def run_configured_pipeline(
         seed=settings.seed,
         symbols=settings.symbols,
         refill=settings.redis is None,
+        postgres=postgres,
     )

@@ -146,7 +146,9 @@ SCHEDULED_COMMANDS = ("l0", "l1", "materialize", "apply", "check-contract")
 """The scheduler's steps (pipeline.interval_cli)."""
 OPS_COMMANDS = ("doctor", "redis-key")
 """The on-call commands (pipeline.ops_cli)."""
-ALL_COMMANDS = ("run", "up", "feast", *SCHEDULED_COMMANDS, *OPS_COMMANDS)
+COMMANDS_DATA = ("run", "up", "training-set")
+"""Commands that build L0/L1 (history, seed, symbols)."""
+ALL_COMMANDS = ("run", "up", "training-set", "feast", *SCHEDULED_COMMANDS, *OPS_COMMANDS)
 
 
 def _about(
@@ -192,7 +194,7 @@ class PipelineSettings:
         metadata=_about(
             "comma-separated symbols to generate, materialize and serve",
             flag="--symbols",
-            commands=(*COMMANDS_RUN_UP, "doctor"),
+            commands=(*COMMANDS_DATA, "doctor"),
             env="USDCOP_SYMBOLS",
         ),
     )
@@ -201,7 +203,7 @@ class PipelineSettings:
         metadata=_about(
             "calendar days of generated history",
             flag="--days",
-            commands=COMMANDS_RUN_UP,
+            commands=COMMANDS_DATA,
             env="USDCOP_HISTORY_DAYS",
         ),
     )
@@ -210,7 +212,7 @@ class PipelineSettings:
         metadata=_about(
             "seed of the market-data generator (history and live bars)",
             flag="--seed",
-            commands=COMMANDS_RUN_UP,
+            commands=COMMANDS_DATA,
             env="USDCOP_SEED",
         ),
     )

@@ -1,0 +1,150 @@
+"""Training sets: Feast's point-in-time join over the FeatureService ``observation_15d``.
+
+What enters: an applied Feast repository (either offline store), symbols and the entity
+timestamps (a grid from ``--start`` to ``--end`` every ``--every``, or any explicit list).
+What leaves: a :class:`TrainingSet` -- float32 values (N, 15) in contract order
+(``canonical.contract``), their timestamps and symbols -- and files: ``.parquet`` (one column
+per feature, plus ``symbol`` and ``event_timestamp``), ``.npz`` (``values``, ``timestamps_ns``,
+``symbols``, ``feature_names``) or ``.npy`` (the values, with ``<name>.timestamps.npy`` beside
+it; one symbol only).
+
+Point in time: for an entity timestamp t, each view contributes its latest row with event time
+<= t and > t - TTL (Feast's ``get_historical_features``), so no value from after t can appear.
+A row where some view has no such row (outside the session, past a TTL) is dropped and counted:
+the model never trains on a partial observation.
+
+Long ranges are queried in chunks of entity rows, with a progress bar.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from canonical import contract
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+CHUNK_ROWS = 20_000
+"""Entity rows per get_historical_features call."""
+_DURATION = re.compile(r"(\d+)\s*(s|m|h|d)")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Rows of complete observations, ordered by symbol then time."""
+
+    values: npt.NDArray[np.float32]
+    """(N, 15) float32, contract order."""
+    timestamps_ns: npt.NDArray[np.int64]
+    """(N,) entity timestamps, Unix ns UTC."""
+    symbols: npt.NDArray[np.str_]
+    """(N,) symbol of each row."""
+    dropped: int
+    """Entity rows dropped because some view had no value within its TTL."""
+
+
+def parse_every(text: str) -> timedelta:
+    """``5m``, ``1h``, ``30s``, ``1d`` -> timedelta (must be positive)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise ValueError(f"--every {text!r}: use a positive duration such as 5m, 1h, 30s, 1d")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def grid(start: datetime, end: datetime, every: timedelta) -> pd.DatetimeIndex:
+    """Timestamps from ``start`` to ``end`` inclusive, every ``every`` (tz-aware UTC)."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must be tz-aware (UTC)")
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    return pd.date_range(start, end, freq=every, tz="UTC")
+
+
+def build_training_set(
+    store: FeatureStore,
+    symbols: Sequence[str],
+    timestamps: Sequence[datetime] | pd.DatetimeIndex,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: bool = False,
+) -> TrainingSet:
+    """Point-in-time features of every (symbol, timestamp) pair, complete rows only."""
+    from tqdm import tqdm
+
+    service = store.get_feature_service(contract.FEATURE_SERVICE)
+    moments = pd.DatetimeIndex(pd.to_datetime(list(timestamps), utc=True))
+    entity = pd.DataFrame(
+        {
+            contract.ENTITY: np.repeat(np.asarray(symbols, dtype=object), len(moments)),
+            "event_timestamp": np.tile(moments.to_numpy(), len(symbols)),
+        }
+    )
+    entity["event_timestamp"] = pd.to_datetime(entity["event_timestamp"], utc=True)
+    names = list(contract.FEATURE_NAMES)
+    parts: list[pd.DataFrame] = []
+    with tqdm(total=len(entity), unit="rows", disable=not progress, desc="training set") as bar:
+        for begin in range(0, len(entity), chunk_rows):
+            chunk = entity.iloc[begin : begin + chunk_rows]
+            frame = store.get_historical_features(entity_df=chunk, features=service).to_df()
+            parts.append(frame[[contract.ENTITY, "event_timestamp", *names]])
+            bar.update(len(chunk))
+    joined = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=names)
+    joined["event_timestamp"] = pd.to_datetime(joined["event_timestamp"], utc=True)
+    joined = joined.sort_values([contract.ENTITY, "event_timestamp"], kind="stable")
+    complete = joined[names].notna().all(axis=1)
+    kept = joined[complete]
+    values = kept[names].to_numpy(dtype=np.float64).astype(np.float32)
+    return TrainingSet(
+        values=np.ascontiguousarray(values),
+        timestamps_ns=kept["event_timestamp"]
+        .astype("datetime64[ns, UTC]")
+        .to_numpy()
+        .view(np.int64)
+        .copy(),
+        symbols=kept[contract.ENTITY].to_numpy(dtype=str),
+        dropped=int((~complete).sum()),
+    )
+
+
+def write_training_set(path: Path, training: TrainingSet) -> Path:
+    """Write by extension: .parquet, .npz or .npy (see the module docstring)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        frame = pd.DataFrame(
+            {
+                contract.ENTITY: training.symbols.astype(object),
+                "event_timestamp": pd.to_datetime(training.timestamps_ns, utc=True),
+            }
+        )
+        for i, name in enumerate(contract.FEATURE_NAMES):
+            frame[name] = training.values[:, i]
+        frame.to_parquet(path, index=False)
+    elif suffix == ".npz":
+        np.savez(
+            path,
+            values=training.values,
+            timestamps_ns=training.timestamps_ns,
+            symbols=training.symbols,
+            feature_names=np.asarray(contract.FEATURE_NAMES),
+        )
+    elif suffix == ".npy":
+        if len(set(training.symbols.tolist())) > 1:
+            raise ValueError(".npy holds one symbol's rows: use .npz or .parquet for several")
+        np.save(path, training.values)
+        np.save(path.with_suffix(".timestamps.npy"), training.timestamps_ns)
+    else:
+        raise ValueError(f"{path}: unsupported format {suffix!r}; use .parquet, .npz or .npy")
+    return path
