@@ -107,11 +107,7 @@ def build_training_set(
     values = kept[names].to_numpy(dtype=np.float64).astype(np.float32)
     return TrainingSet(
         values=np.ascontiguousarray(values),
-        timestamps_ns=kept["event_timestamp"]
-        .astype("datetime64[ns, UTC]")
-        .to_numpy()
-        .view(np.int64)
-        .copy(),
+        timestamps_ns=pd.DatetimeIndex(kept["event_timestamp"]).as_unit("ns").asi8.copy(),
         symbols=kept[contract.ENTITY].to_numpy(dtype=str),
         dropped=int((~complete).sum()),
     )

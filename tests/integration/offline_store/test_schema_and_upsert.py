@@ -43,9 +43,9 @@ def _snapshot(address: PostgresAddress) -> dict[str, list[tuple[Any, ...]]]:
 
 def test_schema_is_applied_once_and_matches_the_contract(postgres_db: PostgresAddress) -> None:
     with postgres_db.connect() as conn:
-        assert apply_schema(conn) == [m.version for m in migrations()] == [1]
+        assert apply_schema(conn) == [m.version for m in migrations()] == [1, 2]
         assert apply_schema(conn) == []
-        assert applied_versions(conn) == [1]
+        assert applied_versions(conn) == [1, 2]
         for view in contract.VIEWS:
             columns = conn.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
@@ -126,3 +126,11 @@ def test_a_changed_value_is_updated_and_reported(
             (changed.loc[last, "symbol"], changed.loc[last, "time"].to_pydatetime()),
         ).fetchone()
     assert close == (changed.loc[last, "close"],)
+
+
+def test_new_sessions_plan_without_nested_loops(postgres_db: PostgresAddress) -> None:
+    with postgres_db.connect() as conn:
+        assert conn.execute("SHOW enable_nestloop").fetchone() == ("on",)
+        apply_schema(conn)
+    with postgres_db.connect() as conn:
+        assert conn.execute("SHOW enable_nestloop").fetchone() == ("off",)
