@@ -195,7 +195,12 @@ async def create_server(
     redis_client = new_redis_client(config)
     cluster_clients = new_cluster_clients(config)
     reader = StoreReader(config, plans, clock)
-    fallback = ComputeFallback(config.data_dir, config.symbols, config.fallback_refresh_s)
+    fallback = ComputeFallback(
+        config.data_dir,
+        config.symbols,
+        config.fallback_refresh_s,
+        postgres=config.fallback_postgres(),
+    )
     health_servicer = health_aio.HealthServicer()
     health_state = _Health(health_servicer)
     for name in ("", SERVICE_NAME):

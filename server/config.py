@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from canonical import contract
+from offline_store.connection import PostgresAddress
 from server.cluster import parse_node
 from server.errors import ConfigError
 
@@ -118,6 +119,31 @@ class ServerConfig:
         default=5.0,
         metadata=_about("USDCOP_FALLBACK_REFRESH_S", "fallback's raw-file poll period, s"),
     )
+    fallback_source: str = field(
+        default="files",
+        metadata=_about(
+            "USDCOP_FALLBACK_SOURCE",
+            "where the fallback reads its raw window: files (USDCOP_DATA_DIR) or postgres",
+        ),
+    )
+    postgres_host: str = field(
+        default="127.0.0.1",
+        metadata=_about("POSTGRES_HOST", "PostgreSQL offline store host (fallback source)"),
+    )
+    postgres_port: int = field(
+        default=5432, metadata=_about("POSTGRES_PORT", "PostgreSQL TCP port")
+    )
+    postgres_db: str = field(
+        default="usdcop", metadata=_about("POSTGRES_DB", "PostgreSQL database")
+    )
+    postgres_user: str = field(
+        default="postgres", metadata=_about("POSTGRES_USER", "PostgreSQL role")
+    )
+    postgres_password: str = field(
+        default="",
+        repr=False,
+        metadata=_about("POSTGRES_PASSWORD", "PostgreSQL password; empty for none"),
+    )
     breaker_failure_threshold: int = field(
         default=3,
         metadata=_about("USDCOP_BREAKER_FAILURE_THRESHOLD", "Redis failures in a row that open it"),
@@ -182,6 +208,18 @@ class ServerConfig:
         return {
             f.metadata["env"]: format_field(getattr(self, f.name)) for f in dataclasses.fields(self)
         }
+
+    def fallback_postgres(self) -> PostgresAddress | None:
+        """The database the fallback reads (``fallback_source=postgres``), else None."""
+        if self.fallback_source != "postgres":
+            return None
+        return PostgresAddress(
+            host=self.postgres_host,
+            port=self.postgres_port,
+            database=self.postgres_db,
+            user=self.postgres_user,
+            password=self.postgres_password,
+        )
 
     def with_overrides(self, **values: Any) -> ServerConfig:
         """A copy with some fields replaced (validated again)."""
@@ -294,6 +332,10 @@ def _validate(config: ServerConfig) -> None:
     for symbol in config.symbols:
         if not SYMBOL_PATTERN.fullmatch(symbol):
             fail("symbols", f"has {symbol!r}; a symbol must be 1-16 characters of [A-Z0-9_]")
+    if config.fallback_source not in ("files", "postgres"):
+        fail("fallback_source", "must be files or postgres")
+    if not 0 < config.postgres_port < 65536:
+        fail("postgres_port", "must be a TCP port 1-65535")
     if not config.fallback_refresh_s > 0:
         fail("fallback_refresh_s", "must be > 0")
     if config.breaker_failure_threshold < 1:

@@ -1,9 +1,11 @@
 """The compute fallback: the latest observation computed from raw market data, kept ready.
 
 What enters: the raw files under ``data_dir`` (``market_data.files``: 5-minute bars and daily
-macro) and the positions pushed through this process. What leaves: per symbol, a precomputed
-``FallbackRow`` (15 float32 values + event times) that the request path reads with one dict
-lookup.
+macro) -- or, with ``USDCOP_FALLBACK_SOURCE=postgres``, the same L0 tables in the PostgreSQL
+offline store (``offline_store.read``: each symbol's latest window of bars, read through the
+primary key, and the macro prints) -- and the positions pushed through this process. What
+leaves: per symbol, a precomputed ``FallbackRow`` (15 float32 values + event times) that the
+request path reads with one dict lookup.
 
 The rows are computed by ``canonical.builder.CanonicalFeatureBuilder.latest`` (the same code
 that builds the offline tables) at start-up and again whenever the files change; a background
@@ -31,9 +33,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pandas as pd
+
 from canonical import contract
 from canonical.builder import CanonicalFeatureBuilder, InsufficientHistory
 from market_data import files, schema
+from offline_store.connection import PostgresAddress
 from server.lifetime import die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -64,7 +69,7 @@ class PushedState:
     event_time_ns: int
 
 
-_FileSignature = tuple[tuple[int, int], ...] | None
+_FileSignature = tuple[object, ...] | None
 
 
 def _file_signature(paths: tuple[Path, ...]) -> _FileSignature:
@@ -73,6 +78,18 @@ def _file_signature(paths: tuple[Path, ...]) -> _FileSignature:
     except OSError:
         return None
     return tuple((s.st_mtime_ns, s.st_size) for s in stats)
+
+
+def _postgres_signature(address: PostgresAddress) -> _FileSignature:
+    """Row counts and latest keys of the L0 tables; None when the database cannot be read."""
+    from offline_store.read import raw_signature
+
+    try:
+        with address.connect(connect_timeout=2) as conn:
+            return raw_signature(conn)
+    except Exception as exc:  # any database error: keep the rows we have, retry next poll
+        logger.warning("fallback: cannot read %s: %s", address, type(exc).__name__)
+        return None
 
 
 _compute_pool: ProcessPoolExecutor | None = None
@@ -116,7 +133,28 @@ def compute_rows(data_dir: Path, symbols: tuple[str, ...]) -> dict[str, Fallback
     A symbol without enough history (or absent from the bars) gets no row.
     """
     bars_frame = files.read_bars(files.bars_path(data_dir))
-    macro = schema.macro_from_frame(files.read_macro(files.macro_path(data_dir)))
+    macro_frame = files.read_macro(files.macro_path(data_dir))
+    return _rows_from(bars_frame, macro_frame, symbols)
+
+
+def compute_rows_postgres(
+    address: PostgresAddress, symbols: tuple[str, ...]
+) -> dict[str, FallbackRow]:
+    """Fallback rows of ``symbols`` from the PostgreSQL L0 tables: each symbol's latest window
+    (the builder's ``min_bars``), which gives the same row as the whole history, bit for bit."""
+    from offline_store.read import read_bars, read_macro
+
+    window = CanonicalFeatureBuilder().min_bars
+    with address.connect() as conn:
+        bars_frame = read_bars(conn, symbols, last=window)
+        macro_frame = read_macro(conn)
+    return _rows_from(bars_frame, macro_frame, symbols)
+
+
+def _rows_from(
+    bars_frame: pd.DataFrame, macro_frame: pd.DataFrame, symbols: tuple[str, ...]
+) -> dict[str, FallbackRow]:
+    macro = schema.macro_from_frame(macro_frame)
     builder = CanonicalFeatureBuilder()
     rows: dict[str, FallbackRow] = {}
     for symbol in symbols:
@@ -138,8 +176,16 @@ def compute_rows(data_dir: Path, symbols: tuple[str, ...]) -> dict[str, Fallback
 class ComputeFallback:
     """Holds the fallback rows and keeps them current in the background."""
 
-    def __init__(self, data_dir: Path, symbols: tuple[str, ...], refresh_s: float) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        symbols: tuple[str, ...],
+        refresh_s: float,
+        *,
+        postgres: PostgresAddress | None = None,
+    ) -> None:
         self._data_dir = data_dir
+        self._postgres = postgres
         self._symbols = symbols
         self._refresh_s = refresh_s
         self._computed: dict[str, FallbackRow] = {}
@@ -172,14 +218,22 @@ class ComputeFallback:
 
     async def refresh(self) -> bool:
         """Recompute the rows (in a thread) when the raw files changed; True when rows changed."""
-        paths = self._paths()
-        signature = await asyncio.to_thread(_file_signature, paths)
+        loop = asyncio.get_running_loop()
+        if self._postgres is None:
+            signature = await asyncio.to_thread(_file_signature, self._paths())
+        else:
+            signature = await asyncio.to_thread(_postgres_signature, self._postgres)
         if signature is None or signature == self._signature:
             return False
         try:
-            computed = await asyncio.get_running_loop().run_in_executor(
-                _pool(), compute_rows, self._data_dir, self._symbols
-            )
+            if self._postgres is None:
+                computed = await loop.run_in_executor(
+                    _pool(), compute_rows, self._data_dir, self._symbols
+                )
+            else:
+                computed = await loop.run_in_executor(
+                    _pool(), compute_rows_postgres, self._postgres, self._symbols
+                )
         except BrokenProcessPool:
             # The worker died (e.g. killed): keep the previous rows, start a new worker next time.
             logger.warning("fallback: the compute worker died; retrying at the next refresh")
@@ -187,7 +241,7 @@ class ComputeFallback:
             return False
         except Exception:
             # A bad file must not take the server down; keep serving the previous rows.
-            logger.exception("fallback: could not load %s", self._data_dir)
+            logger.exception("fallback: could not load %s", self._postgres or self._data_dir)
             self._signature = signature
             return False
         self._signature = signature
