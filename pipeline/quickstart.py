@@ -191,7 +191,7 @@ def run_up(
         write_redis_state(settings.data_dir, redis)
         stack.callback(remove_redis_state, settings.data_dir)
 
-        config = server_config(server_defaults, settings, redis)
+        config = server_config(server_defaults, settings, redis, postgres)
         server = stack.enter_context(ServerProcess(config))
         server.wait_serving()
         server.probe()  # every symbol the pipeline built answers, or the start-up failed
@@ -232,11 +232,24 @@ def run_up(
 
 
 def server_config(
-    defaults: ServerConfig, settings: PipelineSettings, redis: RedisAddress
+    defaults: ServerConfig,
+    settings: PipelineSettings,
+    redis: RedisAddress,
+    postgres: PostgresAddress | None = None,
 ) -> ServerConfig:
     """The server ``up`` starts: ``defaults`` (the server's own settings, e.g. from the
     environment) with the pipeline's Redis, data folder, symbols, port and metrics port (port
-    0 picks a free one)."""
+    0 picks a free one); with the PostgreSQL offline store, its fallback reads the raw window
+    from that database."""
+    if postgres is not None:
+        defaults = defaults.with_overrides(
+            fallback_source="postgres",
+            postgres_host=postgres.host,
+            postgres_port=postgres.port,
+            postgres_db=postgres.database,
+            postgres_user=postgres.user,
+            postgres_password=postgres.password,
+        )
     return defaults.with_overrides(
         redis_host=redis.host,
         redis_port=redis.port,
