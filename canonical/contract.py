@@ -1,8 +1,8 @@
 """Feature contract CTR-FEATURE-001: the single source of truth for the observation.
 
 What enters: nothing. What leaves: the 15 features in canonical order, the feature view
-each belongs to, its dtype, each view's TTL, and a stable hash over (names, order, views,
-dtypes) that clients compare against the server's.
+each belongs to, its dtype, each view's TTL, each feature's validity range (``VALID_RANGES``),
+and a stable hash over (names, order, views, dtypes) that clients compare against the server's.
 
 Every other module derives from these tuples: the Feast definitions
 (``feature_repo/features.py``), the offline tables, the server's Redis read plan, the
@@ -98,6 +98,54 @@ VIEW_BY_NAME: dict[str, FeatureView] = {v.name: v for v in VIEWS}
 FEATURE_INDEX: dict[str, int] = {f.name: f.index for f in FEATURES}
 
 
+@dataclass(frozen=True)
+class ValidRange:
+    """Closed interval a feature's value must lie in; anything else (or a non-finite number)
+    is corrupt. Bounds are what the definitions allow, not what the data happened to show."""
+
+    low: float
+    high: float
+    why: str
+    """Why this range: the definition that bounds the feature."""
+
+
+VALID_RANGES: dict[str, ValidRange] = {
+    # ln(C_t / C_t-k): |x| <= 1 is a 2.7x move of USD/COP within 4 h, far beyond any recorded one.
+    "log_ret_5m": ValidRange(-1.0, 1.0, "log return; |x| > 1 is a 2.7x move"),
+    "log_ret_1h": ValidRange(-1.0, 1.0, "log return; |x| > 1 is a 2.7x move"),
+    "log_ret_4h": ValidRange(-1.0, 1.0, "log return; |x| > 1 is a 2.7x move"),
+    "rsi_9": ValidRange(0.0, 100.0, "RSI is bounded by definition"),
+    "atr_pct": ValidRange(0.0, 1.0, "ATR / close: non-negative, a range above the price is absurd"),
+    "adx_14": ValidRange(0.0, 100.0, "ADX is bounded by definition"),
+    # Population z-score of the last of n = 60 values: |z| <= sqrt(n - 1) ~ 7.68, always.
+    "dxy_z": ValidRange(-8.0, 8.0, "z-score of the last of 60 values: |z| <= sqrt(59)"),
+    "dxy_change_1d": ValidRange(-1.0, 1.0, "daily relative change; a price cannot fall below 0"),
+    "vix_z": ValidRange(-8.0, 8.0, "z-score of the last of 60 values: |z| <= sqrt(59)"),
+    "embi_z": ValidRange(-8.0, 8.0, "z-score of the last of 60 values: |z| <= sqrt(59)"),
+    "brent_change_1d": ValidRange(-1.0, 1.0, "daily relative change; a price cannot fall below 0"),
+    "rate_spread": ValidRange(-50.0, 50.0, "policy rate difference, percentage points"),
+    "usdmxn_change_1d": ValidRange(-1.0, 1.0, "daily relative change; a price cannot fall below 0"),
+    "position": ValidRange(-1.0, 1.0, "position is a fraction of the allowed exposure"),
+    "time_normalized": ValidRange(0.0, 1.0, "session time, clipped to [0, 1]"),
+}
+"""Validity range of every feature (the server rejects stored values outside them)."""
+
+FEATURE_BOUNDS: tuple[tuple[float, float], ...] = tuple(
+    (VALID_RANGES[name].low, VALID_RANGES[name].high) for name in FEATURE_NAMES
+)
+"""(low, high) per feature, in contract order."""
+
+
+def out_of_range(names: tuple[str, ...], values: tuple[float, ...]) -> str | None:
+    """The first of ``names`` whose value is not finite or outside its range, else None."""
+    for name, value in zip(names, values, strict=True):
+        bounds = VALID_RANGES[name]
+        # NaN fails both comparisons; +-inf fails one of them.
+        if not bounds.low <= value <= bounds.high:
+            return name
+    return None
+
+
 def view_slice(view: FeatureView) -> slice:
     """Slice of the observation vector that holds ``view``'s features."""
     start = FEATURE_INDEX[view.features[0]]
@@ -117,3 +165,4 @@ CONTRACT_HASH = _contract_hash()
 
 assert N_FEATURES == 15, "CTR-FEATURE-001 has exactly 15 features"
 assert len(set(FEATURE_NAMES)) == N_FEATURES, "feature names must be unique"
+assert set(VALID_RANGES) == set(FEATURE_NAMES), "every feature has exactly one validity range"

@@ -23,6 +23,7 @@ from client._errors import (
     ObservationRpcError,
 )
 from client._result import ObservationResult, ViewInfo
+from client._tls import ClientTls
 from client.aio import AsyncObservationClient
 from client.sync import ObservationClient
 
@@ -32,6 +33,7 @@ __all__ = [
     "SERVICE_CONFIG",
     "AsyncObservationClient",
     "BatchError",
+    "ClientTls",
     "ContractMismatch",
     "MalformedObservation",
     "ObservationClient",

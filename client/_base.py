@@ -31,9 +31,10 @@ RETRY_MAX_ATTEMPTS = 5
 
 # Retries live in the gRPC service config, so grpc-core applies them per attempt and keeps
 # them within the call's single deadline (grpc draws each back-off uniformly in
-# [0, 50 ms * 2^n], so four retries span ~0.4 s on average). Only UNAVAILABLE is retried:
-# the server returns it when nothing was answered or written, and the channel returns it
-# while connecting.
+# [0, 50 ms * 2^n], so four retries span ~0.4 s on average). UNAVAILABLE and
+# RESOURCE_EXHAUSTED are retried: the server returns them when nothing was answered or written
+# (RESOURCE_EXHAUSTED: at its bound on concurrent calls), the channel returns UNAVAILABLE while
+# connecting.
 SERVICE_CONFIG: dict[str, Any] = {
     "methodConfig": [
         {
@@ -43,7 +44,7 @@ SERVICE_CONFIG: dict[str, Any] = {
                 "initialBackoff": "0.05s",
                 "maxBackoff": "0.4s",
                 "backoffMultiplier": 2,
-                "retryableStatusCodes": ["UNAVAILABLE"],
+                "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
             },
         }
     ]

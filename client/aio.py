@@ -20,6 +20,7 @@ from client._base import DEFAULT_TIMEOUT_S, BaseClient, batch_request, channel_o
 from client._batch import BatchError, batch_results
 from client._errors import ObservationRpcError
 from client._result import ObservationResult, result_from_proto
+from client._tls import ClientTls, push_metadata
 from client._watch import WatchState
 
 
@@ -45,6 +46,8 @@ class AsyncObservationClient(BaseClient):
         check_contract: bool = True,
         expected_hash: str | None = None,
         options: tuple[tuple[str, Any], ...] = (),
+        tls: ClientTls | None = None,
+        push_token: str | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -57,8 +60,13 @@ class AsyncObservationClient(BaseClient):
             channel
             if channel is not None
             else grpc.aio.insecure_channel(self.target, options=channel_options(options))
+            if tls is None
+            else grpc.aio.secure_channel(
+                self.target, tls.credentials(), options=channel_options(options)
+            )
         )
         self._stub = pb_grpc.ObservationServiceStub(self._channel)
+        self._push_metadata = push_metadata(push_token)
         self._contract_lock: asyncio.Lock | None = None
 
     async def get(self, symbol: str) -> ObservationResult:
@@ -155,7 +163,9 @@ class AsyncObservationClient(BaseClient):
         request = self._push_request(symbol, position, event_time)
         await self._ensure_contract()
         try:
-            answer = await self._stub.PushState(request, timeout=self.timeout_s)
+            answer = await self._stub.PushState(
+                request, timeout=self.timeout_s, metadata=self._push_metadata
+            )
         except grpc.RpcError as error:
             raise ObservationRpcError.from_rpc_error(error) from None
         return bool(answer.applied)

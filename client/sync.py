@@ -20,6 +20,7 @@ from client._base import DEFAULT_TIMEOUT_S, BaseClient, batch_request, channel_o
 from client._batch import BatchError, batch_results
 from client._errors import ObservationRpcError
 from client._result import ObservationResult, result_from_proto
+from client._tls import ClientTls, push_metadata
 from client._watch import WatchState
 
 
@@ -50,6 +51,8 @@ class ObservationClient(BaseClient):
         check_contract: bool = True,
         expected_hash: str | None = None,
         options: tuple[tuple[str, Any], ...] = (),
+        tls: ClientTls | None = None,
+        push_token: str | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -62,8 +65,13 @@ class ObservationClient(BaseClient):
             channel
             if channel is not None
             else grpc.insecure_channel(self.target, options=channel_options(options))
+            if tls is None
+            else grpc.secure_channel(
+                self.target, tls.credentials(), options=channel_options(options)
+            )
         )
         self._stub = pb_grpc.ObservationServiceStub(self._channel)
+        self._push_metadata = push_metadata(push_token)
         self._contract_lock = threading.Lock()
 
     def get(self, symbol: str) -> ObservationResult:
@@ -161,7 +169,9 @@ class ObservationClient(BaseClient):
         request = self._push_request(symbol, position, event_time)
         self._ensure_contract()
         try:
-            answer = self._stub.PushState(request, timeout=self.timeout_s)
+            answer = self._stub.PushState(
+                request, timeout=self.timeout_s, metadata=self._push_metadata
+            )
         except grpc.RpcError as error:
             raise ObservationRpcError.from_rpc_error(error) from None
         return bool(answer.applied)

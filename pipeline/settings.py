@@ -86,6 +86,12 @@ class RedisAddress:
     """Connect over TLS."""
     cluster: bool = False
     """A Redis Cluster (Feast's ``redis_type: redis_cluster``); host:port is a startup node."""
+    tls_ca_file: str = ""
+    """PEM CA bundle that signed Redis' certificate (``FEAST_REDIS_SSL_CA_CERTS``)."""
+    tls_cert_file: str = ""
+    """PEM client certificate for Redis TLS (``FEAST_REDIS_SSL_CERTFILE``)."""
+    tls_key_file: str = ""
+    """PEM key of ``tls_cert_file`` (``FEAST_REDIS_SSL_KEYFILE``)."""
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -94,6 +100,31 @@ class RedisAddress:
             raise SettingsError(f"FEAST_REDIS_PORT must be 1-65535: got {self.port}")
         if "," in self.password:
             raise SettingsError("FEAST_REDIS_PASSWORD must not contain ',' (Feast splits on it)")
+        for env, path in self._tls_files().items():
+            if "," in path:
+                raise SettingsError(f"{env} must not contain ',' (Feast splits on it)")
+            if path and not self.tls:
+                raise SettingsError(f"{env} needs FEAST_REDIS_SSL=true")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise SettingsError("FEAST_REDIS_SSL_CERTFILE and FEAST_REDIS_SSL_KEYFILE go together")
+
+    def _tls_files(self) -> dict[str, str]:
+        return {
+            "FEAST_REDIS_SSL_CA_CERTS": self.tls_ca_file,
+            "FEAST_REDIS_SSL_CERTFILE": self.tls_cert_file,
+            "FEAST_REDIS_SSL_KEYFILE": self.tls_key_file,
+        }
+
+    def _feast_tls_options(self) -> str:
+        # redis-py's keyword arguments, appended to Feast's connection string (Feast passes
+        # every key=value to redis.Redis). Only the set ones: an empty ssl_ca_certs would be
+        # loaded as a file named "".
+        options = {
+            "ssl_ca_certs": self.tls_ca_file,
+            "ssl_certfile": self.tls_cert_file,
+            "ssl_keyfile": self.tls_key_file,
+        }
+        return "".join(f",{key}={value}" for key, value in options.items() if value)
 
     def feast_env(self) -> dict[str, str]:
         """The ``FEAST_REDIS_*`` variables ``feature_store.yaml`` expands."""
@@ -103,6 +134,8 @@ class RedisAddress:
             "FEAST_REDIS_PASSWORD": self.password,
             "FEAST_REDIS_SSL": "true" if self.tls else "false",
             "FEAST_REDIS_TYPE": "redis_cluster" if self.cluster else "redis",
+            **self._tls_files(),
+            "FEAST_REDIS_TLS_OPTIONS": self._feast_tls_options(),
         }
 
     @contextmanager
@@ -138,6 +171,9 @@ class RedisAddress:
             password=environ.get("FEAST_REDIS_PASSWORD", ""),
             tls=_parse_bool("FEAST_REDIS_SSL", environ.get("FEAST_REDIS_SSL", "false")),
             cluster=_parse_redis_type(environ.get("FEAST_REDIS_TYPE", "redis")),
+            tls_ca_file=environ.get("FEAST_REDIS_SSL_CA_CERTS", "").strip(),
+            tls_cert_file=environ.get("FEAST_REDIS_SSL_CERTFILE", "").strip(),
+            tls_key_file=environ.get("FEAST_REDIS_SSL_KEYFILE", "").strip(),
         )
 
 

@@ -38,9 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m server",
         description="Serve USD/COP observations (contract CTR-FEATURE-001) over gRPC. "
-        "Every flag overrides its environment variable.",
+        "Every flag overrides its environment variable. Secrets are read from the environment "
+        "only: "
+        + ", ".join(
+            f.metadata["env"] for f in dataclasses.fields(ServerConfig) if f.metadata.get("secret")
+        )
+        + ".",
     )
     for f in dataclasses.fields(ServerConfig):
+        if f.metadata.get("secret"):
+            continue  # environment only: a flag's value is visible to every user in `ps`
         parser.add_argument(
             _flag(f.name),
             dest=f.name,

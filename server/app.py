@@ -39,9 +39,13 @@ from server.metrics import Handler, StreamHandler
 from server.metrics_wiring import MetricsRuntime, start_metrics
 from server.observation import SerializedObservation
 from server.read_plan import read_plans
+from server.security import PushAuthorizer
 from server.service import SERVICE_NAME, ObservationService
 from server.state_writer import StateWriter
+from server.store_check import fatal_store_problem
+from server.store_health import CONFIRM_TIMEOUT_S, TimeoutJudge
 from server.store_reader import StoreReader, new_cluster_clients, new_redis_client
+from server.tls import server_credentials
 from server.ttl_cache import TtlCache
 from server.watch import WatchHub
 
@@ -82,7 +86,12 @@ def run_event_loop(main: Coroutine[Any, Any, T], event_loop: str) -> T:
 
 def new_grpc_server(config: ServerConfig) -> grpc.aio.Server:
     """A bare ``grpc.aio`` server with the project's shared options (no services, not bound)."""
-    return grpc.aio.server(options=grpc_server_options(config))
+    # Beyond maximum_concurrent_rpcs, gRPC answers RESOURCE_EXHAUSTED at once (retryable by
+    # the clients' service config) instead of queueing without bound.
+    return grpc.aio.server(
+        options=grpc_server_options(config),
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs or None,
+    )
 
 
 def _unary(handler: Any) -> grpc.RpcMethodHandler[bytes, bytes]:
@@ -116,6 +125,16 @@ class ObservationServer(grpc.aio.Server):
     async def begin_shutdown(self) -> None:
         """Report NOT_SERVING on every service (load balancers stop sending new calls)."""
         await self._health.enter_graceful_shutdown()
+
+    async def shutdown(self, drain_s: float, grace_s: float) -> None:
+        """NOT_SERVING first; keep accepting calls for ``drain_s`` (load balancers see the
+        health change and move away); then refuse new calls and let in-flight ones finish
+        within ``grace_s``."""
+        await self.begin_shutdown()
+        if drain_s > 0:
+            logger.info("draining: NOT_SERVING, still accepting calls for %g s", drain_s)
+            await asyncio.sleep(drain_s)
+        await self.stop(grace_s)
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight calls finish within ``grace``."""
@@ -191,6 +210,9 @@ async def create_server(
 ) -> tuple[ObservationServer, int]:
     """Build, bind and start the server; returns it with the bound port (``config.port`` 0 ok)."""
     clock = clock or SystemClock()
+    problem = await fatal_store_problem(config, _STARTUP_PING_TIMEOUT_S)
+    if problem is not None:
+        raise StartupError(problem)
     plans = read_plans(config.symbols, config.project)
     redis_client = new_redis_client(config)
     cluster_clients = new_cluster_clients(config)
@@ -216,6 +238,7 @@ async def create_server(
     observability = start_metrics(
         config, breaker=breaker, fallback=fallback, redis_client=redis_client, clock=clock
     )
+    timeout_judge = TimeoutJudge(reader.ping, breaker, CONFIRM_TIMEOUT_S)
     service = ObservationService(
         plans=plans,
         reader=reader,
@@ -231,6 +254,9 @@ async def create_server(
         watch_heartbeat_ms=config.watch_heartbeat_ms,
         watch_poll_s=max(config.cache_ttl_ms, 100.0) / 1000.0,
         metrics=None if observability is None else observability.metrics,
+        max_clock_skew_ns=int(config.max_clock_skew_s * 1_000_000_000),
+        push_authorizer=PushAuthorizer(config.push_token, config.push_allowed_clients),
+        on_store_timeout=timeout_judge.suspect,
     )
     tracker: InvalidationTracker | None = None
     if config.cache_tracking and config.redis_type == "redis_cluster":
@@ -262,12 +288,17 @@ async def create_server(
     inner.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     inner.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, inner)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), inner
-    )
+    if config.reflection:
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), inner
+        )
     address = f"{config.bind_address}:{config.port}"
+    credentials = server_credentials(config)
     try:
-        port = inner.add_insecure_port(address)
+        if credentials is None:
+            port = inner.add_insecure_port(address)
+        else:
+            port = inner.add_secure_port(address, credentials)
     except RuntimeError:  # grpc's "Failed to bind to address"
         port = 0
     if port == 0:
@@ -291,6 +322,7 @@ async def create_server(
             name="health-watch",
         ),
     ]
+    closers.insert(0, timeout_judge.aclose)
     closers.append(redis_client.aclose)
     if cluster_clients is not None:
         closers.append(cluster_clients.aclose)
@@ -357,6 +389,10 @@ async def serve(config: ServerConfig) -> None:
     if server.metrics_url is not None:
         logger.info("metrics served on %s", server.metrics_url, extra={"event": "metrics_url"})
     await stop_requested.wait()
-    logger.info("shutting down: in-flight calls get %g s", config.grace_period_s)
-    await server.stop(config.grace_period_s)
+    logger.info(
+        "shutting down: drain %g s, then in-flight calls get %g s",
+        config.drain_period_s,
+        config.grace_period_s,
+    )
+    await server.shutdown(config.drain_period_s, config.grace_period_s)
     logger.info("stopped")

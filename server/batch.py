@@ -22,7 +22,7 @@ from usdcop.observation.v1 import observation_pb2 as pb
 
 from server.circuit_breaker import CircuitBreaker
 from server.clock import Clock
-from server.errors import ServerError, StoreError
+from server.errors import ServerError, StoreError, StoreTimeoutError
 from server.fallback import ComputeFallback
 from server.observation import SerializedObservation, assemble_observation
 from server.read_plan import ReadPlan
@@ -74,7 +74,9 @@ class BatchObserver:
         clock: Clock,
         redis_timeout_s: float,
         on_store_answered: Callable[[], None],
+        on_store_timeout: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_store_timeout = on_store_timeout
         self._validate = validate
         self._reader = reader
         self._breaker = breaker
@@ -136,6 +138,10 @@ class BatchObserver:
             reads: list[StoreRead | None] = list(
                 await self._reader.read_many(plans, self._redis_timeout_s)
             )
+        except StoreTimeoutError:
+            self._breaker.release()  # judged apart from the request path (store_health.py)
+            self._on_store_timeout()
+            return [None] * len(plans)
         except StoreError:
             self._breaker.record_failure()
             return [None] * len(plans)

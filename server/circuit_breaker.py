@@ -5,6 +5,7 @@ What enters: the outcome of each store call. What leaves: whether the next call 
     CLOSED --(threshold consecutive failures)--> OPEN --(open_ms elapsed)--> HALF_OPEN
     HALF_OPEN --(the one probe call succeeds)--> CLOSED
     HALF_OPEN --(the probe fails)--------------> OPEN (for another open_ms)
+    any -------(trip(): a confirmed failure)---> OPEN
 
 While OPEN every call goes straight to the fallback; in HALF_OPEN exactly one call (the probe)
 tries Redis and the others keep using the fallback until it reports. All state changes happen
@@ -70,6 +71,12 @@ class CircuitBreaker:
         ):
             self._state = BreakerState.OPEN
             self._opened_at_ns = self._clock.monotonic_ns()
+
+    def trip(self) -> None:
+        """Open now: a failure confirmed apart from the request path (``store_health``)."""
+        self._state = BreakerState.OPEN
+        self._opened_at_ns = self._clock.monotonic_ns()
+        self._consecutive_failures = max(self._consecutive_failures, self._failure_threshold)
 
     def release(self) -> None:
         """The call ended without a verdict on Redis (e.g. cancelled by its caller)."""

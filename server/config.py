@@ -29,9 +29,15 @@ SYMBOL_PATTERN = re.compile(r"[A-Z0-9_]{1,16}")
 """A symbol is 1-16 characters of [A-Z0-9_] (the proto documents the same rule)."""
 
 
-def _about(env: str, doc: str) -> dict[str, str]:
+def _about(env: str, doc: str) -> dict[str, Any]:
     """Field metadata: its environment variable and one-line doc (also the --help text)."""
     return {"env": env, "doc": doc}
+
+
+def _secret(env: str, doc: str) -> dict[str, Any]:
+    """A secret: read from its environment variable only (no flag: argv is visible in ``ps``),
+    never in a repr, a log line or ``--help``'s defaults."""
+    return {"env": env, "doc": doc, "secret": True}
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class ServerConfig:
     redis_password: str = field(
         default="",
         repr=False,  # never in a log line or a traceback
-        metadata=_about("FEAST_REDIS_PASSWORD", "Redis password; empty for none"),
+        metadata=_secret("FEAST_REDIS_PASSWORD", "Redis password; empty for none"),
     )
     redis_tls: bool = field(
         default=False, metadata=_about("FEAST_REDIS_SSL", "connect to Redis over TLS (true/false)")
@@ -187,6 +193,69 @@ class ServerConfig:
         default="text",
         metadata=_about("USDCOP_LOG_FORMAT", "log lines as 'text' or 'json' (one object a line)"),
     )
+    # --- faults and security (server/admission.py, server/security.py, server/tls.py) ---
+    max_clock_skew_s: float = field(
+        default=300.0,
+        metadata=_about(
+            "USDCOP_MAX_CLOCK_SKEW_S", "event times further in the future than this are refused, s"
+        ),
+    )
+    max_concurrent_rpcs: int = field(
+        default=1000,
+        metadata=_about(
+            "USDCOP_MAX_CONCURRENT_RPCS",
+            "calls in progress per process; more get RESOURCE_EXHAUSTED; 0 = unbounded",
+        ),
+    )
+    drain_period_s: float = field(
+        default=1.0,
+        metadata=_about(
+            "USDCOP_DRAIN_PERIOD_S",
+            "at shutdown, NOT_SERVING but still accepting calls this long, s",
+        ),
+    )
+    reflection: bool = field(
+        default=True,
+        metadata=_about("USDCOP_REFLECTION", "serve gRPC server reflection (true/false)"),
+    )
+    tls_cert_file: str = field(
+        default="",
+        metadata=_about("USDCOP_TLS_CERT_FILE", "PEM certificate chain: serve gRPC over TLS"),
+    )
+    tls_key_file: str = field(
+        default="", metadata=_about("USDCOP_TLS_KEY_FILE", "PEM private key of tls_cert_file")
+    )
+    tls_client_ca_file: str = field(
+        default="",
+        metadata=_about(
+            "USDCOP_TLS_CLIENT_CA_FILE", "PEM CA bundle: require client certificates (mTLS)"
+        ),
+    )
+    push_allowed_clients: tuple[str, ...] = field(
+        default=(),
+        metadata=_about(
+            "USDCOP_PUSH_ALLOWED_CLIENTS",
+            "comma-separated client certificate subject CNs/SANs allowed to PushState",
+        ),
+    )
+    push_token: str = field(
+        default="",
+        repr=False,
+        metadata=_secret(
+            "USDCOP_PUSH_TOKEN", "bearer token that authorizes PushState (authorization metadata)"
+        ),
+    )
+    redis_tls_ca_file: str = field(
+        default="",
+        metadata=_about("FEAST_REDIS_SSL_CA_CERTS", "PEM CA bundle that signed Redis' certificate"),
+    )
+    redis_tls_cert_file: str = field(
+        default="",
+        metadata=_about("FEAST_REDIS_SSL_CERTFILE", "PEM client certificate for Redis TLS"),
+    )
+    redis_tls_key_file: str = field(
+        default="", metadata=_about("FEAST_REDIS_SSL_KEYFILE", "PEM client key for Redis TLS")
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -230,6 +299,11 @@ class ServerConfig:
         """redis_cluster: the startup nodes as (host, port), host:port when none are listed."""
         listed = self.redis_cluster_nodes or (f"{self.redis_host}:{self.redis_port}",)
         return tuple(parse_node(node) for node in listed)
+
+    @property
+    def push_restricted(self) -> bool:
+        """Whether PushState needs an authorized caller (a token or an allowed client cert)."""
+        return bool(self.push_token or self.push_allowed_clients)
 
     @property
     def redis_timeout_s(self) -> float:
@@ -297,8 +371,9 @@ def parse_field(name: str, raw: str, *, source: str) -> Any:
 
 def _validate(config: ServerConfig) -> None:
     def fail(name: str, why: str) -> None:
-        env = next(f.metadata["env"] for f in dataclasses.fields(config) if f.name == name)
-        raise ConfigError(f"{name} ({env}) {why}: got {getattr(config, name)!r}")
+        meta = next(f.metadata for f in dataclasses.fields(config) if f.name == name)
+        shown = "<secret>" if meta.get("secret") else repr(getattr(config, name))
+        raise ConfigError(f"{name} ({meta['env']}) {why}: got {shown}")
 
     if not 0 < config.redis_port < 65536:
         fail("redis_port", "must be a TCP port 1-65535")
@@ -360,3 +435,37 @@ def _validate(config: ServerConfig) -> None:
         fail("redis_memory_sample_s", "must be > 0")
     if config.log_format not in ("text", "json"):
         fail("log_format", "must be 'text' or 'json'")
+    _validate_security(config, fail)
+
+
+def _validate_security(config: ServerConfig, fail: Callable[[str, str], None]) -> None:
+    if config.max_clock_skew_s < 0:
+        fail("max_clock_skew_s", "must be >= 0")
+    if config.max_concurrent_rpcs < 0:
+        fail("max_concurrent_rpcs", "must be >= 0 (0: unbounded)")
+    if config.drain_period_s < 0:
+        fail("drain_period_s", "must be >= 0")
+    if bool(config.tls_cert_file) != bool(config.tls_key_file):
+        fail("tls_cert_file", "and tls_key_file must be set together")
+    if config.tls_client_ca_file and not config.tls_cert_file:
+        fail("tls_client_ca_file", "needs tls_cert_file/tls_key_file (mTLS is TLS first)")
+    if config.push_allowed_clients and not config.tls_client_ca_file:
+        fail("push_allowed_clients", "needs tls_client_ca_file (client certificates)")
+    if bool(config.redis_tls_cert_file) != bool(config.redis_tls_key_file):
+        fail("redis_tls_cert_file", "and redis_tls_key_file must be set together")
+    uses_redis_tls_files = (
+        config.redis_tls_ca_file or config.redis_tls_cert_file or config.redis_tls_key_file
+    )
+    if uses_redis_tls_files and not config.redis_tls:
+        fail("redis_tls", "must be true when Redis TLS files are set")
+    for name in (
+        "tls_cert_file",
+        "tls_key_file",
+        "tls_client_ca_file",
+        "redis_tls_ca_file",
+        "redis_tls_cert_file",
+        "redis_tls_key_file",
+    ):
+        path = getattr(config, name)
+        if path and not Path(path).is_file():
+            fail(name, "is not a readable file")

@@ -8,7 +8,10 @@
     ├── RequestError                                   the caller's request is wrong
     │   ├── InvalidArgumentError    INVALID_ARGUMENT   malformed bytes, bad symbol or position,
     │   │                                              missing event_time
-    │   └── SymbolNotFoundError     NOT_FOUND          a valid symbol this server does not serve
+    │   ├── SymbolNotFoundError     NOT_FOUND          a valid symbol this server does not serve
+    │   ├── UnauthenticatedError    UNAUTHENTICATED    PushState without valid credentials
+    │   └── PermissionDeniedError   PERMISSION_DENIED  PushState by an authenticated caller
+    │                                                  that is not allowed to push
     ├── StoreError                  UNAVAILABLE        the online store failed
     │   └── StoreTimeoutError       UNAVAILABLE        ... or did not answer within the bound
     ├── NoDataAvailableError        UNAVAILABLE        neither store nor fallback can answer
@@ -61,6 +64,18 @@ class SymbolNotFoundError(RequestError):
 
     def __init__(self, symbol: str) -> None:
         super().__init__(f"unknown symbol {symbol!r}: this server does not serve it")
+
+
+class UnauthenticatedError(RequestError):
+    """The call needs credentials (a bearer token or a client certificate) and has no valid ones."""
+
+    status_code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(RequestError):
+    """The caller is authenticated (its client certificate) but not allowed to make this call."""
+
+    status_code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class StoreError(ServerError):

@@ -28,8 +28,11 @@ from server.cluster import ClusterNodeClients, ClusterRouter
 from server.config import ServerConfig
 from server.errors import StoreError, StoreTimeoutError
 from server.read_plan import VIEW_LAYOUTS, ReadPlan
+from server.tls import redis_client_tls_kwargs, redis_connection_options
+from server.validation import view_corruption
 
 _NO_REASON = pb.FALLBACK_REASON_NONE
+DEFAULT_MAX_SKEW_NS = int(ServerConfig.max_clock_skew_s * 1_000_000_000)
 
 
 def new_redis_client(config: ServerConfig) -> aioredis.Redis:
@@ -40,10 +43,10 @@ def new_redis_client(config: ServerConfig) -> aioredis.Redis:
         port=config.redis_port,
         db=config.redis_db,
         password=config.redis_password or None,
-        ssl=config.redis_tls,
         socket_connect_timeout=max(config.redis_timeout_s, 0.5),
         retry=Retry(NoBackoff(), 0),
         decode_responses=False,
+        **redis_client_tls_kwargs(config),
     )
 
 
@@ -51,20 +54,19 @@ def new_cluster_clients(config: ServerConfig) -> ClusterNodeClients | None:
     """redis_cluster: per-master clients for PushState's transaction; None for one Redis."""
     if config.redis_type != "redis_cluster":
         return None
+    connection_class, connection_kwargs = redis_connection_options(config)
     router = ClusterRouter(
         config.cluster_startup_nodes,
-        aioredis.SSLConnection if config.redis_tls else aioredis.Connection,
-        password=config.redis_password or None,
-        socket_connect_timeout=max(config.redis_timeout_s, 0.5),
-        retry=Retry(NoBackoff(), 0),
+        connection_class,
+        **{k: v for k, v in connection_kwargs.items() if k not in ("host", "port", "db")},
     )
     return ClusterNodeClients(
         router,
         password=config.redis_password or None,
-        ssl=config.redis_tls,
         socket_connect_timeout=max(config.redis_timeout_s, 0.5),
         retry=Retry(NoBackoff(), 0),
         decode_responses=False,
+        **redis_client_tls_kwargs(config),
     )
 
 
@@ -87,8 +89,11 @@ class StoreRead:
     views: tuple[ViewRead, ...]
 
 
-def decode_reply(reply: list[bytes | None], now_ns: int) -> StoreRead:
-    """Turn an HMGET reply (plan field order) into per-view reads, enforcing TTLs at ``now_ns``."""
+def decode_reply(
+    reply: list[bytes | None], now_ns: int, max_skew_ns: int = DEFAULT_MAX_SKEW_NS
+) -> StoreRead:
+    """Turn an HMGET reply (plan field order) into per-view reads, enforcing TTLs at ``now_ns``
+    and the plausibility rules of ``server.validation`` (future ``_ts``, validity ranges)."""
     if all(raw is None for raw in reply):
         return _ENTITY_MISSING
     decode_value = feast_layout.decode_value
@@ -102,7 +107,18 @@ def decode_reply(reply: list[bytes | None], now_ns: int) -> StoreRead:
         elif now_ns - event_time_ns > layout.ttl_ns:
             views.append(ViewRead(None, event_time_ns, pb.FALLBACK_REASON_VIEW_EXPIRED))
         else:
-            views.append(ViewRead(tuple(values), event_time_ns, _NO_REASON))  # type: ignore[arg-type]
+            checked = tuple(values)
+            reason = view_corruption(
+                layout.name,
+                checked,  # type: ignore[arg-type]
+                event_time_ns,
+                now_ns=now_ns,
+                max_skew_ns=max_skew_ns,
+            )
+            if reason == _NO_REASON:
+                views.append(ViewRead(checked, event_time_ns, _NO_REASON))  # type: ignore[arg-type]
+            else:
+                views.append(ViewRead(None, event_time_ns, reason))
     return StoreRead(views=tuple(views))
 
 
@@ -132,15 +148,8 @@ class StoreReader:
 
     def __init__(self, config: ServerConfig, plans: Mapping[str, ReadPlan], clock: Clock) -> None:
         self._clock = clock
-        self._connection_kwargs: dict[str, Any] = {
-            "host": config.redis_host,
-            "port": config.redis_port,
-            "db": config.redis_db,
-            "password": config.redis_password or None,
-            "socket_connect_timeout": max(config.redis_timeout_s, 0.5),
-            "retry": Retry(NoBackoff(), 0),
-        }
-        self._connection_class = aioredis.SSLConnection if config.redis_tls else aioredis.Connection
+        self._max_skew_ns = int(config.max_clock_skew_s * 1_000_000_000)
+        self._connection_class, self._connection_kwargs = redis_connection_options(config)
         self._commands = {
             symbol: resp_command(b"HMGET", plan.key, *plan.fields) for symbol, plan in plans.items()
         }
@@ -169,7 +178,7 @@ class StoreReader:
             raise StoreError() from None
         if not isinstance(reply, list) or len(reply) != len(plan.fields):
             raise StoreError()
-        return decode_reply(reply, self._clock.wall_ns())
+        return decode_reply(reply, self._clock.wall_ns(), self._max_skew_ns)
 
     async def read_many(self, plans: list[ReadPlan], timeout_s: float) -> list[StoreRead]:
         """Several plans' HMGETs pipelined in one round trip within ``timeout_s`` (a cluster:
@@ -192,7 +201,7 @@ class StoreReader:
         for plan, reply in zip(plans, replies, strict=True):
             if not isinstance(reply, list) or len(reply) != len(plan.fields):
                 raise StoreError()
-            reads.append(decode_reply(reply, now_ns))
+            reads.append(decode_reply(reply, now_ns, self._max_skew_ns))
         return reads
 
     async def ping(self, timeout_s: float) -> bool:

@@ -20,6 +20,7 @@ from server import feast_layout
 from server.app import ObservationServer, create_server
 from server.clock import ManualClock
 from server.config import ServerConfig
+from tests.plausible import PLAUSIBLE_VALUES
 
 PROJECT = "client_tests"
 """A Feast project of these tests alone: their keys never meet other tests' in the shared Redis."""
@@ -28,7 +29,7 @@ BARS_END = date(2025, 12, 12)
 NOW = datetime(2025, 12, 12, 18, 30, tzinfo=UTC)
 """The server's (manual) clock: 30 min after the last bar's close, so every view is fresh."""
 NOW_NS = int(NOW.timestamp()) * 10**9
-STORE_VALUES = tuple(round(0.5 * i - 3.0, 3) for i in range(contract.N_FEATURES))
+STORE_VALUES = PLAUSIBLE_VALUES
 STORE_EVENT_NS = NOW_NS - 120 * 10**9
 
 

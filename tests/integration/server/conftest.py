@@ -23,13 +23,14 @@ from server import feast_layout
 from server.app import ObservationServer, create_server
 from server.clock import ManualClock
 from server.config import ServerConfig
+from tests.plausible import PLAUSIBLE_VALUES
 
 BARS_START = date(2025, 12, 1)
 BARS_END = date(2025, 12, 12)
 LAST_BAR_EVENT_NS = 1_765_562_400_000_000_000  # 2025-12-12 18:00 UTC (17:55 bar + 5 min)
 NOW_NS = LAST_BAR_EVENT_NS + 30 * 60 * 10**9  # 18:30 UTC: every view of the data is fresh
 SECOND_NS = 10**9
-STORE_VALUES = tuple(float(i) + 0.25 for i in range(contract.N_FEATURES))
+STORE_VALUES = PLAUSIBLE_VALUES
 
 
 @pytest.fixture(scope="session")

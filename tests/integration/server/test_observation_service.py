@@ -81,7 +81,7 @@ def test_values_written_with_feasts_own_encoders(
         entity_key_serialization_version=3,
     )
     mapping: dict[bytes | str, bytes] = {}
-    values = [0.1 * (i + 1) for i in range(contract.N_FEATURES)]
+    values = [0.01 * (i + 1) for i in range(contract.N_FEATURES)]  # within the valid ranges
     for feature in contract.FEATURES:
         encoded = (
             Value(double_val=values[feature.index])  # Feast may write doubles: rounded to f32
@@ -389,6 +389,7 @@ def test_push_state_writes_feast_layout_and_ignores_stale_pushes(
             newer_ns += 30 * 60 * SECOND_NS + 86400 * SECOND_NS  # next day, so it is newer
             newer = Timestamp()
             newer.FromNanoseconds(newer_ns)
+            app.clock.advance((newer_ns - NOW_NS) / SECOND_NS)  # pushes must be near "now"
             response = await app.stub.PushState(
                 pb.PushStateRequest(symbol="USDCOP", position=1.0, event_time=newer)
             )
@@ -485,7 +486,9 @@ def test_breaker_stops_calling_a_stalled_redis_then_probes(
         async with running(config) as app:
             loop = asyncio.get_running_loop()
             assert {v.source for v in (await app.get()).views} == {STORE}
-            client.execute_command("CLIENT", "PAUSE", "500", "ALL")
+            # Longer than the 1 s confirmation PING (server/store_health.py): a timeout alone
+            # does not open the breaker, a Redis that stays silent does.
+            client.execute_command("CLIENT", "PAUSE", "1500", "ALL")
             for _ in range(3):  # each pays the 30 ms timeout, then the fallback answers
                 started = loop.time()
                 obs = await app.get()
@@ -493,7 +496,7 @@ def test_breaker_stops_calling_a_stalled_redis_then_probes(
                 assert {v.fallback_reason for v in obs.views} == {
                     pb.FALLBACK_REASON_STORE_UNAVAILABLE
                 }
-            await asyncio.sleep(0.6)  # the pause is over; queued commands have run
+            await asyncio.sleep(1.7)  # the PING failed; the pause is over, queued commands ran
             client.config_resetstat()
             for _ in range(5):  # breaker open: straight to the fallback, Redis untouched
                 obs = await app.get()

@@ -87,7 +87,7 @@ def test_retry_policy_is_declared_in_the_service_config() -> None:
     config = json.loads(options["grpc.service_config"])
     assert config == SERVICE_CONFIG
     policy = config["methodConfig"][0]["retryPolicy"]
-    assert policy["retryableStatusCodes"] == ["UNAVAILABLE"]
+    assert policy["retryableStatusCodes"] == ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]
     assert policy["maxAttempts"] >= 2
     assert config["methodConfig"][0]["name"] == [
         {"service": "usdcop.observation.v1.ObservationService"}

@@ -74,10 +74,35 @@ def test_feast_env_fills_every_placeholder_of_the_yaml() -> None:
         "FEAST_REDIS_PASSWORD": "",
         "FEAST_REDIS_SSL": "false",
         "FEAST_REDIS_TYPE": "redis",
+        "FEAST_REDIS_SSL_CA_CERTS": "",
+        "FEAST_REDIS_SSL_CERTFILE": "",
+        "FEAST_REDIS_SSL_KEYFILE": "",
+        "FEAST_REDIS_TLS_OPTIONS": "",
     }
     config = "\n".join(row for row in yaml.splitlines() if not row.lstrip().startswith("#"))
     placeholders = {token.split("}")[0] for token in config.split("${")[1:]}
-    assert placeholders == set(env)
+    # The three file variables reach Feast through FEAST_REDIS_TLS_OPTIONS (and the server).
+    assert placeholders == set(env) - {
+        "FEAST_REDIS_SSL_CA_CERTS",
+        "FEAST_REDIS_SSL_CERTFILE",
+        "FEAST_REDIS_SSL_KEYFILE",
+    }
+
+
+def test_redis_tls_files_render_as_redis_py_options_in_the_connection_string() -> None:
+    address = RedisAddress(
+        "127.0.0.1", 6390, tls=True, tls_ca_file="/pki/ca.pem",
+        tls_cert_file="/pki/c.pem", tls_key_file="/pki/c.key",
+    )  # fmt: skip
+    env = address.feast_env()
+    assert env["FEAST_REDIS_TLS_OPTIONS"] == (
+        ",ssl_ca_certs=/pki/ca.pem,ssl_certfile=/pki/c.pem,ssl_keyfile=/pki/c.key"
+    )
+    assert RedisAddress.from_env(env) == address
+    with pytest.raises(SettingsError, match="FEAST_REDIS_SSL_CA_CERTS needs FEAST_REDIS_SSL"):
+        RedisAddress("127.0.0.1", 6390, tls_ca_file="/pki/ca.pem")
+    with pytest.raises(SettingsError, match="go together"):
+        RedisAddress("127.0.0.1", 6390, tls=True, tls_cert_file="/pki/c.pem")
 
 
 def test_exported_sets_then_restores_the_environment() -> None:

@@ -12,10 +12,11 @@ from server.fallback import FallbackRow
 from server.observation import assemble_observation
 from server.read_plan import VIEW_LAYOUTS
 from server.store_reader import decode_reply
+from tests.plausible import PLAUSIBLE_VALUES
 
 NOW_NS = 1_765_562_400_000_000_000  # 2025-12-12 18:00 UTC
 HOUR_NS = 3_600 * 10**9
-STORE_VALUES = [float(i) + 0.5 for i in range(contract.N_FEATURES)]
+STORE_VALUES = list(PLAUSIBLE_VALUES)
 FALLBACK = FallbackRow(
     values=tuple(-float(i) for i in range(contract.N_FEATURES)),
     event_time_ns=NOW_NS - 2 * HOUR_NS,
