@@ -57,6 +57,10 @@ _STARTUP_PING_TIMEOUT_S = 1.0
 """Bound on the start-up (and background) Redis PING; not on any request path."""
 
 
+_MAX_PENDING_CALLS = 100_000
+"""Calls gRPC core holds for the server before dropping new ones (a few KB each)."""
+
+
 def grpc_server_options(config: ServerConfig) -> list[tuple[str, Any]]:
     """Channel options shared by every server this project starts (observation and echo)."""
     return [
@@ -68,6 +72,13 @@ def grpc_server_options(config: ServerConfig) -> list[tuple[str, Any]]:
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.max_receive_message_length", 1 << 20),
+        # Calls the server has not picked up yet wait in gRPC core's pending queue. Beyond
+        # 1,000 of them (3,000 hard) core drops new ones at random and the client sees a bare
+        # CANCELLED (5,000 concurrent calls lost ~2,000 that way, echo server alike). Queue them
+        # instead: the bound on calls in progress (maximum_concurrent_rpcs) then answers the
+        # excess with RESOURCE_EXHAUSTED, which clients retry.
+        ("grpc.server.max_pending_requests", _MAX_PENDING_CALLS),
+        ("grpc.server.max_pending_requests_hard_limit", _MAX_PENDING_CALLS),
     ]
 
 

@@ -98,3 +98,35 @@ def test_a_saturated_event_loop_with_a_healthy_redis_never_opens_the_breaker(
     # ... yet the breaker never opened, so most calls still read the store.
     assert not [r for r in caplog.records if "circuit breaker open" in r.getMessage()]
     assert reasons.count(pb.FALLBACK_REASON_NONE) > 0
+
+
+def test_thousands_of_concurrent_calls_are_never_silently_cancelled(
+    redis_server: EmbeddedRedis, data_dir: Path
+) -> None:
+    # gRPC core used to drop calls the server had not picked up yet beyond 1,000 pending
+    # (CANCELLED, no log line); the server now lets them queue.
+    write_observation(redis_client(redis_server))
+    config = server_config(redis_server.port, data_dir)
+
+    async def scenario() -> dict[str, int]:
+        async with running(config) as app:
+            method = app.channel.unary_unary(
+                "/usdcop.observation.v1.ObservationService/GetObservation",
+                request_serializer=None,
+                response_deserializer=None,
+            )
+            request = pb.GetObservationRequest(symbol="USDCOP").SerializeToString()
+
+            async def one() -> str:
+                try:
+                    await method(request, timeout=50)
+                except grpc.aio.AioRpcError as error:
+                    return str(error.code().name)
+                return "OK"
+
+            codes = await asyncio.gather(*(one() for _ in range(3000)))
+            return {code: codes.count(code) for code in set(codes)}
+
+    counts = asyncio.run(scenario())
+    assert set(counts) <= {"OK", "RESOURCE_EXHAUSTED"}, counts
+    assert counts.get("OK", 0) > 0

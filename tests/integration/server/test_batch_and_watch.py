@@ -23,7 +23,7 @@ from tests.integration.server.conftest import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-OTHER_VALUES = tuple(v + 100.0 for v in STORE_VALUES)
+OTHER_VALUES = tuple(v / 2 for v in STORE_VALUES)  # within the contract's valid ranges
 CHANGED = tuple(v * 2 for v in STORE_VALUES)
 STORE = pb.VALUE_SOURCE_ONLINE_STORE
 FALLBACK = pb.VALUE_SOURCE_COMPUTE_FALLBACK
