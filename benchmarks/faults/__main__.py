@@ -75,12 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     results_dir = args.results_dir or RESULTS_DIR / f"faults-{stamp}"
     results_dir.mkdir(parents=True, exist_ok=True)
+    sha = _git_sha()  # of the code under test: taken before anything runs
     began = time.monotonic()
     rows = run(args.soak_s, args.fuzz_n, results_dir)
     elapsed = time.monotonic() - began
     text = table(rows)
     header = (
-        f"fault suite, git {_git_sha()}, {stamp}, {elapsed:.0f} s "
+        f"fault suite, git {sha}, {stamp}, {elapsed:.0f} s "
         f"(python -m benchmarks.faults --soak-s {args.soak_s:g} --fuzz-n {args.fuzz_n})"
     )
     print(f"\n{header}\n\n{text}\n")
