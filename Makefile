@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PROTO  := proto/usdcop/observation/v1/observation.proto
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-unit test-integration test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
+.PHONY: help setup run test test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
         clients generate-clients check-proto test-clients test-typescript test-go \
         airflow-setup airflow-constraints test-airflow
 
@@ -33,6 +33,10 @@ test-unit: $(STAMP) ## Unit tests only (no sockets)
 
 test-integration: $(STAMP) ## Integration tests only
 	$(PY) -m pytest tests/integration
+
+test-postgres: $(STAMP) ## The PostgreSQL offline store's tests alone (also part of make test)
+	$(PY) -m pytest tests/integration/offline_store tests/integration/feast/test_offline_stores.py \
+	    tests/integration/server/test_fallback_postgres.py
 
 test-ops: $(STAMP) ## Alert rules (promtool check + unit tests), real Prometheus scrape, dashboard queries
 	promtool check rules ops/prometheus/alerts.yml

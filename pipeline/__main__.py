@@ -265,6 +265,19 @@ def command_feast(settings: PipelineSettings, feast_args: Sequence[str]) -> int:
         )
     else:
         env.update(redis.feast_env())
+    if settings.offline_store == "postgres":
+        from pipeline.feast_repo import POSTGRES_YAML, offline_env
+
+        if settings.postgres is None:
+            print(
+                "error: FEAST_OFFLINE_STORE_TYPE=postgres needs POSTGRES_HOST (and PORT/DB/USER/"
+                "PASSWORD) for the feast CLI: an embedded PostgreSQL lives only as long as the "
+                "command that started it",
+                file=sys.stderr,
+            )
+            return 2
+        env.update(offline_env(settings.postgres))
+        feast_args = ["-f", str(settings.repo_dir / POSTGRES_YAML), *feast_args]
     sibling = Path(sys.executable).parent / "feast"
     executable = str(sibling) if sibling.exists() else shutil.which("feast")
     if executable is None:
