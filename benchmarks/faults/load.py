@@ -32,6 +32,8 @@ class Outcome:
     """``OK`` or the gRPC status code name."""
     from_store: bool
     """Every view came from the online store."""
+    sent_s: float = 0.0
+    """When the call actually left (monotonic); later than scheduled when the client lags."""
 
 
 def get_method(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
@@ -41,13 +43,15 @@ def get_method(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable[by
 async def one_call(
     method: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], scheduled_s: float, timeout_s: float
 ) -> Outcome:
+    sent_s = time.monotonic()
     try:
         raw = await method(REQUEST, timeout=timeout_s)
     except grpc.aio.AioRpcError as error:
-        return Outcome(scheduled_s, time.monotonic() - scheduled_s, error.code().name, False)
+        latency_s = time.monotonic() - scheduled_s
+        return Outcome(scheduled_s, latency_s, error.code().name, False, sent_s)
     answer = pb.Observation.FromString(raw)
     from_store = all(view.source == STORE for view in answer.views)
-    return Outcome(scheduled_s, time.monotonic() - scheduled_s, "OK", from_store)
+    return Outcome(scheduled_s, time.monotonic() - scheduled_s, "OK", from_store, sent_s)
 
 
 async def open_loop(
