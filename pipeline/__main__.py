@@ -233,7 +233,7 @@ def command_training_set(settings: PipelineSettings, args: argparse.Namespace) -
         began = time.perf_counter()
         rows = len(timestamps) * len(settings.symbols)
         training = build_training_set(
-            store, settings.symbols, timestamps, progress=rows > CHUNK_ROWS
+            store, settings.symbols, timestamps, progress=rows > min(CHUNK_ROWS.values())
         )
         path = write_training_set(args.out, training)
         print(
