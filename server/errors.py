@@ -15,6 +15,7 @@
     ├── StoreError                  UNAVAILABLE        the online store failed
     │   └── StoreTimeoutError       UNAVAILABLE        ... or did not answer within the bound
     ├── NoDataAvailableError        UNAVAILABLE        neither store nor fallback can answer
+    ├── ShuttingDownError           UNAVAILABLE        the drain period is over; retry elsewhere
     ├── ResourceExhaustedError      RESOURCE_EXHAUSTED a per-process bound is reached (retryable)
     └── DeadlineExceededError       DEADLINE_EXCEEDED  the caller's deadline passed first
 
@@ -98,6 +99,17 @@ class NoDataAvailableError(ServerError):
     """Neither the online store nor the compute fallback holds data for a needed view."""
 
     status_code = grpc.StatusCode.UNAVAILABLE
+
+
+class ShuttingDownError(ServerError):
+    """The server's drain period is over and it is about to close its port (retryable)."""
+
+    status_code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(
+        self, public_message: str = "the server is shutting down; retry on another instance"
+    ) -> None:
+        super().__init__(public_message)
 
 
 class ResourceExhaustedError(ServerError):

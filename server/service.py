@@ -40,6 +40,7 @@ from server.errors import (
     InvalidArgumentError,
     RequestError,
     ServerError,
+    ShuttingDownError,
     StoreError,
     StoreTimeoutError,
     SymbolNotFoundError,
@@ -152,6 +153,7 @@ class ObservationService:
         self._max_clock_skew_ns = max_clock_skew_ns
         self._push_authorizer = push_authorizer
         self._on_store_timeout = on_store_timeout
+        self._refusing = False
         # Canonical request bytes of each served symbol -> symbol, for the parse-free hit path.
         self._symbol_by_request = {
             pb.GetObservationRequest(symbol=s).SerializeToString(): s for s in plans
@@ -177,9 +179,17 @@ class ObservationService:
         )
         """Fan-out of WatchObservations; also an invalidation listener (wired in app.py)."""
 
+    def refuse_new_calls(self) -> None:
+        """From now on every new call gets UNAVAILABLE (retryable), so the calls gRPC has
+        received but not yet started when the port closes are refused with a code clients
+        retry, not cancelled by the transport."""
+        self._refusing = True
+
     # --- RPC handlers -------------------------------------------------------------------
 
     async def get_observation(self, request: bytes, context: _Context) -> bytes:
+        if self._refusing:
+            return await _error_boundary(_refuse(), context)
         symbol = self._symbol_by_request.get(request)
         if symbol is not None:
             hit = self._cache.get_fresh(symbol)
@@ -190,17 +200,25 @@ class ObservationService:
         return await _error_boundary(self._observe(request, context), context)
 
     async def describe_observation(self, request: bytes, context: _Context) -> bytes:
-        return await _error_boundary(self._describe(request), context)
+        return await _error_boundary(
+            _refuse() if self._refusing else self._describe(request), context
+        )
 
     async def push_state(self, request: bytes, context: _Context) -> bytes:
-        return await _error_boundary(self._push(request, context), context)
+        return await _error_boundary(
+            _refuse() if self._refusing else self._push(request, context), context
+        )
 
     async def get_observations(self, request: bytes, context: _Context) -> bytes:
-        return await _error_boundary(self._observe_many(request, context), context)
+        return await _error_boundary(
+            _refuse() if self._refusing else self._observe_many(request, context), context
+        )
 
     async def watch_observations(self, request: bytes, context: _Context) -> AsyncIterator[bytes]:
         """Server-streaming: errors before the first message end the call with their status."""
         try:
+            if self._refusing:
+                raise ShuttingDownError()
             parsed = _parse(pb.WatchObservationsRequest, request)
             symbols = self._watch_symbols(list(parsed.symbols))
             period_s = heartbeat_period_s(parsed.heartbeat_interval_ms, self._watch_heartbeat_ms)
@@ -435,6 +453,10 @@ class ObservationService:
 
 
 _WATCH_OBSERVATION_TAG = bytes((1 << 3 | 2,))  # WatchObservationsResponse.observation
+
+
+async def _refuse() -> bytes:
+    raise ShuttingDownError()
 
 
 def _heartbeat(now_ns: int) -> bytes:
