@@ -159,6 +159,18 @@ class ServerProcess:
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
 
+    def wait_exit(self, timeout_s: float) -> int | None:
+        """The exit code once the process has ended (all its threads), None after ``timeout_s``.
+
+        A process whose main thread has ended can still be running other threads; only the
+        kernel's wait tells that it is gone."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self) -> None:
         """SIGTERM, wait for the graceful shutdown, SIGKILL if it hangs."""
         self._stopping.set()

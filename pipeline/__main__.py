@@ -343,5 +343,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _exit_without_native_teardown(code: int) -> None:
+    """Leave once everything of ours is closed, skipping the native libraries' static
+    destructors: a scheduled step that had finished its work once ended with SIGABRT
+    ("terminate called without an active exception") in a native thread pool's teardown,
+    which a scheduler would count as a failed task."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_without_native_teardown(main())

@@ -116,7 +116,8 @@ def test_up_exits_when_another_server_holds_its_port(tmp_path) -> None:
     with another_server() as port:
         done = subprocess.run(
             [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
-             "--days", str(HISTORY_DAYS), "--port", str(port), "--exit-after-s", "30"],
+             "--days", str(HISTORY_DAYS), "--port", str(port), "--metrics-port", "0",
+             "--exit-after-s", "30"],
             capture_output=True, text=True, env=_clean_env(), timeout=300, check=False,
         )  # fmt: skip
     assert done.returncode == 1, done.stdout[-2000:]
@@ -129,7 +130,7 @@ def test_up_exits_when_its_server_dies_during_the_live_feed(tmp_path) -> None:
     repo = copy_feature_repo(tmp_path)
     up = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
-         "--days", str(HISTORY_DAYS), "--port", "0", "--tick-s", "1"],
+         "--days", str(HISTORY_DAYS), "--port", "0", "--metrics-port", "0", "--tick-s", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_clean_env(),
     )  # fmt: skip
     try:

@@ -43,7 +43,7 @@ def test_running_quick_start_password_refill_and_sigkill(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEAST_REDIS_", "USDCOP_"))}
     up = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
-         "--days", str(HISTORY_DAYS), "--port", "0", "--tick-s", "1"],
+         "--days", str(HISTORY_DAYS), "--port", "0", "--metrics-port", "0", "--tick-s", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )  # fmt: skip
     try:

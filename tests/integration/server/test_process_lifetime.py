@@ -61,4 +61,4 @@ def test_no_process_outlives_the_server(
         assert left == set(), {pid: command_line(pid) for pid in left}
         print(f"{sig.name} workers={workers}: {len(tree)} descendants gone in {elapsed:.2f} s")
         if sig == signal.SIGTERM:
-            assert server.returncode == 0
+            assert server.wait_exit(timeout_s=_GONE_WITHIN_S) == 0
