@@ -6,10 +6,11 @@ leaves: a :class:`Report` -- one :class:`Check` per line, each with a verdict (`
 ``FAIL``), what was seen and, when it is not ok, the fix -- printed as text or JSON; any FAIL
 makes the exit code 1.
 
-The checks, in the data's order: offline store (raw and offline files present), the registry's
-contract hash vs the code's, the feature service's 15 features in contract order, the last
-successful materialization and its age, Redis reachable and its PING time, the symbol's key,
-each view's event time, age and TTL verdict, then the gRPC server's health and a real
+The checks, in the data's order: offline store (raw and offline files present; with
+FEAST_OFFLINE_STORE_TYPE=postgres: PostgreSQL answers, schema applied, every table holds rows),
+the registry's contract hash vs the code's, the feature service's 15 features in contract
+order, the last successful materialization and its age, Redis reachable and its PING time, the
+symbol's key, each view's event time, age and TTL verdict, then the gRPC server's health and a real
 GetObservation with each view's source.
 
 Fast on purpose: the registry is read from its proto file (pipeline.registry_file), Redis with
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from canonical import contract
+from offline_store.connection import PostgresAddress
 from pipeline.registry_file import (
     RegistryError,
     RegistrySummary,
@@ -132,7 +134,10 @@ def run_doctor(
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     record = _Recorder()
-    _offline_store(record, settings.data_dir)
+    if settings.offline_store == "postgres":
+        _offline_postgres(record, settings.postgres)
+    else:
+        _offline_store(record, settings.data_dir)
     summary = _registry(record, settings.data_dir)
     _last_materialization(record, summary, now)
     redis_address = settings.redis or _state_file_redis(settings.data_dir)
@@ -165,6 +170,64 @@ def _offline_store(record: _Recorder, data_dir: Path) -> None:
             )
         else:
             add("offline store (files)", "ok", f"{len(wanted)} files in {data_dir}")
+
+
+_POSTGRES_TABLES = ("usdcop_5m", "macro_daily", *(v.name for v in contract.VIEWS))
+
+
+def _offline_postgres(record: _Recorder, address: PostgresAddress | None) -> None:
+    """The PostgreSQL offline store answers (a pg_isready-equivalent connect + query), its
+    schema is applied and every L0/L1 table holds rows."""
+    name = "offline store (postgres)"
+    with record.timed() as add:
+        if address is None:
+            add(
+                name,
+                "FAIL",
+                "FEAST_OFFLINE_STORE_TYPE=postgres but POSTGRES_HOST is unset",
+                "export POSTGRES_HOST/PORT/DB/USER/PASSWORD of the offline store (an embedded "
+                "database lives only while the `pipeline up` that started it runs)",
+            )
+            return
+        import psycopg
+
+        from offline_store.schema import applied_versions
+
+        started = time.perf_counter()
+        try:
+            with address.connect(connect_timeout=2) as conn:
+                versions = applied_versions(conn)
+                counts = {
+                    table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+                    for table in _POSTGRES_TABLES
+                }
+        except psycopg.Error as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+            add(
+                name,
+                "FAIL",
+                f"{address}: {first_line}",
+                f"check the server answers (`pg_isready -h {address.host} -p {address.port}`), "
+                "the POSTGRES_* credentials, and that `python -m pipeline run` applied the schema",
+            )
+            return
+        connect_ms = (time.perf_counter() - started) * 1000
+        empty = [table for table, row in counts.items() if row is None or row[0] == 0]
+        if empty:
+            add(
+                name,
+                "FAIL",
+                f"{address}: schema v{max(versions, default=0)}, empty: {', '.join(empty)}",
+                "run L0 and L1 (`python -m pipeline run`, or the `v3.l0_ingest` and "
+                "`v3.l1_features` DAGs)",
+            )
+            return
+        rows = ", ".join(f"{t} {row[0]}" for t, row in counts.items() if row is not None)
+        add(
+            name,
+            "ok",
+            f"{address}: schema v{max(versions)}, {rows} rows ({connect_ms:.1f} ms)",
+        )
 
 
 def _registry(record: _Recorder, data_dir: Path) -> RegistrySummary | None:
