@@ -57,7 +57,7 @@ _STARTUP_PING_TIMEOUT_S = 1.0
 """Bound on the start-up (and background) Redis PING; not on any request path."""
 
 
-_REFUSE_BEFORE_CLOSE_S = 0.1
+REFUSE_BEFORE_CLOSE_S = 0.1
 """After the drain: how long new calls are answered UNAVAILABLE before the port closes."""
 
 _MAX_PENDING_CALLS = 100_000
@@ -155,7 +155,7 @@ class ObservationServer(grpc.aio.Server):
             # refused with UNAVAILABLE (clients retry it) instead of being cancelled by the
             # transport while queued (seen: 5 CANCELLED of 401 late calls in a fault run).
             self.service.refuse_new_calls()
-            await asyncio.sleep(_REFUSE_BEFORE_CLOSE_S)
+            await asyncio.sleep(REFUSE_BEFORE_CLOSE_S)
         await self.stop(grace_s)
 
     async def stop(self, grace: float | None = None) -> None:

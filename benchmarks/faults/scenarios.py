@@ -34,9 +34,12 @@ from benchmarks.faults.load import (
 from benchmarks.faults.stack import FaultStack
 from canonical import contract
 from server import feast_layout
+from server.app import REFUSE_BEFORE_CLOSE_S
 
 BAD_CODES = ("INTERNAL", "UNKNOWN")
 RATE_PER_S = 200.0
+_CLOSE_EDGE_S = 0.15
+"""Around the port's close, a call the transport cancels is the transport's, not the server's."""
 
 
 @dataclass(frozen=True)
@@ -270,14 +273,25 @@ def sigterm_rows(stack: FaultStack) -> list[Row]:
     outcomes, sigterm_at = asyncio.run(run())
     closed_at = sigterm_at + drain_s
     exit_code = server.proc.wait(timeout=30)
-    # Calls sent before the listener closed were accepted: each must succeed. Calls sent after
-    # it are refused (UNAVAILABLE), which is what a load balancer that ignored NOT_SERVING sees.
+    # Calls sent before the drain ended were accepted: each must succeed. Later calls are
+    # refused: by the handlers with UNAVAILABLE for REFUSE_BEFORE_CLOSE_S, then by the closed
+    # port (UNAVAILABLE), which is what a load balancer that ignored NOT_SERVING sees.
     # By *send* time: a busy client sends late, and the server closes on its own clock (1 s after
     # it handled SIGTERM), so 50 ms around the edge count as neither.
     accepted = [o for o in outcomes if o.sent_s < closed_at - 0.05]
     refused = [o for o in outcomes if o.sent_s >= closed_at - 0.05 and o.status != "OK"]
     during_drain = [o for o in accepted if o.sent_s >= sigterm_at]
-    bad = [o for o in outcomes if o.status in (*BAD_CODES, "CANCELLED")]
+    # A call that reaches the server in the instant its transport shuts down is cancelled by
+    # gRPC itself (RST_STREAM CANCEL -> CANCELLED), before any handler sees it: seen for 1-5 of
+    # ~400 late calls per run. Counted apart, and allowed only at that instant.
+    port_closed_at = closed_at + REFUSE_BEFORE_CLOSE_S
+    at_close = [
+        o
+        for o in refused
+        if o.status == "CANCELLED" and abs(o.sent_s - port_closed_at) <= _CLOSE_EDGE_S
+    ]
+    elsewhere = [o for o in refused if o not in at_close]
+    bad = [o for o in outcomes if o.status in BAD_CODES]
     return [
         Row("SIGTERM under load", f"calls at {RATE_PER_S:g}/s; SIGTERM at 2 s, drain {drain_s:g} s",
             str(len(outcomes))),
@@ -288,8 +302,11 @@ def sigterm_rows(stack: FaultStack) -> list[Row]:
         Row("SIGTERM under load", "calls during the drain (NOT_SERVING, still accepted)",
             f"{len(during_drain) - failed(during_drain)} OK of {len(during_drain)}"),
         Row("SIGTERM under load", "calls refused after the drain",
-            f"{len(refused)} ({_codes(Counter(o.status for o in refused))})",
-            ok=all(o.status == "UNAVAILABLE" for o in refused) and not bad),
+            f"{len(elsewhere)} ({_codes(Counter(o.status for o in elsewhere))})",
+            ok=all(o.status == "UNAVAILABLE" for o in elsewhere) and not bad),
+        Row("SIGTERM under load",
+            f"cancelled by the transport as the port closed (within {_CLOSE_EDGE_S * 1000:g} ms)",
+            f"{len(at_close)} of {len(refused)} refused"),
         Row("SIGTERM under load", "server exit code", str(exit_code), ok=exit_code == 0),
     ]  # fmt: skip
 
