@@ -1,7 +1,9 @@
 """A real ``redis-server`` the project starts itself when no Redis is configured.
 
 What enters: nothing (or an explicit binary path, a password). What leaves: a running
-redis-server on 127.0.0.1, a free port, snapshots and AOF off, and its host/port. The server gets
+redis-server on 127.0.0.1, a free port, snapshots and AOF off, and its host/port. The password
+goes through a 0600 config file in the server's temporary folder, never its command line
+(which any local user can read in ``/proc/<pid>/cmdline``). The server gets
 SIGTERM from the kernel when the thread that started it dies (``server.lifetime``), so a
 SIGKILLed quick start or test run leaves no redis-server behind.
 
@@ -49,6 +51,12 @@ def find_redis_server() -> str:
     )
 
 
+def _quoted(value: str) -> str:
+    """``value`` as one redis.conf argument (double-quoted, backslash and quote escaped)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -82,6 +90,7 @@ class EmbeddedRedis:
         self._workdir = tempfile.TemporaryDirectory(prefix="usdcop-redis-")
         args = [
             binary,
+            self._write_config_file(),
             "--port", str(self.port),
             "--bind", self.host,
             "--save", "",  # snapshots cause 10-50 ms latency spikes and are not needed
@@ -90,8 +99,6 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--loglevel", "warning",
         ]  # fmt: skip
-        if self.password:
-            args += ["--requirepass", self.password]
         self._proc = subprocess.Popen(
             args,
             stdout=subprocess.DEVNULL,
@@ -102,6 +109,24 @@ class EmbeddedRedis:
         )
         self._wait_ready()
         return self
+
+    def _write_config_file(self) -> str:
+        """The secrets-bearing part of the configuration, in a 0600 file of the working folder.
+
+        A password on the command line is readable by every user through ``/proc/<pid>/cmdline``
+        (and ``ps``) for as long as the process lives; a file created with mode 0600 is not.
+        """
+        assert self._workdir is not None
+        path = Path(self._workdir.name) / "redis.conf"
+        # The process keeps its real argv as its title (no secret in it), so what
+        # /proc/<pid>/cmdline shows is exactly what it was started with.
+        lines = ["set-proc-title no"]
+        if self.password:
+            lines.append(f"requirepass {_quoted(self.password)}")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+        return str(path)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT_S
