@@ -16,9 +16,11 @@ any hour or weekday, honestly, the live mode simulates an always-open market:
    for every view's TTL, including state's 1 h) -- older slots stay a gap in the history, like a
    session break.
 2. Ticking: every ``tick_s`` seconds, append the bar of each slot completed since the last tick.
-3. Refill: when ``store_lost`` says the online store lost its rows (a Redis restarted empty or
-   flushed; ``pipeline.online_watch``), the step re-materializes every view over its last TTL,
-   so the server reads the store again within one tick instead of the next 5-minute slot.
+3. Refill: when ``store_lost(now)`` says the online store lost some view of some symbol (a
+   Redis restarted empty or flushed, even if a PushState wrote the state view back since;
+   ``pipeline.online_watch`` checks every view's presence and age), the step re-materializes
+   every view over its last TTL, so the server reads the store again within one tick instead
+   of the next 5-minute slot.
 
 Bars come from ``market_data.generator.next_bars`` (each symbol's path continues from its last
 close) and macro prints from ``extend_macro`` (one per weekday up to yesterday: a print is known
@@ -113,7 +115,7 @@ class LiveFeed:
         seed: int = PipelineSettings.seed,
         catchup_bars: int = DEFAULT_CATCHUP_BARS,
         clock: Clock = wall_clock,
-        store_lost: Callable[[], bool] | None = None,
+        store_lost: Callable[[datetime], bool] | None = None,
         postgres: PostgresAddress | None = None,
     ) -> None:
         self._data_dir = Path(data_dir)
@@ -138,7 +140,7 @@ class LiveFeed:
         now = self._clock() if now is None else now
         if now.tzinfo is None:
             raise ValueError(f"now must be tz-aware (UTC), got naive {now!r}")
-        lost = self._store_lost is not None and self._store_lost()
+        lost = self._store_lost is not None and self._store_lost(now)
         opens = due_bar_opens(self.last_bar_open, now, self._catchup_bars)
         if not opens:
             if lost:

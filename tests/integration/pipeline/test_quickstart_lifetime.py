@@ -77,11 +77,15 @@ def test_running_quick_start_password_refill_and_sigkill(tmp_path) -> None:
         ).to_dict()
         assert all(online[name][0] is not None for name in contract.FEATURE_NAMES)
 
-        # Redis comes back empty: the live feed notices and refills within a bounded time.
+        # Redis comes back empty and an agent pushes its state at once (the key exists again,
+        # holding the state view alone): the live feed still notices and refills every view.
+        technical_ts = b"_ts:" + contract.TECHNICAL.name.encode()
         store_client.flushall()
-        assert not store_client.exists(key)
-        refill_s = _wait_for(lambda: store_client.exists(key), _REFILL_WITHIN_S)
-        print(f"refilled {refill_s:.2f} s after FLUSHALL")
+        with ObservationClient(target) as agent:
+            assert agent.push_state("USDCOP", 0.25) is True
+        assert store_client.exists(key)
+        refill_s = _wait_for(lambda: store_client.hexists(key, technical_ts), _REFILL_WITHIN_S)
+        print(f"refilled {refill_s:.2f} s after FLUSHALL + PushState")
         store_client.close()
 
         # The server reads the store again (past its 1 s cache of the answer given meanwhile,
