@@ -3,7 +3,9 @@
 Settings come from environment variables (see ``server.config``) and, on top, from flags;
 ``--help`` lists both. ``--workers N`` forks N processes *before* any gRPC or asyncio object
 exists (gRPC does not survive a fork of a running core); each binds the same explicit port with
-SO_REUSEPORT, and the parent forwards SIGTERM/SIGINT to them and waits. No process outlives the
+SO_REUSEPORT, and the parent forwards SIGTERM/SIGINT to them and waits. Before any bind, the
+process claims its port (``server.port_guard``): a second instance on a port another one serves
+exits 1 with one line, while a server's own workers still share it. No process outlives the
 server: each worker gets SIGTERM when the parent dies (``server.lifetime``), and each worker's
 compute process (``server.fallback``) dies with its worker, whatever signal ends it.
 """
@@ -25,6 +27,7 @@ from server.config import ServerConfig, parse_field
 from server.errors import ConfigError, StartupError
 from server.lifetime import die_with_parent
 from server.logging_setup import configure_logging
+from server.port_guard import PortGuard
 from server.worker_metrics import WorkerMetrics
 
 logger = logging.getLogger("server")
@@ -92,11 +95,39 @@ def _run_worker(config: ServerConfig) -> int:
     return 0
 
 
+def _run_single(config: ServerConfig) -> int:
+    guard = PortGuard(config.bind_address, config.port) if config.port else None  # 0: a free one
+    try:
+        if guard is not None:
+            guard.acquire()
+    except StartupError as exc:
+        logger.error("cannot start: %s", exc.public_message)
+        return 1
+    try:
+        return _run_worker(config)
+    finally:
+        if guard is not None:
+            guard.release()
+
+
 def _run_workers(
     config: ServerConfig, on_started: Callable[[list[int]], None] | None = None
 ) -> int:
     if config.port == 0:
         config = config.with_overrides(port=_free_port(config.bind_address))
+    guard = PortGuard(config.bind_address, config.port)
+    try:
+        guard.acquire()  # before the fork: the workers inherit the claim and share the port
+    except StartupError as exc:
+        logger.error("cannot start: %s", exc.public_message)
+        return 1
+    try:
+        return _fork_workers(config, on_started)
+    finally:
+        guard.release()
+
+
+def _fork_workers(config: ServerConfig, on_started: Callable[[list[int]], None] | None) -> int:
     children: list[int] = []
     for _ in range(config.workers):
         parent = os.getpid()
@@ -144,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(config.log_format)
     if config.workers == 1:
-        return _run_worker(config)
+        return _run_single(config)
     if not config.metrics_port:
         return _run_workers(config)
     with WorkerMetrics(config) as metrics:
