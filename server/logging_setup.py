@@ -8,7 +8,9 @@ JSON lines (``--log-format json``) are serialized with orjson: ``ts`` (RFC 3339,
 ``level``, ``logger``, ``pid``, ``message``, every ``extra`` field, and ``exc_type`` +
 ``exc`` (the formatted traceback) for an exception. Secrets never reach a record in the first
 place: the config's Redis password is ``repr=False`` and no call site formats a connection
-string; the tests run a server with a password and search every line for it.
+string; the tests run a server with a password and search every line for it. In JSON mode the
+lines native code writes straight to fd 2 (gRPC's C core) are re-emitted as JSON records too
+(``server.native_stderr``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from server.native_stderr import capture_native_stderr
 
 TEXT_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 
@@ -52,7 +56,8 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     """Send the root logger's records to stderr in ``log_format`` (replaces its handlers)."""
-    handler = logging.StreamHandler(sys.stderr)
+    stream = capture_native_stderr() if log_format == "json" else sys.stderr
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
