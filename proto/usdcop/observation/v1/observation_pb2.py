@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'usdcop/observation/v1/observation.proto\x12\x15usdcop.observation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\x15GetObservationRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"\xf3\x01\n\nViewStatus\x12\x0c\n\x04view\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\tfreshness\x18\x03 \x01(\x0e\x32 .usdcop.observation.v1.Freshness\x12\x32\n\x06source\x18\x04 \x01(\x0e\x32\".usdcop.observation.v1.ValueSource\x12>\n\x0f\x66\x61llback_reason\x18\x05 \x01(\x0e\x32%.usdcop.observation.v1.FallbackReason\"\xd2\x01\n\x0bObservation\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x12\n\x06values\x18\x02 \x03(\x02\x42\x02\x10\x01\x12\x13\n\x0b\x63ontract_id\x18\x03 \x01(\t\x12\x15\n\rcontract_hash\x18\x04 \x01(\t\x12\x30\n\x05views\x18\x05 \x03(\x0b\x32!.usdcop.observation.v1.ViewStatus\x12\x12\n\nfrom_cache\x18\x06 \x01(\x08\x12-\n\tserved_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1c\n\x1a\x44\x65scribeObservationRequest\"G\n\x0b\x46\x65\x61tureSpec\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04view\x18\x03 \x01(\t\x12\r\n\x05\x64type\x18\x04 \x01(\t\"?\n\x08ViewSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\"\xd7\x01\n\x13ObservationContract\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x15\n\rcontract_hash\x18\x02 \x01(\t\x12\x34\n\x08\x66\x65\x61tures\x18\x03 \x03(\x0b\x32\".usdcop.observation.v1.FeatureSpec\x12.\n\x05views\x18\x04 \x03(\x0b\x32\x1f.usdcop.observation.v1.ViewSpec\x12\x15\n\rfeast_project\x18\x05 \x01(\t\x12\x17\n\x0f\x66\x65\x61ture_service\x18\x06 \x01(\t\"d\n\x10PushStateRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x01\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x11PushStateResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x17\n\x0ftime_normalized\x18\x02 \x01(\x02\")\n\x16GetObservationsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\",\n\x0bSymbolError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x98\x01\n\x0cSymbolResult\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x39\n\x0bobservation\x18\x02 \x01(\x0b\x32\".usdcop.observation.v1.ObservationH\x00\x12\x33\n\x05\x65rror\x18\x03 \x01(\x0b\x32\".usdcop.observation.v1.SymbolErrorH\x00\x42\x08\n\x06result\"O\n\x17GetObservationsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.usdcop.observation.v1.SymbolResult\"J\n\x18WatchObservationsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"8\n\tHeartbeat\x12+\n\x07sent_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x19WatchObservationsResponse\x12\x39\n\x0bobservation\x18\x01 \x01(\x0b\x32\".usdcop.observation.v1.ObservationH\x00\x12\x35\n\theartbeat\x18\x02 \x01(\x0b\x32 .usdcop.observation.v1.HeartbeatH\x00\x42\x07\n\x05\x65vent*m\n\x0bValueSource\x12\x1c\n\x18VALUE_SOURCE_UNSPECIFIED\x10\x00\x12\x1d\n\x19VALUE_SOURCE_ONLINE_STORE\x10\x01\x12!\n\x1dVALUE_SOURCE_COMPUTE_FALLBACK\x10\x02*R\n\tFreshness\x12\x19\n\x15\x46RESHNESS_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46RESHNESS_FRESH\x10\x01\x12\x15\n\x11\x46RESHNESS_EXPIRED\x10\x02*\x86\x02\n\x0e\x46\x61llbackReason\x12\x18\n\x14\x46\x41LLBACK_REASON_NONE\x10\x00\x12%\n!FALLBACK_REASON_STORE_UNAVAILABLE\x10\x01\x12\"\n\x1e\x46\x41LLBACK_REASON_ENTITY_MISSING\x10\x02\x12 \n\x1c\x46\x41LLBACK_REASON_VIEW_MISSING\x10\x03\x12 \n\x1c\x46\x41LLBACK_REASON_VIEW_EXPIRED\x10\x04\x12$\n FALLBACK_REASON_VIEW_FROM_FUTURE\x10\x05\x12%\n!FALLBACK_REASON_VIEW_OUT_OF_RANGE\x10\x06\x32\xba\x04\n\x12ObservationService\x12\x62\n\x0eGetObservation\x12,.usdcop.observation.v1.GetObservationRequest\x1a\".usdcop.observation.v1.Observation\x12t\n\x13\x44\x65scribeObservation\x12\x31.usdcop.observation.v1.DescribeObservationRequest\x1a*.usdcop.observation.v1.ObservationContract\x12^\n\tPushState\x12\'.usdcop.observation.v1.PushStateRequest\x1a(.usdcop.observation.v1.PushStateResponse\x12p\n\x0fGetObservations\x12-.usdcop.observation.v1.GetObservationsRequest\x1a..usdcop.observation.v1.GetObservationsResponse\x12x\n\x11WatchObservations\x12/.usdcop.observation.v1.WatchObservationsRequest\x1a\x30.usdcop.observation.v1.WatchObservationsResponse0\x01\x42\x42\n\x19\x63om.usdcop.observation.v1P\x01Z#usdcop/observation/v1;observationv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'usdcop/observation/v1/observation.proto\x12\x15usdcop.observation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\x15GetObservationRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"\xf3\x01\n\nViewStatus\x12\x0c\n\x04view\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\tfreshness\x18\x03 \x01(\x0e\x32 .usdcop.observation.v1.Freshness\x12\x32\n\x06source\x18\x04 \x01(\x0e\x32\".usdcop.observation.v1.ValueSource\x12>\n\x0f\x66\x61llback_reason\x18\x05 \x01(\x0e\x32%.usdcop.observation.v1.FallbackReason\"\xd2\x01\n\x0bObservation\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x12\n\x06values\x18\x02 \x03(\x02\x42\x02\x10\x01\x12\x13\n\x0b\x63ontract_id\x18\x03 \x01(\t\x12\x15\n\rcontract_hash\x18\x04 \x01(\t\x12\x30\n\x05views\x18\x05 \x03(\x0b\x32!.usdcop.observation.v1.ViewStatus\x12\x12\n\nfrom_cache\x18\x06 \x01(\x08\x12-\n\tserved_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1c\n\x1a\x44\x65scribeObservationRequest\"G\n\x0b\x46\x65\x61tureSpec\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04view\x18\x03 \x01(\t\x12\r\n\x05\x64type\x18\x04 \x01(\t\"?\n\x08ViewSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\"\xd7\x01\n\x13ObservationContract\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x15\n\rcontract_hash\x18\x02 \x01(\t\x12\x34\n\x08\x66\x65\x61tures\x18\x03 \x03(\x0b\x32\".usdcop.observation.v1.FeatureSpec\x12.\n\x05views\x18\x04 \x03(\x0b\x32\x1f.usdcop.observation.v1.ViewSpec\x12\x15\n\rfeast_project\x18\x05 \x01(\t\x12\x17\n\x0f\x66\x65\x61ture_service\x18\x06 \x01(\t\"d\n\x10PushStateRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x01\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x11PushStateResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x17\n\x0ftime_normalized\x18\x02 \x01(\x02\x12\x35\n\x11stored_event_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x16GetObservationsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\",\n\x0bSymbolError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x98\x01\n\x0cSymbolResult\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x39\n\x0bobservation\x18\x02 \x01(\x0b\x32\".usdcop.observation.v1.ObservationH\x00\x12\x33\n\x05\x65rror\x18\x03 \x01(\x0b\x32\".usdcop.observation.v1.SymbolErrorH\x00\x42\x08\n\x06result\"O\n\x17GetObservationsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.usdcop.observation.v1.SymbolResult\"J\n\x18WatchObservationsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"8\n\tHeartbeat\x12+\n\x07sent_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x19WatchObservationsResponse\x12\x39\n\x0bobservation\x18\x01 \x01(\x0b\x32\".usdcop.observation.v1.ObservationH\x00\x12\x35\n\theartbeat\x18\x02 \x01(\x0b\x32 .usdcop.observation.v1.HeartbeatH\x00\x42\x07\n\x05\x65vent*m\n\x0bValueSource\x12\x1c\n\x18VALUE_SOURCE_UNSPECIFIED\x10\x00\x12\x1d\n\x19VALUE_SOURCE_ONLINE_STORE\x10\x01\x12!\n\x1dVALUE_SOURCE_COMPUTE_FALLBACK\x10\x02*R\n\tFreshness\x12\x19\n\x15\x46RESHNESS_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46RESHNESS_FRESH\x10\x01\x12\x15\n\x11\x46RESHNESS_EXPIRED\x10\x02*\x86\x02\n\x0e\x46\x61llbackReason\x12\x18\n\x14\x46\x41LLBACK_REASON_NONE\x10\x00\x12%\n!FALLBACK_REASON_STORE_UNAVAILABLE\x10\x01\x12\"\n\x1e\x46\x41LLBACK_REASON_ENTITY_MISSING\x10\x02\x12 \n\x1c\x46\x41LLBACK_REASON_VIEW_MISSING\x10\x03\x12 \n\x1c\x46\x41LLBACK_REASON_VIEW_EXPIRED\x10\x04\x12$\n FALLBACK_REASON_VIEW_FROM_FUTURE\x10\x05\x12%\n!FALLBACK_REASON_VIEW_OUT_OF_RANGE\x10\x06\x32\xba\x04\n\x12ObservationService\x12\x62\n\x0eGetObservation\x12,.usdcop.observation.v1.GetObservationRequest\x1a\".usdcop.observation.v1.Observation\x12t\n\x13\x44\x65scribeObservation\x12\x31.usdcop.observation.v1.DescribeObservationRequest\x1a*.usdcop.observation.v1.ObservationContract\x12^\n\tPushState\x12\'.usdcop.observation.v1.PushStateRequest\x1a(.usdcop.observation.v1.PushStateResponse\x12p\n\x0fGetObservations\x12-.usdcop.observation.v1.GetObservationsRequest\x1a..usdcop.observation.v1.GetObservationsResponse\x12x\n\x11WatchObservations\x12/.usdcop.observation.v1.WatchObservationsRequest\x1a\x30.usdcop.observation.v1.WatchObservationsResponse0\x01\x42\x42\n\x19\x63om.usdcop.observation.v1P\x01Z#usdcop/observation/v1;observationv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +35,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\031com.usdcop.observation.v1P\001Z#usdcop/observation/v1;observationv1'
   _globals['_OBSERVATION'].fields_by_name['values']._loaded_options = None
   _globals['_OBSERVATION'].fields_by_name['values']._serialized_options = b'\020\001'
-  _globals['_VALUESOURCE']._serialized_start=1762
-  _globals['_VALUESOURCE']._serialized_end=1871
-  _globals['_FRESHNESS']._serialized_start=1873
-  _globals['_FRESHNESS']._serialized_end=1955
-  _globals['_FALLBACKREASON']._serialized_start=1958
-  _globals['_FALLBACKREASON']._serialized_end=2220
+  _globals['_VALUESOURCE']._serialized_start=1817
+  _globals['_VALUESOURCE']._serialized_end=1926
+  _globals['_FRESHNESS']._serialized_start=1928
+  _globals['_FRESHNESS']._serialized_end=2010
+  _globals['_FALLBACKREASON']._serialized_start=2013
+  _globals['_FALLBACKREASON']._serialized_end=2275
   _globals['_GETOBSERVATIONREQUEST']._serialized_start=99
   _globals['_GETOBSERVATIONREQUEST']._serialized_end=138
   _globals['_VIEWSTATUS']._serialized_start=141
@@ -58,21 +58,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUSHSTATEREQUEST']._serialized_start=985
   _globals['_PUSHSTATEREQUEST']._serialized_end=1085
   _globals['_PUSHSTATERESPONSE']._serialized_start=1087
-  _globals['_PUSHSTATERESPONSE']._serialized_end=1148
-  _globals['_GETOBSERVATIONSREQUEST']._serialized_start=1150
-  _globals['_GETOBSERVATIONSREQUEST']._serialized_end=1191
-  _globals['_SYMBOLERROR']._serialized_start=1193
-  _globals['_SYMBOLERROR']._serialized_end=1237
-  _globals['_SYMBOLRESULT']._serialized_start=1240
-  _globals['_SYMBOLRESULT']._serialized_end=1392
-  _globals['_GETOBSERVATIONSRESPONSE']._serialized_start=1394
-  _globals['_GETOBSERVATIONSRESPONSE']._serialized_end=1473
-  _globals['_WATCHOBSERVATIONSREQUEST']._serialized_start=1475
-  _globals['_WATCHOBSERVATIONSREQUEST']._serialized_end=1549
-  _globals['_HEARTBEAT']._serialized_start=1551
-  _globals['_HEARTBEAT']._serialized_end=1607
-  _globals['_WATCHOBSERVATIONSRESPONSE']._serialized_start=1610
-  _globals['_WATCHOBSERVATIONSRESPONSE']._serialized_end=1760
-  _globals['_OBSERVATIONSERVICE']._serialized_start=2223
-  _globals['_OBSERVATIONSERVICE']._serialized_end=2793
+  _globals['_PUSHSTATERESPONSE']._serialized_end=1203
+  _globals['_GETOBSERVATIONSREQUEST']._serialized_start=1205
+  _globals['_GETOBSERVATIONSREQUEST']._serialized_end=1246
+  _globals['_SYMBOLERROR']._serialized_start=1248
+  _globals['_SYMBOLERROR']._serialized_end=1292
+  _globals['_SYMBOLRESULT']._serialized_start=1295
+  _globals['_SYMBOLRESULT']._serialized_end=1447
+  _globals['_GETOBSERVATIONSRESPONSE']._serialized_start=1449
+  _globals['_GETOBSERVATIONSRESPONSE']._serialized_end=1528
+  _globals['_WATCHOBSERVATIONSREQUEST']._serialized_start=1530
+  _globals['_WATCHOBSERVATIONSREQUEST']._serialized_end=1604
+  _globals['_HEARTBEAT']._serialized_start=1606
+  _globals['_HEARTBEAT']._serialized_end=1662
+  _globals['_WATCHOBSERVATIONSRESPONSE']._serialized_start=1665
+  _globals['_WATCHOBSERVATIONSRESPONSE']._serialized_end=1815
+  _globals['_OBSERVATIONSERVICE']._serialized_start=2278
+  _globals['_OBSERVATIONSERVICE']._serialized_end=2848
 # @@protoc_insertion_point(module_scope)

@@ -423,21 +423,30 @@ class PushStateResponse(_message.Message):
 
     APPLIED_FIELD_NUMBER: _builtins.int
     TIME_NORMALIZED_FIELD_NUMBER: _builtins.int
+    STORED_EVENT_TIME_FIELD_NUMBER: _builtins.int
     applied: _builtins.bool
     """True when the state was written; false when the store already held a newer or
     equal event time for this symbol's state (nothing was changed).
     """
     time_normalized: _builtins.float
     """time_normalized as written (or as it would have been), float32."""
+    @_builtins.property
+    def stored_event_time(self) -> _timestamp_pb2.Timestamp:
+        """When applied is false: the event time of the state the store holds (newer than or
+        equal to the request's), so the caller sees why its push changed nothing. Unset
+        when applied is true.
+        """
+
     def __init__(
         self,
         *,
         applied: _builtins.bool = ...,
         time_normalized: _builtins.float = ...,
+        stored_event_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["stored_event_time", b"stored_event_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "time_normalized", b"time_normalized"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "stored_event_time", b"stored_event_time", "time_normalized", b"time_normalized"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

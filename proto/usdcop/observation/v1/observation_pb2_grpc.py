@@ -90,7 +90,11 @@ class ObservationServiceServicer:
         """Writes a symbol's live state (position, and time_normalized derived from
         event_time) into the online store in Feast's layout, so Feast's own SDK reads it.
         A push whose event_time is not newer than the stored one is ignored, as in Feast
-        (PushStateResponse.applied = false). Every server process reading the same Redis
+        (PushStateResponse.applied = false, with the stored event time in
+        stored_event_time). The allowed clock skew is small (USDCOP_MAX_CLOCK_SKEW_S,
+        default 5 s), so a push dated in the future can hold back correct pushes for that
+        long at most; a stored state dated beyond it (written under a wider rule) is
+        implausible: it is served from the fallback and the next valid push replaces it. Every server process reading the same Redis
         (the other workers on this port included) learns of the write from Redis' push
         invalidation within milliseconds, so the next GetObservation anywhere returns the
         new state; only while a process's invalidation stream is down does it fall back to
