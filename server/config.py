@@ -195,9 +195,11 @@ class ServerConfig:
     )
     # --- faults and security (server/admission.py, server/security.py, server/tls.py) ---
     max_clock_skew_s: float = field(
-        default=300.0,
+        default=5.0,
         metadata=_about(
-            "USDCOP_MAX_CLOCK_SKEW_S", "event times further in the future than this are refused, s"
+            "USDCOP_MAX_CLOCK_SKEW_S",
+            "event times further in the future than this are refused (pushes) or not served "
+            "(stored views), s; also how long a future-dated push can hold back later ones",
         ),
     )
     max_concurrent_rpcs: int = field(

@@ -425,10 +425,11 @@ class ObservationService:
             raise InvalidArgumentError("position must be a finite number in [-1, 1]")
         if not parsed.HasField("event_time"):
             raise InvalidArgumentError("event_time is required")
+        now_ns = self._clock.wall_ns()
         event_time_ns = push_event_time_ns(
             parsed.event_time.seconds,
             parsed.event_time.nanos,
-            now_ns=self._clock.wall_ns(),
+            now_ns=now_ns,
             max_age_ns=_STATE_TTL_NS,
             max_skew_ns=self._max_clock_skew_ns,
         )
@@ -439,17 +440,25 @@ class ObservationService:
         if timeout_s <= 0:
             raise DeadlineExceededError()
         try:
-            applied = await self._writer.write(
-                plan, position32, time_normalized, event_time_ns, timeout_s
+            outcome = await self._writer.write(
+                plan,
+                position32,
+                time_normalized,
+                event_time_ns,
+                timeout_s,
+                plausible_until_ns=now_ns + self._max_clock_skew_ns,
             )
         except StoreError as exc:
             raise StoreError("the online store could not be written; nothing was changed") from exc
-        if applied:
+        answer = pb.PushStateResponse(applied=outcome.applied, time_normalized=time_normalized)
+        if outcome.applied:
             self._cache.invalidate(plan.symbol)
             self._fallback.note_push(plan.symbol, position32, time_normalized, event_time_ns)
-        return pb.PushStateResponse(
-            applied=applied, time_normalized=time_normalized
-        ).SerializeToString()
+        elif outcome.stored_event_time_ns is not None:
+            seconds, nanos = divmod(outcome.stored_event_time_ns, 1_000_000_000)
+            answer.stored_event_time.seconds = seconds
+            answer.stored_event_time.nanos = nanos
+        return answer.SerializeToString()
 
 
 _WATCH_OBSERVATION_TAG = bytes((1 << 3 | 2,))  # WatchObservationsResponse.observation

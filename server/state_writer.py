@@ -1,8 +1,12 @@
 """Writes a symbol's live state (state_features) into Redis in Feast's layout, as Feast would.
 
-What enters: a symbol's read plan, the position, time_normalized and event time. What leaves:
-``True`` when written; ``False`` when the stored ``_ts:state_features`` is newer or equal (Feast's
-rule: a row whose event time is not newer than the stored one is skipped).
+What enters: a symbol's read plan, the position, time_normalized, event time and the latest
+plausible event time (now + the allowed clock skew). What leaves: a :class:`WriteOutcome`:
+applied when written; not applied, with the stored event time, when the stored
+``_ts:state_features`` is newer or equal (Feast's rule: a row whose event time is not newer than
+the stored one is skipped). A stored event time beyond the plausible bound is not a rule to
+honour but a corrupt value (the read side serves the fallback for it): the write replaces it, so
+a state dated in the future under a wider rule cannot hold back correct pushes.
 
 Feast itself reads ``_ts`` then writes in a second round trip, so two writers can race. This
 writer makes the check and the write one optimistic transaction: WATCH the key, HGET ``_ts``,
@@ -14,6 +18,7 @@ a MOVED or ASK redirection.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import AskError, RedisError, WatchError
@@ -27,6 +32,18 @@ from server.read_plan import ReadPlan
 _TS_FIELD = feast_layout.ts_field(contract.STATE.name)
 _POSITION_FIELD = feast_layout.feature_field(contract.STATE.name, "position")
 _TIME_NORMALIZED_FIELD = feast_layout.feature_field(contract.STATE.name, "time_normalized")
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What a PushState write did."""
+
+    applied: bool
+    stored_event_time_ns: int | None = None
+    """When not applied: the event time the store holds (newer or equal), ns."""
+
+
+_APPLIED = WriteOutcome(applied=True)
 
 
 class StateWriter:
@@ -43,19 +60,29 @@ class StateWriter:
         time_normalized: float,
         event_time_ns: int,
         timeout_s: float,
-    ) -> bool:
-        """Write unless the stored state is as new or newer; StoreError on failure."""
+        *,
+        plausible_until_ns: int | None = None,
+    ) -> WriteOutcome:
+        """Write unless the stored state is as new or newer (and itself no later than
+        ``plausible_until_ns``); StoreError on failure."""
         try:
             async with asyncio.timeout(timeout_s):
-                return await self._write(plan.key, position, time_normalized, event_time_ns)
+                return await self._write(
+                    plan.key, position, time_normalized, event_time_ns, plausible_until_ns
+                )
         except TimeoutError:
             raise StoreTimeoutError() from None
         except (RedisError, OSError):
             raise StoreError() from None
 
     async def _write(
-        self, key: bytes, position: float, time_normalized: float, event_time_ns: int
-    ) -> bool:
+        self,
+        key: bytes,
+        position: float,
+        time_normalized: float,
+        event_time_ns: int,
+        plausible_until_ns: int | None,
+    ) -> WriteOutcome:
         mapping = {
             _TS_FIELD: feast_layout.encode_timestamp(event_time_ns),
             _POSITION_FIELD: feast_layout.encode_float32(position),
@@ -64,15 +91,22 @@ class StateWriter:
         while True:
             client = self._client if self._cluster is None else self._cluster.client_for(key)
             try:
-                return await self._transaction(client, key, mapping, event_time_ns)
+                return await self._transaction(
+                    client, key, mapping, event_time_ns, plausible_until_ns
+                )
             except AskError as error:  # MOVED or ASK: only a cluster sends them
                 if self._cluster is None:
                     raise
                 await self._cluster.after_redirection(error)
 
     async def _transaction(
-        self, client: aioredis.Redis, key: bytes, mapping: dict[bytes, bytes], event_time_ns: int
-    ) -> bool:
+        self,
+        client: aioredis.Redis,
+        key: bytes,
+        mapping: dict[bytes, bytes],
+        event_time_ns: int,
+        plausible_until_ns: int | None,
+    ) -> WriteOutcome:
         async with client.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -80,12 +114,15 @@ class StateWriter:
                     stored = await pipe.hget(key, _TS_FIELD)  # type: ignore[arg-type,misc]
                     stored_ns = feast_layout.decode_timestamp_ns(stored)
                     # Feast compares in ns and treats an absent (or zero) stored time as none.
-                    if stored_ns and event_time_ns <= stored_ns:
+                    plausible = plausible_until_ns is None or (
+                        stored_ns is not None and stored_ns <= plausible_until_ns
+                    )
+                    if stored_ns and event_time_ns <= stored_ns and plausible:
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
-                        return False
+                        return WriteOutcome(applied=False, stored_event_time_ns=stored_ns)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
                     await pipe.execute()
-                    return True
+                    return _APPLIED
                 except WatchError:
                     continue  # another writer changed the key between our check and EXEC

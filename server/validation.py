@@ -10,7 +10,9 @@ The window, in both directions:
     now - view TTL  <=  event time  <=  now + max_clock_skew
 
 An older push would be expired the moment it is written; a push from further in the future
-would freeze the state (Feast's rule ignores every push that is not newer than the stored one).
+would freeze the state (Feast's rule ignores every push that is not newer than the stored one),
+so the skew is small (5 s by default): a future-dated push holds back correct ones for that long
+at most, and their answers (applied=false) carry the stored event time that won.
 A stored ``_ts`` beyond the skew, or values outside the contract's validity ranges
 (``canonical.contract.VALID_RANGES``), mark the view corrupt: it comes from the fallback.
 """
@@ -43,7 +45,7 @@ def push_event_time_ns(
     if event_time_ns > now_ns + max_skew_ns:
         raise InvalidArgumentError(
             f"event_time is {_seconds(event_time_ns - now_ns)} s in the future; "
-            f"at most {_seconds(max_skew_ns)} s of clock skew is allowed"
+            f"at most {_seconds(max_skew_ns)} s of clock skew is allowed (check the caller's clock)"
         )
     if event_time_ns < now_ns - max_age_ns:
         raise InvalidArgumentError(

@@ -43,7 +43,10 @@ def _push(seconds: int, nanos: int = 0, position: float = 0.5) -> pb.PushStateRe
     [
         (2**40, "event_time.seconds must be a valid Timestamp"),
         (-(2**63), "event_time.seconds must be a valid Timestamp"),
-        (7_258_118_400, "s in the future; at most 300 s of clock skew is allowed"),  # 2200
+        (
+            7_258_118_400,
+            "s in the future; at most 5 s of clock skew is allowed (check the caller's clock)",
+        ),  # 2200
         (NOW_NS // SECOND_NS - 2 * 3_600, "s old; the state view's TTL is 3600 s"),
     ],
 )
@@ -84,9 +87,11 @@ def test_future_ts_and_out_of_range_values_come_from_the_fallback(
             assert (macro.source, state.source) == (STORE, STORE)
             assert list(obs.values[6:]) == list(STORE_VALUES[6:])
 
-            # Just inside the skew: served from the store.
-            write_observation(client, event_ns={"technical_features": NOW_NS + 300 * SECOND_NS})
+            # Just inside the skew (5 s by default): served from the store; just beyond, not.
+            write_observation(client, event_ns={"technical_features": NOW_NS + 5 * SECOND_NS})
             assert (await app.get()).views[0].source == STORE
+            write_observation(client, event_ns={"technical_features": NOW_NS + 6 * SECOND_NS})
+            assert (await app.get()).views[0].source == FALLBACK
 
             # A well-formed float32 of 1e30 as rsi_9: the technical view is corrupt.
             corrupt = list(STORE_VALUES)
