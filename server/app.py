@@ -78,8 +78,8 @@ def grpc_server_options(config: ServerConfig) -> list[tuple[str, Any]]:
         # Calls the server has not picked up yet wait in gRPC core's pending queue. Beyond
         # 1,000 of them (3,000 hard) core drops new ones at random and the client sees a bare
         # CANCELLED (5,000 concurrent calls lost ~2,000 that way, echo server alike). Queue them
-        # instead: the bound on calls in progress (maximum_concurrent_rpcs) then answers the
-        # excess with RESOURCE_EXHAUSTED, which clients retry.
+        # instead: the service's bound on unary calls in progress (max_concurrent_rpcs) then
+        # answers the excess with RESOURCE_EXHAUSTED, which clients retry.
         ("grpc.server.max_pending_requests", _MAX_PENDING_CALLS),
         ("grpc.server.max_pending_requests_hard_limit", _MAX_PENDING_CALLS),
     ]
@@ -100,12 +100,12 @@ def run_event_loop(main: Coroutine[Any, Any, T], event_loop: str) -> T:
 
 def new_grpc_server(config: ServerConfig) -> grpc.aio.Server:
     """A bare ``grpc.aio`` server with the project's shared options (no services, not bound)."""
-    # Beyond maximum_concurrent_rpcs, gRPC answers RESOURCE_EXHAUSTED at once (retryable by
-    # the clients' service config) instead of queueing without bound.
-    return grpc.aio.server(
-        options=grpc_server_options(config),
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs or None,
-    )
+    # No maximum_concurrent_rpcs here: gRPC core's bound counts every call alike (1,000 watch
+    # streams refused every GetObservation and health check) and its refusals reach no
+    # handler, so no metric counts them. The service bounds unary calls itself
+    # (ObservationService max_concurrent_calls), watch streams have their own bound, health
+    # checks none.
+    return grpc.aio.server(options=grpc_server_options(config))
 
 
 def _unary(handler: Any) -> grpc.RpcMethodHandler[bytes, bytes]:
@@ -273,6 +273,7 @@ async def create_server(
         on_store_answered=health_state.mark_store_answered,
         batch_max_symbols=config.batch_max_symbols,
         watch_max_subscribers=config.watch_max_subscribers,
+        max_concurrent_calls=config.max_concurrent_rpcs,
         watch_heartbeat_ms=config.watch_heartbeat_ms,
         watch_poll_s=max(config.cache_ttl_ms, 100.0) / 1000.0,
         metrics=None if observability is None else observability.metrics,

@@ -105,7 +105,10 @@ class ServerConfig:
     )
     watch_max_subscribers: int = field(
         default=1000,
-        metadata=_about("USDCOP_WATCH_MAX_SUBSCRIBERS", "WatchObservations streams per process"),
+        metadata=_about(
+            "USDCOP_WATCH_MAX_SUBSCRIBERS",
+            "WatchObservations streams per process (outside USDCOP_MAX_CONCURRENT_RPCS)",
+        ),
     )
     watch_heartbeat_ms: float = field(
         default=5000.0,
@@ -206,7 +209,8 @@ class ServerConfig:
         default=1000,
         metadata=_about(
             "USDCOP_MAX_CONCURRENT_RPCS",
-            "calls in progress per process; more get RESOURCE_EXHAUSTED; 0 = unbounded",
+            "unary calls in progress per process; more get RESOURCE_EXHAUSTED; 0 = unbounded "
+            "(watch streams have their own bound, health checks none)",
         ),
     )
     drain_period_s: float = field(

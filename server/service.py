@@ -18,7 +18,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import grpc
@@ -39,6 +39,7 @@ from server.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
     RequestError,
+    ResourceExhaustedError,
     ServerError,
     ShuttingDownError,
     StoreError,
@@ -138,6 +139,7 @@ class ObservationService:
         max_clock_skew_ns: int = int(ServerConfig.max_clock_skew_s * 1_000_000_000),
         push_authorizer: PushAuthorizer = ALLOW_EVERY_CALLER,
         on_store_timeout: Callable[[], None] = lambda: None,
+        max_concurrent_calls: int = 0,
     ) -> None:
         self._plans = plans
         self._reader = reader
@@ -154,6 +156,12 @@ class ObservationService:
         self._push_authorizer = push_authorizer
         self._on_store_timeout = on_store_timeout
         self._refusing = False
+        # The bound on unary calls in progress, kept here rather than by gRPC core (whose
+        # maximum_concurrent_rpcs counts watch streams and health checks too, and whose
+        # refusals no handler sees, so no metric counts them). Watch streams have their own
+        # bound (watch_max_subscribers); health checks have none.
+        self._max_calls = max_concurrent_calls
+        self._calls_in_flight = 0
         # Canonical request bytes of each served symbol -> symbol, for the parse-free hit path.
         self._symbol_by_request = {
             pb.GetObservationRequest(symbol=s).SerializeToString(): s for s in plans
@@ -197,22 +205,34 @@ class ObservationService:
                 if self._metrics is not None:
                     self._metrics.cache_hit(hit)
                 return hit.cached_bytes
-        return await _error_boundary(self._observe(request, context), context)
+        return await self._bounded(self._observe(request, context), context)
 
     async def describe_observation(self, request: bytes, context: _Context) -> bytes:
-        return await _error_boundary(
+        return await self._bounded(
             _refuse() if self._refusing else self._describe(request), context
         )
 
     async def push_state(self, request: bytes, context: _Context) -> bytes:
-        return await _error_boundary(
+        return await self._bounded(
             _refuse() if self._refusing else self._push(request, context), context
         )
 
     async def get_observations(self, request: bytes, context: _Context) -> bytes:
-        return await _error_boundary(
+        return await self._bounded(
             _refuse() if self._refusing else self._observe_many(request, context), context
         )
+
+    async def _bounded(self, work: Coroutine[Any, Any, bytes], context: _Context) -> bytes:
+        """``work`` through the error boundary, unless ``max_concurrent_calls`` unary calls
+        are already in progress: then RESOURCE_EXHAUSTED (retryable), counted like any code."""
+        if self._max_calls and self._calls_in_flight >= self._max_calls:
+            work.close()
+            return await _error_boundary(_exhausted(self._max_calls), context)
+        self._calls_in_flight += 1
+        try:
+            return await _error_boundary(work, context)
+        finally:
+            self._calls_in_flight -= 1
 
     async def watch_observations(self, request: bytes, context: _Context) -> AsyncIterator[bytes]:
         """Server-streaming: errors before the first message end the call with their status."""
@@ -466,6 +486,12 @@ _WATCH_OBSERVATION_TAG = bytes((1 << 3 | 2,))  # WatchObservationsResponse.obser
 
 async def _refuse() -> bytes:
     raise ShuttingDownError()
+
+
+async def _exhausted(max_calls: int) -> bytes:
+    raise ResourceExhaustedError(
+        f"this server is at its bound of {max_calls} concurrent calls; retry shortly"
+    )
 
 
 def _heartbeat(now_ns: int) -> bytes:
