@@ -190,8 +190,10 @@ class ObservationService:
     def refuse_new_calls(self) -> None:
         """From now on every new call gets UNAVAILABLE (retryable), so the calls gRPC has
         received but not yet started when the port closes are refused with a code clients
-        retry, not cancelled by the transport."""
+        retry, not cancelled by the transport. Open watch streams end now too (UNAVAILABLE),
+        instead of holding the process for its whole grace period."""
         self._refusing = True
+        self.watch_hub.end_all()
 
     # --- RPC handlers -------------------------------------------------------------------
 
@@ -257,7 +259,10 @@ class ObservationService:
                 logger.exception("unexpected error while starting a watch stream")
                 await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
             while True:
-                batch = await subscription.next_batch(period_s)
+                try:
+                    batch = await subscription.next_batch(period_s)
+                except ShuttingDownError as exc:
+                    await context.abort(exc.status_code, exc.public_message)
                 if not batch:
                     yield _heartbeat(self._clock.wall_ns())
                 for observation in batch:

@@ -16,6 +16,9 @@ subscriber, the newest observation of each of its symbols that it has not been s
   ``poll_period_s`` (the cache TTL): changes still arrive, within the TTL, never silently
   missed; when the stream comes back every watched symbol is reloaded once.
 - At most ``max_subscribers`` subscriptions per process: ResourceExhaustedError beyond.
+- At shutdown, once the drain is over, ``end_all`` ends every stream (ShuttingDownError:
+  UNAVAILABLE, which the clients' watch reconnects elsewhere): open streams never hold the
+  process for its whole grace period.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from server.errors import ResourceExhaustedError, ServerError
+from server.errors import ResourceExhaustedError, ServerError, ShuttingDownError
 from server.observation import SerializedObservation
 
 logger = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class Subscription:
         self._pending: dict[str, SerializedObservation] = {}
         self._sent_content: dict[str, bytes] = {}
         self._ready = asyncio.Event()
+        self._ended = False
         self.dropped = 0
         """Offers overwritten before they were sent (the consumer was slower)."""
 
@@ -62,13 +66,21 @@ class Subscription:
         self._pending[symbol] = observation
         self._ready.set()
 
+    def end(self) -> None:
+        """End the stream: its next (or pending) ``next_batch`` raises ShuttingDownError."""
+        self._ended = True
+        self._ready.set()
+
     async def next_batch(self, timeout_s: float) -> list[SerializedObservation]:
-        """Every pending observation (taken from the slots), or [] after ``timeout_s`` quiet."""
-        if not self._pending:
+        """Every pending observation (taken from the slots), or [] after ``timeout_s`` quiet;
+        ShuttingDownError once the stream was ended."""
+        if not self._pending and not self._ended:
             self._ready.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
                     await self._ready.wait()
+        if self._ended:
+            raise ShuttingDownError()
         batch = list(self._pending.items())
         self._pending.clear()
         for symbol, observation in batch:
@@ -116,6 +128,14 @@ class WatchHub:
         for symbol in symbols:
             self._by_symbol.setdefault(symbol, set()).add(subscription)
         return subscription
+
+    def end_all(self) -> None:
+        """End every open stream (shutdown, after the drain)."""
+        ended: set[Subscription] = set()
+        for subscribers in self._by_symbol.values():
+            ended |= subscribers
+        for subscription in ended:
+            subscription.end()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         removed = False
