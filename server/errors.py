@@ -17,6 +17,7 @@
     ├── NoDataAvailableError        UNAVAILABLE        neither store nor fallback can answer
     ├── ShuttingDownError           UNAVAILABLE        the drain period is over; retry elsewhere
     ├── ResourceExhaustedError      RESOURCE_EXHAUSTED a per-process bound is reached (retryable)
+    │   └── StoreFullError          RESOURCE_EXHAUSTED Redis is at maxmemory and refuses writes
     └── DeadlineExceededError       DEADLINE_EXCEEDED  the caller's deadline passed first
 
 Every message is written for the client: it names the problem and never carries internals
@@ -116,6 +117,20 @@ class ResourceExhaustedError(ServerError):
     """A per-process bound (e.g. WatchObservations streams) is reached; retry later."""
 
     status_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class StoreFullError(ResourceExhaustedError):
+    """Redis refused a write because it is out of memory (``maxmemory`` reached under the
+    ``noeviction`` policy): retrying soon cannot help until an operator frees or adds memory."""
+
+    def __init__(
+        self,
+        public_message: str = (
+            "the online store is out of memory (Redis maxmemory reached, policy noeviction); "
+            "nothing was written"
+        ),
+    ) -> None:
+        super().__init__(public_message)
 
 
 class DeadlineExceededError(ServerError):

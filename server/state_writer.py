@@ -12,7 +12,8 @@ Feast itself reads ``_ts`` then writes in a second round trip, so two writers ca
 writer makes the check and the write one optimistic transaction: WATCH the key, HGET ``_ts``,
 compare, MULTI/HSET/EXEC; if the key changed in between, EXEC aborts and the check runs again.
 With a Redis Cluster the transaction runs on the key's owner (``server.cluster``), again after
-a MOVED or ASK redirection.
+a MOVED or ASK redirection. Redis at ``maxmemory`` under ``noeviction`` refuses the write:
+StoreFullError (RESOURCE_EXHAUSTED), not the generic StoreError (UNAVAILABLE).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import asyncio
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import AskError, RedisError, WatchError
+from redis.exceptions import AskError, OutOfMemoryError, RedisError, WatchError
 
 from canonical import contract
 from server import feast_layout
 from server.cluster import ClusterNodeClients
-from server.errors import StoreError, StoreTimeoutError
+from server.errors import StoreError, StoreFullError, StoreTimeoutError
 from server.read_plan import ReadPlan
 
 _TS_FIELD = feast_layout.ts_field(contract.STATE.name)
@@ -72,6 +73,10 @@ class StateWriter:
                 )
         except TimeoutError:
             raise StoreTimeoutError() from None
+        except OutOfMemoryError:
+            # Redis answers "OOM command not allowed when used memory > 'maxmemory'": said as
+            # such (RESOURCE_EXHAUSTED, and the boundary's log line names it), not UNAVAILABLE.
+            raise StoreFullError() from None
         except (RedisError, OSError):
             raise StoreError() from None
 
