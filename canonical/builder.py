@@ -43,7 +43,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from canonical.contract import FEATURE_INDEX, N_FEATURES
 from canonical.indicators import adx_last, atr_last, min_window, rsi_last
-from market_data.schema import Bars, MacroDaily
+from market_data.series import Bars, MacroDaily
 from market_data.session import BAR_NS, SESSION_OPEN_UTC
 
 WINDOW_BARS = 300

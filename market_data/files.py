@@ -12,10 +12,10 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from market_data.schema import validate_bars, validate_macro
+if TYPE_CHECKING:
+    import pandas as pd
 
 RAW_DIR = "raw"
 BARS_FILE = "usdcop_5m.parquet"
@@ -41,6 +41,8 @@ def _format(path: Path) -> str:
 
 
 def _read(path: Path) -> pd.DataFrame:
+    import pandas as pd  # on first read: the paths alone (the server's fallback) need no pandas
+
     path = Path(path)
     if _format(path) == ".parquet":
         return pd.read_parquet(path)
@@ -71,16 +73,22 @@ def _write(path: Path, df: pd.DataFrame) -> None:
 
 def read_bars(path: Path) -> pd.DataFrame:
     """Bars from a parquet or csv file, validated (raises ``SchemaError``)."""
+    from market_data.schema import validate_bars
+
     return validate_bars(_read(path))
 
 
 def read_macro(path: Path) -> pd.DataFrame:
     """Macro prints from a parquet or csv file, validated (raises ``SchemaError``)."""
+    from market_data.schema import validate_macro
+
     return validate_macro(_read(path))
 
 
 def write_bars(path: Path, df: pd.DataFrame) -> None:
     """Validate ``df`` and write it atomically (format from the suffix)."""
+    from market_data.schema import validate_bars
+
     frame = validate_bars(df)
     if Path(path).suffix.lower() == ".csv":
         frame = frame.assign(time=frame["time"].map(lambda t: t.isoformat()))
@@ -89,4 +97,6 @@ def write_bars(path: Path, df: pd.DataFrame) -> None:
 
 def write_macro(path: Path, df: pd.DataFrame) -> None:
     """Validate ``df`` and write it atomically (format from the suffix)."""
+    from market_data.schema import validate_macro
+
     _write(path, validate_macro(df))

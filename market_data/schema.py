@@ -13,84 +13,39 @@ Exceptions::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-BARS_TABLE = "usdcop_5m"
-MACRO_TABLE = "macro_daily"
+from market_data.series import (
+    BARS_COLUMNS,
+    BARS_TABLE,
+    MACRO_COLUMNS,
+    MACRO_SERIES,
+    MACRO_TABLE,
+    PRICE_COLUMNS,
+    Bars,
+    MacroDaily,
+    SchemaError,
+)
 
-BARS_COLUMNS: tuple[str, ...] = ("symbol", "time", "open", "high", "low", "close")
-"""Columns of the 5-minute bars table, in stored order."""
-
-PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
-
-MACRO_SERIES: tuple[str, ...] = ("dxy", "vix", "embi", "brent", "col_rate", "us_rate", "usdmxn")
-"""Value columns of the daily macro table."""
-
-MACRO_COLUMNS: tuple[str, ...] = ("date", *MACRO_SERIES)
-"""Columns of the daily macro table, in stored order."""
-
-
-class SchemaError(ValueError):
-    """A bars or macro frame breaks the documented schema."""
-
-
-@dataclass(frozen=True)
-class Bars:
-    """One symbol's 5-minute bars, ascending by open time (session gaps are not bars)."""
-
-    symbol: str
-    open_time_ns: npt.NDArray[np.int64]
-    """UTC nanoseconds since the epoch of each bar's open, strictly ascending."""
-    open: npt.NDArray[np.float64]
-    high: npt.NDArray[np.float64]
-    low: npt.NDArray[np.float64]
-    close: npt.NDArray[np.float64]
-
-    def __post_init__(self) -> None:
-        n = len(self.open_time_ns)
-        if any(len(a) != n for a in (self.open, self.high, self.low, self.close)):
-            raise ValueError("Bars arrays must all have the same length")
-
-    def __len__(self) -> int:
-        return len(self.open_time_ns)
-
-    def tail(self, count: int) -> Bars:
-        """The last ``count`` bars (all of them if there are fewer)."""
-        start = max(len(self) - count, 0)
-        return Bars(
-            symbol=self.symbol,
-            open_time_ns=self.open_time_ns[start:],
-            open=self.open[start:],
-            high=self.high[start:],
-            low=self.low[start:],
-            close=self.close[start:],
-        )
-
-
-@dataclass(frozen=True)
-class MacroDaily:
-    """Daily macro prints, one row per weekday, ascending by day."""
-
-    day: npt.NDArray[np.datetime64]
-    """``datetime64[D]`` calendar day of each print."""
-    dxy: npt.NDArray[np.float64]
-    vix: npt.NDArray[np.float64]
-    embi: npt.NDArray[np.float64]
-    """Spread in basis points."""
-    brent: npt.NDArray[np.float64]
-    col_rate: npt.NDArray[np.float64]
-    """Percent."""
-    us_rate: npt.NDArray[np.float64]
-    """Percent."""
-    usdmxn: npt.NDArray[np.float64]
-
-    def __len__(self) -> int:
-        return len(self.day)
+__all__ = [
+    "BARS_COLUMNS",
+    "BARS_TABLE",
+    "MACRO_COLUMNS",
+    "MACRO_SERIES",
+    "MACRO_TABLE",
+    "PRICE_COLUMNS",
+    "Bars",
+    "MacroDaily",
+    "SchemaError",
+    "bars_from_frame",
+    "macro_from_frame",
+    "validate_bars",
+    "validate_macro",
+]
 
 
 def _fail(table: str, column: str, message: str, rows: pd.Index | None = None) -> SchemaError:

@@ -6,8 +6,8 @@ exists (gRPC does not survive a fork of a running core); each binds the same exp
 SO_REUSEPORT, and the parent forwards SIGTERM/SIGINT to them and waits. Before any bind, the
 process claims its port (``server.port_guard``): a second instance on a port another one serves
 exits 1 with one line, while a server's own workers still share it. No process outlives the
-server: each worker gets SIGTERM when the parent dies (``server.lifetime``), and each worker's
-compute process (``server.fallback``) dies with its worker, whatever signal ends it.
+server: each worker gets SIGTERM when the parent dies (``server.lifetime``); the compute
+fallback (``server.fallback``) is a thread of each worker, not a process.
 """
 
 from __future__ import annotations
@@ -81,17 +81,12 @@ def _free_port(host: str) -> int:
 def _run_worker(config: ServerConfig) -> int:
     # imported after the fork: no gRPC state crosses it
     from server.app import run_event_loop, serve
-    from server.fallback import shutdown_compute_pool
 
     try:
         run_event_loop(serve(config), config.event_loop)
     except StartupError as exc:
         logger.error("cannot start: %s", exc.public_message)
         return 1
-    finally:
-        # A forked worker ends with os._exit (no atexit): stop the compute worker explicitly,
-        # or it and its resource tracker outlive this process.
-        shutdown_compute_pool()
     return 0
 
 

@@ -10,11 +10,11 @@ request path reads with one dict lookup.
 The rows are computed by ``canonical.builder.CanonicalFeatureBuilder.latest`` (the same code
 that builds the offline tables) at start-up and again whenever the files change; a background
 task polls the files' (mtime, size) every ``fallback_refresh_s``. The computation runs in a
-separate process (one spawned worker, shared by every fallback of this process): in a thread,
-its thousands of small numpy steps held the GIL and the event loop waited for it, so calls
-answered from the cache during a refresh saw p99 5.4 -> 9.8 ms and max 58 ms. Nothing here
-runs on the request path. A failed refresh keeps the previous rows. The worker dies with the
-process that spawned it (``server.lifetime``: parent-death SIGKILL, set in its initializer).
+thread of this process: the files are read into numpy by ``market_data.columnar`` (pyarrow, no
+pandas) and ``latest`` reads only the last window, about 3 ms of GIL per symbol, so the request
+path barely notices it (a spawned worker process used to cost ~130-190 MB resident plus a 13 MB
+resource tracker). The PostgreSQL source reads through pandas, imported on its first refresh.
+Nothing here runs on the request path. A failed refresh keeps the previous rows.
 
 State view: the position is the last one pushed through this process for the symbol (with the
 push's time_normalized and event time); without a push, the builder's rule value for the last
@@ -25,21 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
-import signal
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from canonical import contract
 from canonical.builder import CanonicalFeatureBuilder, InsufficientHistory
-from market_data import files, schema
+from market_data import columnar, files
+from market_data.series import Bars, MacroDaily, SchemaError
 from offline_store.connection import PostgresAddress
-from server.lifetime import die_with_parent
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -92,49 +90,12 @@ def _postgres_signature(address: PostgresAddress) -> _FileSignature:
         return None
 
 
-_compute_pool: ProcessPoolExecutor | None = None
-
-
-def _pool() -> ProcessPoolExecutor:
-    """The process's one compute worker, started on first use. ``spawn``: forking a process
-    that runs gRPC is unsafe, and a fresh interpreter holds nothing of the server."""
-    global _compute_pool  # noqa: PLW0603 -- one worker per server process, made lazily
-    if _compute_pool is None:
-        _compute_pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            # SIGKILL: the worker holds nothing worth a clean exit; without this, a SIGKILLed
-            # server leaves it (~170 MB) and its resource tracker running forever.
-            initializer=die_with_parent,
-            initargs=(signal.SIGKILL, os.getpid()),
-        )
-    return _compute_pool
-
-
-def _discard_pool() -> None:
-    global _compute_pool  # noqa: PLW0603
-    if _compute_pool is not None:
-        _compute_pool.shutdown(wait=False, cancel_futures=True)
-        _compute_pool = None
-
-
-def shutdown_compute_pool() -> None:
-    """Stop the compute worker and wait for it (at the end of ``python -m server``)."""
-    global _compute_pool  # noqa: PLW0603
-    if _compute_pool is not None:
-        _compute_pool.shutdown(wait=True, cancel_futures=True)
-        _compute_pool = None
-
-
 def compute_rows(data_dir: Path, symbols: tuple[str, ...]) -> dict[str, FallbackRow]:
-    """Fallback rows of ``symbols`` from the raw files in ``data_dir`` (blocking; runs in the
-    compute worker process).
-
-    A symbol without enough history (or absent from the bars) gets no row.
-    """
-    bars_frame = files.read_bars(files.bars_path(data_dir))
-    macro_frame = files.read_macro(files.macro_path(data_dir))
-    return _rows_from(bars_frame, macro_frame, symbols)
+    """Fallback rows of ``symbols`` from the raw files in ``data_dir`` (blocking; runs in a
+    thread). A symbol without enough history (or absent from the bars) gets no row."""
+    bars = columnar.read_bars(files.bars_path(data_dir), symbols)
+    macro = columnar.read_macro(files.macro_path(data_dir))
+    return _rows_from(bars, macro, symbols)
 
 
 def compute_rows_postgres(
@@ -142,26 +103,34 @@ def compute_rows_postgres(
 ) -> dict[str, FallbackRow]:
     """Fallback rows of ``symbols`` from the PostgreSQL L0 tables: each symbol's latest window
     (the builder's ``min_bars``), which gives the same row as the whole history, bit for bit."""
+    from market_data import schema
     from offline_store.read import read_bars, read_macro
 
     window = CanonicalFeatureBuilder().min_bars
     with address.connect() as conn:
-        bars_frame = read_bars(conn, symbols, last=window)
-        macro_frame = read_macro(conn)
-    return _rows_from(bars_frame, macro_frame, symbols)
+        bars_frame: pd.DataFrame = read_bars(conn, symbols, last=window)
+        macro_frame: pd.DataFrame = read_macro(conn)
+    bars: dict[str, Bars] = {}
+    for symbol in symbols:
+        try:
+            bars[symbol] = schema.bars_from_frame(bars_frame, symbol)
+        except KeyError:
+            continue
+    return _rows_from(bars, schema.macro_from_frame(macro_frame), symbols)
 
 
 def _rows_from(
-    bars_frame: pd.DataFrame, macro_frame: pd.DataFrame, symbols: tuple[str, ...]
+    bars_of: dict[str, Bars], macro: MacroDaily, symbols: tuple[str, ...]
 ) -> dict[str, FallbackRow]:
-    macro = schema.macro_from_frame(macro_frame)
     builder = CanonicalFeatureBuilder()
     rows: dict[str, FallbackRow] = {}
     for symbol in symbols:
         try:
-            bars = schema.bars_from_frame(bars_frame, symbol)
+            bars = bars_of.get(symbol)
+            if bars is None:
+                raise KeyError(f"no bars for symbol {symbol!r}")
             latest = builder.latest(bars, macro)
-        except (InsufficientHistory, schema.SchemaError, ValueError, KeyError) as exc:
+        except (InsufficientHistory, SchemaError, ValueError, KeyError) as exc:
             logger.warning("fallback: no row for %s: %s", symbol, exc)
             continue
         event_time_ns = int(latest.event_time_ns[-1])
@@ -218,7 +187,6 @@ class ComputeFallback:
 
     async def refresh(self) -> bool:
         """Recompute the rows (in a thread) when the raw files changed; True when rows changed."""
-        loop = asyncio.get_running_loop()
         if self._postgres is None:
             signature = await asyncio.to_thread(_file_signature, self._paths())
         else:
@@ -227,18 +195,11 @@ class ComputeFallback:
             return False
         try:
             if self._postgres is None:
-                computed = await loop.run_in_executor(
-                    _pool(), compute_rows, self._data_dir, self._symbols
-                )
+                computed = await asyncio.to_thread(compute_rows, self._data_dir, self._symbols)
             else:
-                computed = await loop.run_in_executor(
-                    _pool(), compute_rows_postgres, self._postgres, self._symbols
+                computed = await asyncio.to_thread(
+                    compute_rows_postgres, self._postgres, self._symbols
                 )
-        except BrokenProcessPool:
-            # The worker died (e.g. killed): keep the previous rows, start a new worker next time.
-            logger.warning("fallback: the compute worker died; retrying at the next refresh")
-            _discard_pool()
-            return False
         except Exception:
             # A bad file must not take the server down; keep serving the previous rows.
             logger.exception("fallback: could not load %s", self._postgres or self._data_dir)

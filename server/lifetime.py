@@ -10,8 +10,6 @@ parent process: create children from a thread that lives as long as they should 
 thread, or the event-loop thread that owns them). Callers:
 
 - ``python -m server --workers N``: each forked worker (from the main thread);
-- the fallback's spawned compute worker (``server.fallback``, its pool initializer: the pool
-  spawns it from the event-loop thread, which outlives it);
 - ``devstack``: the embedded redis-server and the server child (``preexec_fn``).
 """
 

@@ -1,7 +1,7 @@
 """The running quick start (`python -m pipeline up`) as an operator meets it: its embedded Redis
 wants the generated password (and `data/redis.env` carries it, so Feast and the server still
 work), a Redis that comes back empty is refilled by the live feed within seconds, and a SIGKILL
-of `up` leaves no process behind (redis-server, server, compute worker)."""
+of `up` leaves no process behind (redis-server, server)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_running_quick_start_password_refill_and_sigkill(tmp_path) -> None:
         assert sources == {"online_store"}, result.views
         assert {view.freshness for view in result.views} == {"fresh"}, result.views
 
-        # SIGKILL of `up`: its redis-server, server and the server's compute worker go too.
+        # SIGKILL of `up`: its redis-server and server go too.
         tree = processes.descendants(up.pid)
         names = {" ".join(command_line(pid)) for pid in tree}
         assert any("redis-server" in name for name in names), names
