@@ -11,7 +11,8 @@ FEAST_OFFLINE_STORE_TYPE=postgres: PostgreSQL answers, schema applied, every tab
 the registry's contract hash vs the code's, the feature service's 15 features in contract
 order, the last successful materialization and its age, Redis reachable and its PING time, the
 symbol's key, each view's event time, age and TTL verdict, then the gRPC server's health and a real
-GetObservation with each view's source.
+GetObservation with each view's source (and, when the server finds no entry for a symbol whose
+key Redis holds, that its USDCOP_FEAST_PROJECT differs). A missing data folder is said as such.
 
 Fast on purpose: the registry is read from its proto file (pipeline.registry_file), Redis with
 redis-py, the server with grpc -- no ``import feast`` (about 4 s) and no pandas.
@@ -141,8 +142,8 @@ def run_doctor(
     summary = _registry(record, settings.data_dir)
     _last_materialization(record, summary, now)
     redis_address = settings.redis or _state_file_redis(settings.data_dir)
-    _redis(record, redis_address, settings.symbols, now)
-    _server(record, target, settings.symbols, grpc_timeout_s)
+    keyed = _redis(record, redis_address, settings.symbols, now)
+    _server(record, target, settings.symbols, grpc_timeout_s, keyed)
     return Report(tuple(record.checks), time.perf_counter() - started, now)
 
 
@@ -157,6 +158,14 @@ def _offline_store(record: _Recorder, data_dir: Path) -> None:
     from market_data import files
 
     with record.timed() as add:
+        if not data_dir.is_dir():
+            add(
+                "offline store (files)",
+                "FAIL",
+                f"data folder {data_dir} does not exist (the server's fallback has no data either)",
+                "set USDCOP_DATA_DIR to the data folder, or build it (`python -m pipeline run`)",
+            )
+            return
         wanted = [files.bars_path(data_dir), files.macro_path(data_dir)]
         wanted += [offline_table_path(data_dir, v.name) for v in contract.VIEWS]
         missing = [str(p) for p in wanted if not p.is_file()]
@@ -307,7 +316,9 @@ def _redis(
     address: RedisAddress | None,
     symbols: tuple[str, ...],
     now: datetime,
-) -> None:
+) -> set[str]:
+    """Redis and every symbol's views; returns the symbols whose key exists under the
+    repository's project."""
     import redis
 
     from server import feast_layout
@@ -315,7 +326,7 @@ def _redis(
     with record.timed() as add:
         if address is None:
             add("redis", "FAIL", "no Redis configured (FEAST_REDIS_HOST unset)", REDIS_FIX)
-            return
+            return set()
         where = f"{address.host}:{address.port}" + (" tls" if address.tls else "")
         where += " auth" if address.password else ""
         client = redis.Redis(
@@ -333,16 +344,16 @@ def _redis(
         except redis.RedisError as exc:
             add("redis", "FAIL", f"{where}: {type(exc).__name__}: {exc}", REDIS_FIX)
             client.close()
-            return
+            return set()
         add("redis", "ok", f"{where} PING {ping_ms:.2f} ms")
     try:
-        for symbol in symbols:
-            _symbol(record, client, feast_layout, symbol, now)
+        return {s for s in symbols if _symbol(record, client, feast_layout, s, now)}
     finally:
         client.close()
 
 
-def _symbol(record: _Recorder, client: Any, feast_layout: Any, symbol: str, now: datetime) -> None:
+def _symbol(record: _Recorder, client: Any, feast_layout: Any, symbol: str, now: datetime) -> bool:
+    """The symbol's key and views; True when its key exists."""
     import redis
 
     with record.timed() as add:
@@ -352,7 +363,7 @@ def _symbol(record: _Recorder, client: Any, feast_layout: Any, symbol: str, now:
             stamps = client.hmget(key, [feast_layout.ts_field(v.name) for v in contract.VIEWS])
         except redis.RedisError as exc:
             add(f"key {symbol}", "FAIL", f"{type(exc).__name__}: {exc}", REDIS_FIX)
-            return
+            return False
         if not present:
             add(
                 f"key {symbol}",
@@ -377,9 +388,16 @@ def _symbol(record: _Recorder, client: Any, feast_layout: Any, symbol: str, now:
                 add(name, "FAIL", seen + ": expired (served from fallback)", MATERIALIZE_FIX)
             else:
                 add(name, "ok", seen + ": fresh")
+    return present
 
 
-def _server(record: _Recorder, target: str, symbols: tuple[str, ...], timeout_s: float) -> None:
+def _server(
+    record: _Recorder,
+    target: str,
+    symbols: tuple[str, ...],
+    timeout_s: float,
+    keyed: set[str] | None = None,
+) -> None:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from usdcop.observation.v1 import observation_pb2 as pb
@@ -410,6 +428,20 @@ def _server(record: _Recorder, target: str, symbols: tuple[str, ...], timeout_s:
                 continue
             sources = ", ".join(f"{v.view}={_source(pb, v)}" for v in answer.views)
             fallback = [v for v in answer.views if v.source != pb.VALUE_SOURCE_ONLINE_STORE]
+            entity_missing = all(
+                v.fallback_reason == pb.FALLBACK_REASON_ENTITY_MISSING for v in answer.views
+            )
+            if entity_missing and keyed is not None and symbol in keyed:
+                # Redis holds the key the repository's project writes; the server looks elsewhere.
+                add(
+                    f"server {symbol}",
+                    "warn",
+                    f"{len(answer.values)} values; the server finds no entry for {symbol} although "
+                    f"Redis holds it under Feast project {contract.PROJECT!r}",
+                    f"set the server's USDCOP_FEAST_PROJECT to {contract.PROJECT!r} (it reads "
+                    "another project's keys)",
+                )
+                continue
             add(
                 f"server {symbol}",
                 "warn" if fallback else "ok",

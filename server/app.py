@@ -38,6 +38,7 @@ from server.invalidation import CacheInvalidator, InvalidationTracker
 from server.metrics import Handler, StreamHandler
 from server.metrics_wiring import MetricsRuntime, start_metrics
 from server.observation import SerializedObservation
+from server.operator_warnings import warn_operator
 from server.read_plan import read_plans
 from server.security import PushAuthorizer
 from server.service import SERVICE_NAME, ObservationService
@@ -331,6 +332,7 @@ async def create_server(
 
     # Start-up work (not on any request path): fallback rows, a warm Redis connection.
     await fallback.refresh()
+    await warn_operator(config, redis_client, plans)
     if await reader.ping(_STARTUP_PING_TIMEOUT_S) or fallback.loaded:
         await health_state.set_serving()
     else:

@@ -58,7 +58,8 @@ def test_push_to_a_full_redis_is_resource_exhausted(
             assert refused.value.details() == OOM_MESSAGE
             assert len((await app.get()).values) == 15  # reads are not refused
 
-            client.delete("ballast")  # an operator frees memory
+            client.delete("ballast")  # an operator frees memory and lifts the limit
+            client.config_set("maxmemory", "0")
             answer = await app.stub.PushState(_push(0.5, 1), timeout=10)
             assert answer.applied is True
 

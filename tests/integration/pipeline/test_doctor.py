@@ -289,3 +289,33 @@ def test_registry_reader_agrees_with_feasts_own_parse(stack: Stack) -> None:
         for v in proto.feature_views
     ]
     assert {v.name for v in ours.views} == {v.name for v in contract.VIEWS}
+
+
+def test_missing_data_folder_is_said_as_such(stack: Stack, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent"
+    report = run_doctor(stack.settings(data_dir=missing), f"127.0.0.1:{free_port()}", NOW)
+    assert verdicts(report)["offline store (files)"] == "FAIL"
+    assert detail(report, "offline store (files)") == (
+        f"data folder {missing} does not exist (the server's fallback has no data either)"
+    )
+
+
+def test_a_server_reading_another_project_is_named(stack: Stack) -> None:
+    config = server_config(stack.redis.port, stack.repo.data_dir, project="usdcop_typo")
+    clock = ManualClock(wall_ns=int(pd.Timestamp(NOW).value))
+
+    async def scenario() -> Report:
+        async with running(config, clock) as server:
+            return await asyncio.to_thread(
+                run_doctor, stack.settings(), f"127.0.0.1:{server.port}", NOW
+            )
+
+    report = asyncio.run(scenario())
+    assert verdicts(report)["key USDCOP"] == "ok"
+    assert verdicts(report)["server USDCOP"] == "warn"
+    assert detail(report, "server USDCOP") == (
+        "15 values; the server finds no entry for USDCOP although Redis holds it under "
+        f"Feast project {contract.PROJECT!r}"
+    )
+    fix = next(c.fix for c in report.checks if c.name == "server USDCOP")
+    assert fix.startswith(f"set the server's USDCOP_FEAST_PROJECT to {contract.PROJECT!r}")
