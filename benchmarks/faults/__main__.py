@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.faults import scenarios
+from benchmarks.faults import reliability, scenarios
 from benchmarks.faults.scenarios import Row
 from benchmarks.faults.stack import FaultStack, fault_stack
 
@@ -46,6 +46,10 @@ def run(soak_s: float, fuzz_n: int, results_dir: Path) -> list[Row]:
         ("corrupt fields", scenarios.corrupt_rows),
         ("concurrency", scenarios.concurrency_rows),
         ("sigterm", scenarios.sigterm_rows),
+        ("watch saturation", reliability.watch_saturation_rows),
+        ("second instance", reliability.second_instance_rows),
+        ("flush then push", reliability.refill_rows),
+        ("skewed push", reliability.skewed_push_rows),
         ("soak", lambda stack: scenarios.soak_rows(stack, soak_s)),
     ]
     rows: list[Row] = []
