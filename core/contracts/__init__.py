@@ -1,0 +1,1 @@
+"""The guide's contracts package; the feature contract itself lives in :mod:`canonical.contract`."""
