@@ -6,7 +6,8 @@ Commands:
 - ``up``    the quick start: Redis (embedded unless FEAST_REDIS_HOST is set), the pipeline, the
             live feed, the gRPC server, an observation through the client; runs until Ctrl-C;
 - ``training-set`` point-in-time features of ``observation_15d`` (Feast's
-            ``get_historical_features``) on a time grid, as float32 (N, 15) + timestamps;
+            ``get_historical_features`` rule, joined by pipeline.point_in_time) on a time grid
+            aligned to the bars, as float32 (N, 15) + timestamps;
 - ``feast`` the ``feast`` CLI inside feature_repo/ with FEAST_REDIS_* filled in (from the
             environment, else from data/redis.env that ``up`` writes), so the seed's diagnostics
             work: ``python -m pipeline feast feature-views list``;
@@ -211,37 +212,41 @@ def _utc(text: str) -> datetime:
 
 def command_training_set(settings: PipelineSettings, args: argparse.Namespace) -> int:
     from pipeline.live import wall_clock
-    from pipeline.quickstart import offline_database, online_store
-    from pipeline.run import prepare_offline
-    from pipeline.training_set import (
-        CHUNK_ROWS,
-        build_training_set,
-        grid,
-        parse_every,
-        write_training_set,
-    )
+    from pipeline.point_in_time import NoFeatureRows, join, read_feature_tables
+    from pipeline.quickstart import offline_database
+    from pipeline.run import prepare_offline_tables
+    from pipeline.training_set import grid, parse_every, write_training_set
 
     try:
         timestamps = grid(_utc(args.start), _utc(args.end), parse_every(args.every))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    began = time.perf_counter()
+    rows = len(timestamps) * len(settings.symbols)
     with ExitStack() as stack:
-        redis = stack.enter_context(online_store(settings))  # the yaml names an online store
         postgres = stack.enter_context(offline_database(settings))
-        store = prepare_offline(settings, redis, wall_clock(), postgres)
-        began = time.perf_counter()
-        rows = len(timestamps) * len(settings.symbols)
-        training = build_training_set(
-            store, settings.symbols, timestamps, progress=rows > min(CHUNK_ROWS.values())
-        )
-        path = write_training_set(args.out, training)
+        prepare_offline_tables(settings, wall_clock(), postgres)
+        tables = read_feature_tables(settings.data_dir, postgres, settings.symbols)
+    try:
+        training = join(tables, settings.symbols, timestamps.as_unit("ns").asi8)
+    except NoFeatureRows as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if len(training.values) == 0:
         print(
-            f"training set: {len(training.values)} rows x {contract_width()} float32 "
-            f"({training.dropped} of {rows} grid rows dropped: a view had no value within its "
-            f"TTL) in {time.perf_counter() - began:.1f} s -> {path} "
-            f"({path.stat().st_size / 1e6:.1f} MB)"
+            f"error: no complete row in {timestamps[0]} .. {timestamps[-1]} "
+            f"({rows} grid rows): no view has a value within its TTL there",
+            file=sys.stderr,
         )
+        return 1
+    path = write_training_set(args.out, training)
+    print(
+        f"training set: {len(training.values)} rows x {contract_width()} float32 "
+        f"({training.dropped} of {rows} grid rows dropped: a view had no value within its "
+        f"TTL) in {time.perf_counter() - began:.1f} s -> {path} "
+        f"({path.stat().st_size / 1e6:.1f} MB)"
+    )
     return 0
 
 

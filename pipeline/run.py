@@ -159,14 +159,11 @@ def _offline_stage(
     return sync_postgres(postgres, bars, macro, created=now)
 
 
-def prepare_offline(
-    settings: PipelineSettings,
-    redis: RedisAddress,
-    now: datetime,
-    postgres: PostgresAddress | None = None,
-) -> FeatureStore:
-    """L0 -> L1 -> apply without materializing (what a training set needs): the repository's
-    FeatureStore over the offline store of ``settings``, up to date with the raw files."""
+def prepare_offline_tables(
+    settings: PipelineSettings, now: datetime, postgres: PostgresAddress | None = None
+) -> None:
+    """L0 -> L1 (what a training set needs): the offline tables of ``settings``' store, up to
+    date with the raw files (generated first if there are none)."""
     check_repo_layout(settings.repo_dir, settings.data_dir)
     raw = ensure_raw_data(
         settings.data_dir,
@@ -176,9 +173,6 @@ def prepare_offline(
         symbols=settings.symbols,
     )
     _offline_stage(settings.data_dir, raw.bars, raw.macro, now, postgres)
-    store = open_feature_store(settings.repo_dir, redis, postgres)
-    apply_definitions(store, settings.repo_dir)
-    return store
 
 
 def run_configured_pipeline(

@@ -1,4 +1,8 @@
-"""Training sets: Feast's point-in-time join over the FeatureService ``observation_15d``.
+"""Training sets: rows, grid and files; and Feast's own point-in-time join, the reference.
+
+The command joins with :mod:`pipeline.point_in_time` (the same rule, seconds instead of minutes);
+:func:`build_training_set` runs Feast's ``get_historical_features`` and stays as the reference
+the tests hold that join against.
 
 What enters: an applied Feast repository (either offline store), symbols and the entity
 timestamps (a grid from ``--start`` to ``--end`` every ``--every``, or any explicit list).
@@ -18,6 +22,7 @@ Long ranges are queried in chunks of entity rows, with a progress bar.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,13 +70,21 @@ def parse_every(text: str) -> timedelta:
     return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
+BAR = timedelta(minutes=5)
+"""The bar length: grid times fall on bar boundaries (a bar's close, when its row is known)."""
+
+
 def grid(start: datetime, end: datetime, every: timedelta) -> pd.DatetimeIndex:
-    """Timestamps from ``start`` to ``end`` inclusive, every ``every`` (tz-aware UTC)."""
+    """Timestamps from ``start`` (moved up to the next bar boundary, so 10:26:32 gives 10:30)
+    to ``end`` inclusive, every ``every`` (tz-aware UTC)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be tz-aware (UTC)")
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
-    return pd.date_range(start, end, freq=every, tz="UTC")
+    aligned = pd.Timestamp(start).tz_convert("UTC").ceil(BAR)
+    if aligned > end:
+        raise ValueError(f"no bar boundary between {start} and {end}")
+    return pd.date_range(aligned, end, freq=every, tz="UTC")
 
 
 def build_training_set(
@@ -120,10 +133,28 @@ def build_training_set(
 
 
 def write_training_set(path: Path, training: TrainingSet) -> Path:
-    """Write by extension: .parquet, .npz or .npy (see the module docstring)."""
+    """Write by extension: .parquet, .npz or .npy (see the module docstring). Each file is
+    written beside its target and renamed into place: a failure leaves no partial file."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".npz", ".npy"):
+        raise ValueError(f"{path}: unsupported format {suffix!r}; use .parquet, .npz or .npy")
+    if suffix == ".npy" and len(set(training.symbols.tolist())) > 1:
+        raise ValueError(".npy holds one symbol's rows: use .npz or .parquet for several")
     path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.stem}.partial{suffix}")
+    try:
+        _write(staged, suffix, training)
+        if suffix == ".npy":
+            os.replace(staged.with_suffix(".timestamps.npy"), path.with_suffix(".timestamps.npy"))
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+        staged.with_suffix(".timestamps.npy").unlink(missing_ok=True)
+    return path
+
+
+def _write(path: Path, suffix: str, training: TrainingSet) -> None:
     if suffix == ".parquet":
         frame = pd.DataFrame(
             {
@@ -135,18 +166,16 @@ def write_training_set(path: Path, training: TrainingSet) -> Path:
             frame[name] = training.values[:, i]
         frame.to_parquet(path, index=False)
     elif suffix == ".npz":
-        np.savez(
-            path,
-            values=training.values,
-            timestamps_ns=training.timestamps_ns,
-            symbols=training.symbols,
-            feature_names=np.asarray(contract.FEATURE_NAMES),
-        )
-    elif suffix == ".npy":
-        if len(set(training.symbols.tolist())) > 1:
-            raise ValueError(".npy holds one symbol's rows: use .npz or .parquet for several")
-        np.save(path, training.values)
-        np.save(path.with_suffix(".timestamps.npy"), training.timestamps_ns)
+        with path.open("wb") as out:
+            np.savez(
+                out,
+                values=training.values,
+                timestamps_ns=training.timestamps_ns,
+                symbols=training.symbols,
+                feature_names=np.asarray(contract.FEATURE_NAMES),
+            )
     else:
-        raise ValueError(f"{path}: unsupported format {suffix!r}; use .parquet, .npz or .npy")
-    return path
+        with path.open("wb") as out:
+            np.save(out, training.values)
+        with path.with_suffix(".timestamps.npy").open("wb") as out:
+            np.save(out, training.timestamps_ns)

@@ -24,6 +24,7 @@ from market_data import files
 from offline_store.connection import PostgresAddress
 from offline_store.load import upsert_view_table
 from pipeline.__main__ import main as pipeline_main
+from pipeline.point_in_time import join, read_feature_tables
 from pipeline.run import PipelineResult, run_pipeline
 from pipeline.training_set import build_training_set
 from server.clock import ManualClock
@@ -239,3 +240,127 @@ def test_training_set_command_writes_float32_rows_and_timestamps(
     )
     # After the close each row repeats the last bar's values (point in time, within TTLs).
     assert (saved["values"][len(day) :] == expected[first + len(day) - 1]).all()
+
+
+def _sampled_windows(times: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Grid times that cover the join's edges: the first rows of history (and before them),
+    a weekend gap, the hour after a close (the state view's 1 h TTL expires inside it, the
+    24 h views later), a day's TTL straddle, and off-bar instants (a second before and after)."""
+    step = pd.Timedelta(minutes=5)
+    first, last = times[0], times[-1]
+    windows = [
+        pd.date_range(first - 3 * step, first + 6 * step, freq=step),
+        pd.date_range(last - step, last + pd.Timedelta(hours=26), freq=pd.Timedelta(minutes=10)),
+    ]
+    days = times.normalize().unique()
+    for day in days[1:]:
+        # A Monday's open after the weekend, and the evening before.
+        if day.dayofweek == 0:
+            opening = times[times.normalize() == day][0]
+            windows.append(pd.date_range(opening - pd.Timedelta(hours=70), opening, freq="1h"))
+            windows.append(pd.date_range(opening - step, opening + 3 * step, freq=step))
+            break
+    middle = times[len(times) // 2]
+    windows.append(
+        pd.DatetimeIndex(
+            [middle - pd.Timedelta(seconds=1), middle, middle + pd.Timedelta(seconds=1)]
+        )
+    )
+    close = times[times.normalize() == times[len(times) // 2].normalize()][-1]
+    windows.append(
+        pd.DatetimeIndex(
+            [
+                close + pd.Timedelta(hours=1) + d
+                for d in (-pd.Timedelta(seconds=1), pd.Timedelta(0), pd.Timedelta(seconds=1))
+            ]
+            + [
+                close + pd.Timedelta(hours=24) + d
+                for d in (-pd.Timedelta(seconds=1), pd.Timedelta(0), pd.Timedelta(seconds=1))
+            ]
+        )
+    )
+    return pd.DatetimeIndex(sorted(set().union(*[set(w) for w in windows])))
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_our_join_equals_feasts_on_sampled_windows(
+    stores: dict[str, Materialized], kind: str
+) -> None:
+    store = stores[kind]
+    assert store.result.store is not None
+    _, times = _batch(store.repo)
+    asked = _sampled_windows(times)
+    feast = build_training_set(store.result.store, ["USDCOP"], asked)
+    tables = read_feature_tables(store.repo.data_dir, store.postgres, ["USDCOP"])
+    ours = join(tables, ["USDCOP"], asked.as_unit("ns").asi8)
+    assert feast.dropped > 0 and len(feast.values) > 0  # the windows hit both cases
+    assert ours.dropped == feast.dropped
+    assert ours.timestamps_ns.tolist() == feast.timestamps_ns.tolist()
+    assert ours.symbols.tolist() == feast.symbols.tolist()
+    assert np.array_equal(ours.values.view(np.uint32), feast.values.view(np.uint32))
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_our_join_sees_a_macro_print_only_once_its_time_has_come(
+    stores: dict[str, Materialized], kind: str
+) -> None:
+    store = stores[kind]
+    feast_store = store.result.store
+    assert feast_store is not None
+    _, times = _batch(store.repo)
+    moment = times[len(times) // 3]
+    marker = np.float32(23456.5)
+    future = pd.DataFrame(
+        {
+            "symbol": ["USDCOP"],
+            "event_timestamp": [moment + pd.Timedelta(minutes=1)],
+            "created": [moment + pd.Timedelta(minutes=1)],
+            **{name: np.array([marker], dtype=np.float32) for name in contract.MACRO.features},
+        }
+    )
+    future["event_timestamp"] = future["event_timestamp"].astype("datetime64[ns, UTC]")
+    future["created"] = future["created"].astype("datetime64[ns, UTC]")
+    asked = pd.DatetimeIndex([moment, moment + pd.Timedelta(minutes=2)])
+    restore = _add_macro_row(store, future)
+    try:
+        feast = build_training_set(feast_store, ["USDCOP"], asked)
+        tables = read_feature_tables(store.repo.data_dir, store.postgres, ["USDCOP"])
+    finally:
+        restore()
+    ours = join(tables, ["USDCOP"], asked.as_unit("ns").asi8)
+    assert np.array_equal(ours.values.view(np.uint32), feast.values.view(np.uint32))
+    macro = contract.view_slice(contract.MACRO)
+    assert marker not in ours.values[0]
+    assert ours.values[1][macro].tolist() == [float(marker)] * len(contract.MACRO.features)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--start", "2026-01-09T10:00:00+00:00", "--end", "2026-01-08T10:00:00+00:00"], "before"),
+        (
+            ["--start", "2020-01-06T13:00:00+00:00", "--end", "2020-01-06T18:00:00+00:00"],
+            "no complete row",
+        ),
+        (["--symbols", "EURUSD"], "no rows"),
+    ],
+)
+def test_a_bad_range_ends_with_one_line_and_no_file(
+    stores: dict[str, Materialized],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    store = stores["file"]
+    _, times = _batch(store.repo)
+    monkeypatch.delenv("FEAST_OFFLINE_STORE_TYPE", raising=False)
+    out = tmp_path / "train.npz"
+    args = ["training-set", "--repo-dir", str(store.repo.repo_dir), "--days", str(HISTORY_DAYS)]
+    window = ["--start", times[0].isoformat(), "--end", times[-1].isoformat()]
+    code = pipeline_main([*args, *window, *extra, "--every", "5m", "--out", str(out)])
+    assert code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert list(tmp_path.iterdir()) == []
