@@ -1,0 +1,55 @@
+"""``python -m agent run --target ADDR --policy FILE [--once]``: the inference agent.
+
+Exit codes: 0 done (``--once``: the decision was taken, pushed or held), 1 a policy or start-up
+error (one line), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.loop import Agent, AgentSettings
+from agent.policy import PolicyError, load_policy
+
+DEFAULT_POLICY = Path(__file__).resolve().parent / "policies" / "example.npz"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="observe -> act -> push at each completed bar")
+    run.add_argument("--target", default="127.0.0.1:50051", help="the observation server")
+    run.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="a policy .npz")
+    run.add_argument("--symbol", default="USDCOP")
+    run.add_argument("--once", action="store_true", help="one decision now, then exit")
+    run.add_argument("--max-fallback-age-s", type=float, default=600.0)
+    run.add_argument("--decision-log", type=Path, default=Path("data/agent/decisions.jsonl"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    from client import ObservationClient
+
+    settings = AgentSettings(args.symbol, args.max_fallback_age_s, args.decision_log)
+    with ObservationClient(args.target) as client:
+        agent = Agent(client, policy, settings)
+        if args.once:
+            decision = agent.step()
+            print(f"{decision.action} {decision.position} ({decision.reason})")
+            return 0
+        try:
+            agent.run()
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""One decision, and the loop that takes one at each completed 5-minute bar.
+
+What enters: an :class:`~client.ObservationClient`, a policy, a clock. What leaves: a pushed
+position (``PushState``) or a hold, and a :class:`Decision` appended to the decision log (one
+JSON object per line).
+
+When the agent holds (pushes nothing, so the stored position stays the truth): a view is
+expired, or a view comes from the compute fallback and its values are older than
+``max_fallback_age_s``; the call itself failing is a hold too. Each hold says why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agent.policy import LinearPolicy
+from canonical.contract import FEATURE_NAMES
+from client import ObservationClient, ObservationClientError, ObservationResult
+
+logger = logging.getLogger(__name__)
+BAR = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """What the loop needs besides its client and policy."""
+
+    symbol: str = "USDCOP"
+    """The symbol traded."""
+    max_fallback_age_s: float = 600.0
+    """A view served by the fallback is acted on only while its values are this recent."""
+    decision_log: Path | None = None
+    """JSON lines file of every decision (None: log only)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One step of the loop, as logged."""
+
+    decided_at: str
+    symbol: str
+    action: str
+    """``push`` (position applied), ``stale`` (pushed but the store held a newer state) or
+    ``hold``."""
+    position: float | None
+    reason: str
+    values: dict[str, float] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    observe_ms: float | None = None
+    push_ms: float | None = None
+
+
+def _why_hold(result: ObservationResult, now: datetime, max_fallback_age_s: float) -> str | None:
+    for view in result.views:
+        if view.freshness != "fresh":
+            return f"{view.view} is {view.freshness} (event time {view.event_time.isoformat()})"
+        age_s = (now - view.event_time).total_seconds()
+        if view.source != "online_store" and age_s > max_fallback_age_s:
+            return (
+                f"{view.view} comes from the fallback ({view.fallback_reason}) and is "
+                f"{age_s:.0f} s old (bound {max_fallback_age_s:.0f} s)"
+            )
+    return None
+
+
+class Agent:
+    """Observe -> act -> push for one symbol."""
+
+    def __init__(
+        self,
+        client: ObservationClient,
+        policy: LinearPolicy,
+        settings: AgentSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._client = client
+        self._policy = policy
+        self._settings = settings
+        self._clock = clock
+
+    def step(self) -> Decision:
+        """Take one decision, push it when the observation can be trusted, log it."""
+        symbol = self._settings.symbol
+        began = time.perf_counter()
+        try:
+            result = self._client.get(symbol)
+        except ObservationClientError as exc:
+            return self._log(
+                Decision(self._clock().isoformat(), symbol, "hold", None, f"no observation: {exc}")
+            )
+        observe_ms = (time.perf_counter() - began) * 1000
+        now = self._clock()
+        values = dict(zip(FEATURE_NAMES, result.values.tolist(), strict=True))
+        sources = {view.view: view.source for view in result.views}
+        why = _why_hold(result, now, self._settings.max_fallback_age_s)
+        if why is not None:
+            return self._log(
+                Decision(now.isoformat(), symbol, "hold", None, why, values, sources, observe_ms)
+            )
+        position = self._policy.act(result.values)
+        began = time.perf_counter()
+        try:
+            applied = self._client.push_state(symbol, position, now)
+        except ObservationClientError as exc:
+            return self._log(
+                Decision(
+                    now.isoformat(),
+                    symbol,
+                    "hold",
+                    position,
+                    f"push failed: {exc}",
+                    values,
+                    sources,
+                    observe_ms,
+                )
+            )
+        push_ms = (time.perf_counter() - began) * 1000
+        action, reason = ("push", "applied") if applied else ("stale", "store held a newer state")
+        return self._log(
+            Decision(
+                now.isoformat(),
+                symbol,
+                action,
+                position,
+                reason,
+                values,
+                sources,
+                observe_ms,
+                push_ms,
+            )
+        )
+
+    def run(self, *, stop: Callable[[], bool] = lambda: False) -> None:
+        """A decision at each completed 5-minute bar (a few seconds after its close, so the
+        pipeline's materialization has landed), until ``stop()``."""
+        while not stop():
+            now = self._clock()
+            epoch = datetime(1970, 1, 1, tzinfo=UTC)
+            next_close = epoch + ((now - epoch) // BAR + 1) * BAR + timedelta(seconds=5)
+            while not stop() and self._clock() < next_close:
+                time.sleep(min(1.0, max(0.0, (next_close - self._clock()).total_seconds())))
+            if not stop():
+                self.step()
+
+    def _log(self, decision: Decision) -> Decision:
+        logger.info(
+            "%s %s %s: %s", decision.symbol, decision.action, decision.position, decision.reason
+        )
+        path = self._settings.decision_log
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as out:
+                out.write(json.dumps(asdict(decision)) + "\n")
+        return decision
