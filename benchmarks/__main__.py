@@ -25,7 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     load.add_arguments(
         commands.add_parser("load", help="open-loop load test of a running server at a fixed rate")
     )
+    from benchmarks import training_set
+
+    training_set.add_arguments(
+        commands.add_parser("training-set", help="training-set wall time and memory, vs Feast")
+    )
     args = parser.parse_args(argv)
+    if args.command == "training-set":
+        return training_set.main(args)
     if args.command == "load":
         return load.main(args)
     if args.command == "echo-server":
