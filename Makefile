@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PROTO  := proto/usdcop/observation/v1/observation.proto
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
+.PHONY: help setup run test bench-training-set test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
         clients generate-clients check-proto test-clients test-typescript test-go \
         airflow-setup airflow-constraints test-airflow
 
@@ -86,6 +86,9 @@ bench: $(STAMP) ## Quick benchmark (~6-8 min): every scenario, every load mode
 
 bench-full: $(STAMP) ## Longer, steadier benchmark
 	$(PY) -m benchmarks run --profile full
+
+bench-training-set: $(STAMP) ## Training sets, ours vs Feast's join, both stores (~10 min)
+	$(PY) -m benchmarks training-set
 
 FAULTS_SOAK_S ?= 600
 faults: $(STAMP) ## Fault suite (~15 min): fuzz, Redis SIGSTOP/SIGKILL, corruption, overload, SIGTERM, soak; prints its table
