@@ -73,14 +73,34 @@ def read_macro(conn: psycopg.Connection[Any]) -> pd.DataFrame:
     return validate_macro(frame)
 
 
-def read_view_table(conn: psycopg.Connection[Any], view: contract.FeatureView) -> pd.DataFrame:
-    """One L1 table, ordered by symbol then event time, features as float32."""
+def read_view_table(
+    conn: psycopg.Connection[Any],
+    view: contract.FeatureView,
+    symbols: Sequence[str] | None = None,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """One L1 table (only ``symbols``' rows with event time in ``[since, until]`` where given),
+    ordered by symbol then event time, features as float32."""
     columns = ("symbol", "event_timestamp", "created", *view.features)
+    where = [sql.SQL("TRUE")]
+    params: list[Any] = []
+    if symbols is not None:
+        where.append(sql.SQL("symbol = ANY(%s)"))
+        params.append(list(symbols))
+    if since is not None:
+        where.append(sql.SQL("event_timestamp >= %s"))
+        params.append(since.to_pydatetime())
+    if until is not None:
+        where.append(sql.SQL("event_timestamp <= %s"))
+        params.append(until.to_pydatetime())
     rows = conn.execute(
-        sql.SQL("SELECT {cols} FROM {table} ORDER BY symbol, event_timestamp").format(
+        sql.SQL("SELECT {cols} FROM {table} WHERE {where} ORDER BY symbol, event_timestamp").format(
             cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
             table=sql.Identifier(view.name),
-        )
+            where=sql.SQL(" AND ").join(where),
+        ),
+        params,
     ).fetchall()
     frame = pd.DataFrame(rows, columns=list(columns))
     for name in ("event_timestamp", "created"):

@@ -212,34 +212,45 @@ def _utc(text: str) -> datetime:
 
 def command_training_set(settings: PipelineSettings, args: argparse.Namespace) -> int:
     from pipeline.live import wall_clock
-    from pipeline.point_in_time import NoFeatureRows, join, read_feature_tables
+    from pipeline.point_in_time import join, read_feature_tables
     from pipeline.quickstart import offline_database
     from pipeline.run import prepare_offline_tables
-    from pipeline.training_set import grid, parse_every, write_training_set
+    from pipeline.training_set import concatenate, grid, parse_every, write_training_set
 
     try:
         timestamps = grid(_utc(args.start), _utc(args.end), parse_every(args.every))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from tqdm import tqdm
+
     began = time.perf_counter()
     rows = len(timestamps) * len(settings.symbols)
+    moments = timestamps.as_unit("ns").asi8
+    parts = []
     with ExitStack() as stack:
         postgres = stack.enter_context(offline_database(settings))
         prepare_offline_tables(settings, wall_clock(), postgres)
-        tables = read_feature_tables(settings.data_dir, postgres, settings.symbols)
-    try:
-        training = join(tables, settings.symbols, timestamps.as_unit("ns").asi8)
-    except NoFeatureRows as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if len(training.values) == 0:
-        print(
-            f"error: no complete row in {timestamps[0]} .. {timestamps[-1]} "
-            f"({rows} grid rows): no view has a value within its TTL there",
-            file=sys.stderr,
+        # One symbol at a time: memory holds one symbol's rows of the range, and the output.
+        progress = stack.enter_context(
+            tqdm(total=rows, unit="rows", desc="training set", disable=rows < 200_000)
         )
-        return 1
+        for symbol in settings.symbols:
+            tables = read_feature_tables(
+                settings.data_dir, postgres, [symbol], int(moments[0]), int(moments[-1])
+            )
+            part = join(tables, [symbol], moments)
+            if len(part.values) == 0:
+                print(
+                    f"error: no complete row of {symbol} in {timestamps[0]} .. "
+                    f"{timestamps[-1]}: the offline tables hold no value of it within the "
+                    "views' TTLs there",
+                    file=sys.stderr,
+                )
+                return 1
+            parts.append(part)
+            progress.update(len(moments))
+    training = concatenate(parts)
     path = write_training_set(args.out, training)
     print(
         f"training set: {len(training.values)} rows x {contract_width()} float32 "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,33 +34,45 @@ if TYPE_CHECKING:
     from offline_store.connection import PostgresAddress
 
 
-class NoFeatureRows(ValueError):  # noqa: N818 -- reads as what the user sees
-    """A symbol has no row in some offline feature table."""
-
-
 def read_feature_tables(
-    data_dir: Path, postgres: PostgresAddress | None, symbols: Sequence[str]
+    data_dir: Path,
+    postgres: PostgresAddress | None,
+    symbols: Sequence[str],
+    first_ns: int | None = None,
+    last_ns: int | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """The three offline tables of ``symbols`` (all event times), from the files under
-    ``data_dir/offline`` or, with ``postgres``, from its tables."""
+    """The three offline tables of ``symbols``, from the files under ``data_dir/offline`` or,
+    with ``postgres``, from its tables; with ``first_ns``/``last_ns`` (grid times), only the
+    rows a join over ``[first_ns, last_ns]`` can pick: event times in
+    ``[first_ns - ttl, last_ns]``."""
     tables: dict[str, pd.DataFrame] = {}
     wanted = list(symbols)
+
+    def window(view: contract.FeatureView) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        since = None if first_ns is None else pd.Timestamp(first_ns, tz="UTC") - view.ttl
+        until = None if last_ns is None else pd.Timestamp(last_ns, tz="UTC")
+        return since, until
+
     if postgres is None:
         for view in contract.VIEWS:
-            columns = ["symbol", "event_timestamp", "created", *view.features]
-            frame = pd.read_parquet(
+            since, until = window(view)
+            filters: list[tuple[str, str, Any]] = [("symbol", "in", wanted)]
+            if since is not None:
+                filters.append(("event_timestamp", ">=", since))
+            if until is not None:
+                filters.append(("event_timestamp", "<=", until))
+            tables[view.name] = pd.read_parquet(
                 offline_table_path(data_dir, view.name),
-                columns=columns,
-                filters=[("symbol", "in", wanted)],
+                columns=["symbol", "event_timestamp", "created", *view.features],
+                filters=filters,
             )
-            tables[view.name] = frame
         return tables
     from offline_store.read import read_view_table
 
     with postgres.connect() as conn:
         for view in contract.VIEWS:
-            frame = read_view_table(conn, view)
-            tables[view.name] = frame[frame["symbol"].isin(wanted)]
+            since, until = window(view)
+            tables[view.name] = read_view_table(conn, view, wanted, since, until)
     return tables
 
 
@@ -77,8 +89,6 @@ def _view_rows(
     """(event times ns ascending, float32 values) of ``symbol`` in one table; equal event
     times ordered by ``created``, so the last of a run is the one created last."""
     rows = frame[frame["symbol"] == symbol]
-    if rows.empty:
-        raise NoFeatureRows(f"symbol {symbol!r} has no rows in the offline table {view.name}")
     event_ns = _ns(rows["event_timestamp"])
     created_ns = _ns(rows["created"])
     order = np.lexsort((created_ns, event_ns))
@@ -102,6 +112,9 @@ def join(
         complete = np.ones(len(moments), dtype=bool)
         for view in contract.VIEWS:
             event_ns, rows = _view_rows(tables[view.name], view, symbol)
+            if len(event_ns) == 0:
+                complete[:] = False
+                continue
             at = np.searchsorted(event_ns, moments, side="right") - 1
             found = at >= 0
             picked = np.where(found, at, 0)

@@ -62,6 +62,18 @@ class TrainingSet:
     """Entity rows dropped because some view had no value within its TTL."""
 
 
+def concatenate(parts: Sequence[TrainingSet]) -> TrainingSet:
+    """The rows of ``parts`` one after the other (e.g. one part per symbol)."""
+    if not parts:
+        raise ValueError("no training-set parts to concatenate")
+    return TrainingSet(
+        values=np.ascontiguousarray(np.concatenate([p.values for p in parts])),
+        timestamps_ns=np.concatenate([p.timestamps_ns for p in parts]),
+        symbols=np.concatenate([p.symbols for p in parts]),
+        dropped=sum(p.dropped for p in parts),
+    )
+
+
 def parse_every(text: str) -> timedelta:
     """``5m``, ``1h``, ``30s``, ``1d`` -> timedelta (must be positive)."""
     match = _DURATION.fullmatch(text.strip())

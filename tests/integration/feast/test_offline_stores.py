@@ -342,7 +342,7 @@ def test_our_join_sees_a_macro_print_only_once_its_time_has_come(
             ["--start", "2020-01-06T13:00:00+00:00", "--end", "2020-01-06T18:00:00+00:00"],
             "no complete row",
         ),
-        (["--symbols", "EURUSD"], "no rows"),
+        (["--symbols", "EURUSD"], "no complete row of EURUSD"),
     ],
 )
 def test_a_bad_range_ends_with_one_line_and_no_file(
