@@ -97,7 +97,7 @@ def test_up_with_its_port_taken_says_so_and_leaves_nothing_running(tmp_path) -> 
         )  # fmt: skip
     assert done.returncode == 1, done.stdout[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert f"cannot bind 127.0.0.1:{port}" in done.stderr
+    assert f"port {port} is already served by another process" in done.stderr
     assert "error: the observation server did not start" in done.stderr
     assert not state_file_path(repo.data_dir).exists()
     started = re.search(r"embedded redis-server on 127\.0\.0\.1:(\d+)", done.stdout)
