@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from server.config import ServerConfig, parse_field
+from server.config import ServerConfig, parse_field, unknown_variables
 from server.errors import ConfigError, StartupError
 from server.lifetime import die_with_parent
 from server.logging_setup import configure_logging
@@ -169,6 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration error: {exc.public_message}", file=sys.stderr)
         return 2
     configure_logging(config.log_format)
+    for name, closest in unknown_variables(os.environ):
+        hint = f"; did you mean {closest}?" if closest else ""
+        logging.getLogger("server").warning(
+            "unknown variable %s is ignored%s",
+            name,
+            hint,
+            extra={"event": "operator_warning", "check": "unknown_variable"},
+        )
     if config.workers == 1:
         return _run_single(config)
     if not config.metrics_port:

@@ -16,7 +16,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,7 @@ class ServerConfig:
     postgres_password: str = field(
         default="",
         repr=False,
-        metadata=_about("POSTGRES_PASSWORD", "PostgreSQL password; empty for none"),
+        metadata=_secret("POSTGRES_PASSWORD", "PostgreSQL password; empty for none"),
     )
     breaker_failure_threshold: int = field(
         default=3,
@@ -475,3 +475,35 @@ def _validate_security(config: ServerConfig, fail: Callable[[str, str], None]) -
         path = getattr(config, name)
         if path and not Path(path).is_file():
             fail(name, "is not a readable file")
+
+
+OTHER_PROJECT_VARIABLES = frozenset(
+    {
+        # pipeline.settings and the DAGs' settings (tests/unit/server keep this list in step)
+        "USDCOP_FEATURE_REPO", "USDCOP_HISTORY_DAYS", "USDCOP_SEED", "USDCOP_LIVE_TICK_S",
+        "USDCOP_LIVE_CATCHUP_BARS", "USDCOP_METRICS_TEXTFILE_DIR", "USDCOP_PROJECT_DIR",
+        "USDCOP_PROJECT_PYTHON", "USDCOP_SCHEDULE_CRON", "USDCOP_L1_SENSOR_TIMEOUT_S",
+        "USDCOP_SENSOR_POKE_S", "USDCOP_TASK_RETRIES", "USDCOP_RETRY_DELAY_S",
+        "USDCOP_MAX_RETRY_DELAY_S", "FEAST_OFFLINE_STORE_TYPE", "FEAST_REDIS_TLS_OPTIONS",
+        "POSTGRES_SSLMODE",
+        # clients (the guide's API, the agent) and the server's own launchers
+        "USDCOP_TARGET", "USDCOP_METRICS_DIR", "USDCOP_SERVER_PID", "USDCOP_EXPECTED",
+    }
+)  # fmt: skip
+"""This project's variables that other commands read (the server's own come from its fields)."""
+_CHECKED_PREFIXES = ("USDCOP_", "POSTGRES_", "FEAST_REDIS_", "FEAST_OFFLINE_")
+"""Variables under these prefixes are this project's; Feast's own FEAST_* names are left alone."""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """(name, closest known name or None) of every set variable under this project's prefixes
+    that nothing reads: a misspelt ``USDCOP_MAX_CONCURENT_RPCS`` would otherwise be ignored."""
+    import difflib
+
+    known = {f.metadata["env"] for f in fields(ServerConfig)} | OTHER_PROJECT_VARIABLES
+    found = []
+    for name in sorted(environ):
+        if name.startswith(_CHECKED_PREFIXES) and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+            found.append((name, close[0] if close else None))
+    return found

@@ -78,3 +78,38 @@ def test_a_correct_configuration_warns_nothing(
             server_config(fresh_redis.port, data_dir, bind_address="0.0.0.0", push_token="t" * 32)
         )
     assert _warnings(caplog) == []
+
+
+def test_a_misspelt_variable_is_warned_at_start(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from devstack.embedded_redis import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("USDCOP_", "FEAST_REDIS_"))}
+    env.update(
+        USDCOP_MAX_CONCURENT_RPCS="10",
+        FEAST_REDIS_PORT=str(free_port()),  # nothing there: not fatal, the fallback serves
+        USDCOP_DATA_DIR=str(tmp_path),
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "--port", "0", "--metrics-port", "0"],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stderr is not None
+        seen = []
+        for line in server.stderr:
+            seen.append(line)
+            if "listening on" in line:
+                break
+        warned = [line for line in seen if "unknown variable" in line]
+        assert len(warned) == 1, "".join(seen)
+        assert (
+            "unknown variable USDCOP_MAX_CONCURENT_RPCS is ignored; "
+            "did you mean USDCOP_MAX_CONCURRENT_RPCS?" in warned[0]
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
