@@ -74,15 +74,7 @@ class InferenceFeatureBuilder:
         count = int(np.searchsorted(bars.open_time_ns, cutoff, side="right"))
         if count == 0:
             raise InsufficientHistory(f"{symbol}: no bar closed at or before {timestamp}")
-        upto = Bars(
-            symbol=bars.symbol,
-            open_time_ns=bars.open_time_ns[:count],
-            open=bars.open[:count],
-            high=bars.high[:count],
-            low=bars.low[:count],
-            close=bars.close[:count],
-        )
-        rows = self._builder.latest(upto, macro)
+        rows = self._builder.latest(bars.head(count), macro)
         return int(rows.event_time_ns[0]), rows.values[0]
 
     def build_observation(

@@ -53,6 +53,17 @@ class Bars:
     def __len__(self) -> int:
         return len(self.open_time_ns)
 
+    def head(self, count: int) -> Bars:
+        """The first ``count`` bars (all of them if there are fewer)."""
+        return Bars(
+            symbol=self.symbol,
+            open_time_ns=self.open_time_ns[:count],
+            open=self.open[:count],
+            high=self.high[:count],
+            low=self.low[:count],
+            close=self.close[:count],
+        )
+
     def tail(self, count: int) -> Bars:
         """The last ``count`` bars (all of them if there are fewer)."""
         start = max(len(self) - count, 0)
