@@ -5,6 +5,8 @@ Commands:
             time, then the latest observation read back with Feast's SDK, as a named table;
 - ``up``    the quick start: Redis (embedded unless FEAST_REDIS_HOST is set), the pipeline, the
             live feed, the gRPC server, an observation through the client; runs until Ctrl-C;
+- ``live``  ``up`` without the server: the pipeline, then the live feed into the configured
+            Redis/PostgreSQL until SIGTERM (the pipeline's container in deploy/);
 - ``training-set`` point-in-time features of ``observation_15d`` (Feast's
             ``get_historical_features`` rule, joined by pipeline.point_in_time) on a time grid
             aligned to the bars, as float32 (N, 15) + timestamps;
@@ -112,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings(up, "up")
     up.add_argument("--exit-after-s", type=float, help="stop after this many seconds of live feed")
+    live = commands.add_parser(
+        "live",
+        help="the pipeline, then the live feed into Redis until SIGTERM (no server)",
+        description="Run the pipeline, catch up the live feed so data is fresh now, then keep "
+        "appending live bars and materializing them (refilling a Redis that comes back empty) "
+        "until SIGTERM or Ctrl-C. `up` without the server: for a deployment that runs the "
+        "server on its own (deploy/compose.yaml).",
+        epilog=_epilog(),
+    )
+    _add_settings(live, "live")
+    live.add_argument(
+        "--exit-after-s", type=float, help="stop after this many seconds of live feed"
+    )
     training = commands.add_parser(
         "training-set",
         help="point-in-time training set of observation_15d into a .parquet/.npz/.npy file",
@@ -337,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_run(settings)
         if args.command == "training-set":
             return command_training_set(settings, args)
+        if args.command == "live":
+            from pipeline.quickstart import run_live
+
+            return run_live(settings, exit_after_s=args.exit_after_s)
         from pipeline.quickstart import run_up
         from server.config import ServerConfig
         from server.errors import ConfigError

@@ -18,6 +18,9 @@ What enters: ``PipelineSettings`` and a clock. What leaves, in order:
    Redis comes back empty (pipeline.online_watch); if the server dies, exit 1 with one line.
    Then the server, the state file and the embedded Redis are stopped, in that order. If ``up``
    itself is killed (SIGKILL), the kernel ends the server and redis-server (server.lifetime).
+
+``python -m pipeline live`` (:func:`run_live`) is steps 1, 2 and 6 without the server: the
+pipeline's container in ``deploy/compose.yaml``, next to a server that runs on its own.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import FrameType
 
 from devstack.embedded_redis import EmbeddedRedis, free_port
@@ -145,6 +150,63 @@ def print_client_observation(target: str, symbol: str, out: Printer = _print) ->
     return done.returncode == 0
 
 
+@dataclass(frozen=True)
+class _Fed:
+    """What :func:`_pipeline_then_catch_up` leaves running."""
+
+    redis: RedisAddress
+    postgres: PostgresAddress | None
+    feed: LiveFeed
+    textfile: Path
+
+
+def _pipeline_then_catch_up(
+    settings: PipelineSettings, stack: ExitStack, clock: Clock, out: Printer
+) -> _Fed:
+    """Steps 1-2 of the module docstring: the stores (closed by ``stack``), the pipeline, the
+    pipeline metrics textfile, and the live feed caught up to now."""
+    redis = stack.enter_context(online_store(settings, out))
+    postgres = stack.enter_context(offline_database(settings, out))
+    now: datetime = clock()
+    result = run_configured_pipeline(settings, redis, now, postgres)
+    out(result.summary())
+    textfile = write_pipeline_metrics(
+        settings.metrics_folder,
+        finished_at=clock(),
+        materialized=result.materialized,
+        l1_rows=result.offline.rows,
+    )
+    assert result.store is not None
+    watch = OnlineStoreWatch(
+        redis,
+        result.store.project,
+        settings.symbols,
+        result.store.config.entity_key_serialization_version,
+    )
+    stack.callback(watch.close)
+    feed = LiveFeed(
+        settings.data_dir,
+        result.store,
+        seed=settings.seed,
+        catchup_bars=settings.live_catchup_bars,
+        clock=clock,
+        store_lost=watch.lost,
+        postgres=postgres,
+    )
+    catch_up = feed.step()
+    out(describe_step(catch_up))
+    record_live_step(settings, catch_up, clock)
+    return _Fed(redis, postgres, feed, textfile)
+
+
+def _stop_after(stop: threading.Event, exit_after_s: float | None) -> threading.Timer:
+    timer = threading.Timer(exit_after_s or 0.0, stop.set)
+    timer.daemon = True
+    if exit_after_s is not None:
+        timer.start()
+    return timer
+
+
 def run_up(
     settings: PipelineSettings,
     *,
@@ -157,41 +219,11 @@ def run_up(
     server_defaults = ServerConfig() if server_defaults is None else server_defaults
     stop = threading.Event()
     with _signals_stop(stop) as in_live_loop, ExitStack() as stack:
-        redis = stack.enter_context(online_store(settings, out))
-        postgres = stack.enter_context(offline_database(settings, out))
-        now: datetime = clock()
-        result = run_configured_pipeline(settings, redis, now, postgres)
-        out(result.summary())
-        textfile = write_pipeline_metrics(
-            settings.metrics_folder,
-            finished_at=clock(),
-            materialized=result.materialized,
-            l1_rows=result.offline.rows,
-        )
-        assert result.store is not None
-        watch = OnlineStoreWatch(
-            redis,
-            result.store.project,
-            settings.symbols,
-            result.store.config.entity_key_serialization_version,
-        )
-        stack.callback(watch.close)
-        feed = LiveFeed(
-            settings.data_dir,
-            result.store,
-            seed=settings.seed,
-            catchup_bars=settings.live_catchup_bars,
-            clock=clock,
-            store_lost=watch.lost,
-            postgres=postgres,
-        )
-        catch_up = feed.step()
-        out(describe_step(catch_up))
-        record_live_step(settings, catch_up, clock)
-        write_redis_state(settings.data_dir, redis)
+        fed = _pipeline_then_catch_up(settings, stack, clock, out)
+        write_redis_state(settings.data_dir, fed.redis)
         stack.callback(remove_redis_state, settings.data_dir)
 
-        config = server_config(server_defaults, settings, redis, postgres)
+        config = server_config(server_defaults, settings, fed.redis, fed.postgres)
         server = stack.enter_context(ServerProcess(config))
         server.wait_serving()
         server.probe()  # every symbol the pipeline built answers, or the start-up failed
@@ -206,14 +238,11 @@ def run_up(
             print_client_observation(server.target, symbol, out)
         out(how_to_call(server.target, settings.symbols[0]))
         out(f"Prometheus metrics of the server: {server.metrics_url}")
-        out(f"pipeline metrics (node-exporter textfile): {textfile}")
+        out(f"pipeline metrics (node-exporter textfile): {fed.textfile}")
 
-        timer = threading.Timer(exit_after_s or 0.0, stop.set)
-        timer.daemon = True
-        if exit_after_s is not None:
-            timer.start()
+        timer = _stop_after(stop, exit_after_s)
         in_live_loop.set()
-        feed.run(
+        fed.feed.run(
             stop,
             settings.live_tick_s,
             on_step=lambda step: on_live_step(settings, step, clock, out),
@@ -228,6 +257,37 @@ def run_up(
             )
             return 1
         out("stopping: server, state file, then the embedded services")
+    return 0
+
+
+def run_live(
+    settings: PipelineSettings,
+    *,
+    clock: Clock = wall_clock,
+    exit_after_s: float | None = None,
+    out: Printer = _print,
+) -> int:
+    """``python -m pipeline live``: steps 1, 2 and 6 of the module docstring without a server
+    (a deployment runs the server on its own): the pipeline, the catch-up, then the live feed
+    and its refills until SIGTERM/Ctrl-C, with the metrics textfile after each step. Returns
+    the process exit code."""
+    stop = threading.Event()
+    with _signals_stop(stop) as in_live_loop, ExitStack() as stack:
+        fed = _pipeline_then_catch_up(settings, stack, clock, out)
+        out(
+            f"live feed: a tick every {settings.live_tick_s:g} s into "
+            f"{fed.redis.host}:{fed.redis.port}; pipeline metrics (node-exporter textfile): "
+            f"{fed.textfile}"
+        )
+        timer = _stop_after(stop, exit_after_s)
+        in_live_loop.set()
+        fed.feed.run(
+            stop,
+            settings.live_tick_s,
+            on_step=lambda step: on_live_step(settings, step, clock, out),
+        )
+        timer.cancel()
+        out("stopping the live feed")
     return 0
 
 

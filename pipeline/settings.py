@@ -177,14 +177,14 @@ class RedisAddress:
         )
 
 
-COMMANDS_RUN_UP = ("run", "up")
+COMMANDS_RUN_UP = ("run", "up", "live")
 SCHEDULED_COMMANDS = ("l0", "l1", "materialize", "apply", "check-contract")
 """The scheduler's steps (pipeline.interval_cli)."""
 OPS_COMMANDS = ("doctor", "redis-key")
 """The on-call commands (pipeline.ops_cli)."""
-COMMANDS_DATA = ("run", "up", "training-set")
+COMMANDS_DATA = ("run", "up", "live", "training-set")
 """Commands that build L0/L1 (history, seed, symbols)."""
-ALL_COMMANDS = ("run", "up", "training-set", "feast", *SCHEDULED_COMMANDS, *OPS_COMMANDS)
+ALL_COMMANDS = ("run", "up", "live", "training-set", "feast", *SCHEDULED_COMMANDS, *OPS_COMMANDS)
 
 
 def _about(
@@ -266,7 +266,7 @@ class PipelineSettings:
         metadata=_about(
             "seconds between live-feed ticks",
             flag="--tick-s",
-            commands=("up",),
+            commands=("up", "live"),
             env="USDCOP_LIVE_TICK_S",
         ),
     )
@@ -276,7 +276,7 @@ class PipelineSettings:
             "most 5-minute bars the live feed appends at once to catch up to now (12 = 1 h, "
             "every view's TTL)",
             flag="--catchup-bars",
-            commands=("up",),
+            commands=("up", "live"),
             env="USDCOP_LIVE_CATCHUP_BARS",
         ),
     )
