@@ -139,7 +139,7 @@ def run_doctor(
         _offline_postgres(record, settings.postgres)
     else:
         _offline_store(record, settings.data_dir)
-    summary = _registry(record, settings.data_dir)
+    summary = _registry(record, registry_path(settings.data_dir, settings.offline_store))
     _last_materialization(record, summary, now)
     redis_address = settings.redis or _state_file_redis(settings.data_dir)
     keyed = _redis(record, redis_address, settings.symbols, now)
@@ -239,8 +239,7 @@ def _offline_postgres(record: _Recorder, address: PostgresAddress | None) -> Non
         )
 
 
-def _registry(record: _Recorder, data_dir: Path) -> RegistrySummary | None:
-    where = registry_path(data_dir)
+def _registry(record: _Recorder, where: Path) -> RegistrySummary | None:
     with record.timed() as add:
         try:
             summary = read_registry(where)

@@ -136,7 +136,7 @@ def materialize_interval(
     Raises registry_file.RegistryError (no registry) or ContractMismatchError before anything
     is written to Redis.
     """
-    where = registry_path(settings.data_dir)
+    where = registry_path(settings.data_dir, settings.offline_store)
     service = require_contract_match(read_registry(where), where)
     from pipeline.feast_repo import open_feature_store
 

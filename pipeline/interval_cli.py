@@ -153,7 +153,7 @@ def _apply(settings: PipelineSettings, redis: RedisAddress) -> int:
 def _check_contract(settings: PipelineSettings) -> int:
     from pipeline.registry_file import read_registry, registry_path, require_contract_match
 
-    where = registry_path(settings.data_dir)
+    where = registry_path(settings.data_dir, settings.offline_store)
     service = require_contract_match(read_registry(where), where)
     print(
         f"contract: registry {where} serves {service.name} with {len(service.features)} "

@@ -88,9 +88,15 @@ class RegistrySummary:
         return None
 
 
-def registry_path(data_dir: Path) -> Path:
-    """Where ``feature_store.yaml`` (``registry: ../data/registry.db``) puts the registry."""
-    return Path(data_dir) / "registry.db"
+REGISTRY_FILES = {"file": "registry.db", "postgres": "registry.postgres.db"}
+"""The registry file of each offline store type: ``registry:`` in ``feature_store.yaml`` and in
+``feature_store.postgres.yaml`` (a unit test keeps them in step)."""
+
+
+def registry_path(data_dir: Path, offline_store: str = "file") -> Path:
+    """Where the repository's yaml for ``offline_store`` (FEAST_OFFLINE_STORE_TYPE) puts the
+    registry: ``../data/registry.db``, or ``../data/registry.postgres.db`` with PostgreSQL."""
+    return Path(data_dir) / REGISTRY_FILES[offline_store]
 
 
 def read_registry(path: Path) -> RegistrySummary:
