@@ -7,7 +7,8 @@ PROTO  := proto/usdcop/observation/v1/observation.proto
 .DEFAULT_GOAL := help
 .PHONY: help setup run test bench-training-set test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
         clients generate-clients check-proto test-clients test-typescript test-go \
-        airflow-setup airflow-constraints test-airflow
+        airflow-setup airflow-constraints test-airflow \
+        deploy-conf deploy-base deploy-wheels deploy-images deploy-standins test-deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -136,6 +137,46 @@ test-go: $(STAMP) ## Go client build + tests (go test) against a real server
 	$(PY) -m devstack.fixture_server --cwd $(GO_DIR) -- env $(GO_ENV) go test -count=1 -v usdcop/observation/...
 
 test-clients: test-typescript test-go ## TypeScript and Go client tests against a real server
+
+# ---- Containers: deploy/ (deploy/README.md) ------------------------------------------------
+# podman reads only $(DEPLOY_CONF) (runc, ulimits within the host's limits) in these targets.
+PODMAN         ?= podman
+DEPLOY_CONF    := $(abspath deploy/.local/containers.conf)
+DEPLOY_IMAGE   ?= localhost/usdcop-observation
+STANDIN        ?= localhost/usdcop-standin
+DEPLOY_TIMEOUT ?= 1500
+deploy-conf deploy-base deploy-wheels $(WHEELS_STAMP) deploy-images deploy-standins test-deploy: export CONTAINERS_CONF = $(DEPLOY_CONF)
+
+deploy-conf: ## Write deploy/.local/containers.conf (podman settings for this kind of machine)
+	@mkdir -p $(dir $(DEPLOY_CONF)) && deploy/containers-conf.sh > $(DEPLOY_CONF)
+
+deploy-base: deploy-conf ## The debian:bookworm-slim base image, from debootstrap (skipped when present)
+	deploy/base.sh
+
+WHEELS_STAMP := deploy/.local/wheels.complete
+$(WHEELS_STAMP): pyproject.toml deploy/wheels.sh
+	deploy/wheels.sh
+	@touch $@
+
+deploy-wheels: deploy-base $(WHEELS_STAMP) ## Every wheel the image installs, into deploy/wheelhouse/ (offline image builds)
+
+deploy-images: deploy-base deploy-wheels ## The server and pipeline images ($(DEPLOY_IMAGE):server, :pipeline)
+	$(PODMAN) build --quiet --format docker -f deploy/Containerfile --build-arg PIP_NO_INDEX=1 --target pipeline -t $(DEPLOY_IMAGE):pipeline . >/dev/null
+	$(PODMAN) build --quiet --format docker -f deploy/Containerfile --build-arg PIP_NO_INDEX=1 --target server -t $(DEPLOY_IMAGE):server . >/dev/null
+	@$(PODMAN) images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^$(DEPLOY_IMAGE):'
+
+deploy-standins: deploy-base ## Redis/PostgreSQL/Prometheus/node-exporter stand-ins from Debian packages
+	for name in redis postgres prometheus node-exporter; do \
+	    $(PODMAN) build --quiet -t $(STANDIN)-$$name:debian12 deploy/standins/$$name >/dev/null || exit 1; done
+
+test-deploy: $(STAMP) ## Build the images, then the compose stack and podman kube play, for real (~10 min)
+	@set -u; run=usdcop-t$$$$; export USDCOP_DEPLOY_RUN=$$run; \
+	trap 'deploy/teardown.sh $$run' EXIT; \
+	start=$$(date +%s); \
+	$(MAKE) --no-print-directory deploy-images deploy-standins VENV=$(VENV) PYTHON=$(PYTHON) || exit 1; \
+	echo "images built in $$(( $$(date +%s) - start )) s"; \
+	DEPLOY_IMAGE=$(DEPLOY_IMAGE) STANDIN=$(STANDIN) timeout --kill-after=60 $(DEPLOY_TIMEOUT) \
+	    $(PY) -m pytest tests/deploy -p no:cacheprovider -o addopts="-ra --strict-markers --strict-config" -v
 
 clean: ## Remove the venvs and generated data
 	rm -rf $(VENV) $(AIRFLOW_VENV) data benchmarks/results
