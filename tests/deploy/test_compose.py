@@ -205,6 +205,41 @@ def test_prometheus_scrapes_the_server_and_the_pipeline_textfile(stack: Stack) -
     assert rules, "ops/prometheus/alerts.yml was not loaded"
 
 
+SERVICE_NAME = re.compile(r"\busdcop-(redis|postgres|pipeline|server|prometheus|node-exporter)\b")
+
+
+def runbook_container_commands() -> list[str]:
+    """The command lines of docs/RUNBOOK.md's ```shell block (the container forms)."""
+    text = (_podman.ROOT / "docs" / "RUNBOOK.md").read_text()
+    blocks = re.findall(r"^```shell\n(.*?)^```", text, re.S | re.M)
+    assert len(blocks) == 1, "docs/RUNBOOK.md should hold one ```shell block"
+    return [line for line in blocks[0].splitlines() if line.strip()]
+
+
+def test_the_runbooks_container_commands_run_against_the_stack(stack: Stack) -> None:
+    compose = " ".join(
+        [*_podman.compose_command(), "-p", stack.project, "-f", str(COMPOSE_FILE),
+         "--env-file", str(stack.env_file)]
+    )  # fmt: skip
+    commands = runbook_container_commands()
+    assert len(commands) >= 10
+    outputs = {}
+    for command in commands:
+        line = command.replace(
+            "podman-compose -f deploy/compose.yaml --env-file deploy/.env", compose
+        )
+        line = SERVICE_NAME.sub(lambda m: stack.name(m.group(1)), line)
+        done = _podman.run(["bash", "-c", line], timeout_s=120)
+        outputs[command] = done.stdout
+    assert outputs["podman exec usdcop-redis redis-cli ping"].strip() == "PONG"
+    hlen = next(out for command, out in outputs.items() if "HLEN" in command)
+    assert hlen.strip() == "18"  # 15 features + 3 event times
+    served = outputs["podman exec usdcop-server python -m client USDCOP --target 127.0.0.1:50051"]
+    assert list(online_rows(served)) == list(contract.FEATURE_NAMES)
+    # The last command restarted the pipeline: it is healthy again (it re-ran the pipeline).
+    _podman.wait_healthy(stack.name("pipeline"), timeout_s=180)
+
+
 def _process_rss_kib(container: str) -> dict[int, tuple[str, int]]:
     """pid -> (command line, VmRSS in KiB) of every process in the container."""
     script = (
