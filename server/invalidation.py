@@ -32,11 +32,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from server.config import ServerConfig
+from server.tls import redis_connection_options
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +63,9 @@ class InvalidationTracker:
     """One tracking connection per server process; see the module docstring."""
 
     def __init__(self, config: ServerConfig, symbol_by_key: Mapping[bytes, str]) -> None:
-        self._connection_kwargs: dict[str, Any] = {
-            "host": config.redis_host,
-            "port": config.redis_port,
-            "db": config.redis_db,
-            "password": config.redis_password or None,
-            "socket_connect_timeout": _CONNECT_TIMEOUT_S,
-            "retry": Retry(NoBackoff(), 0),
-        }
-        self._connection_class = aioredis.SSLConnection if config.redis_tls else aioredis.Connection
+        # The same connection class and TLS files as the request path's connections.
+        self._connection_class, self._connection_kwargs = redis_connection_options(config)
+        self._connection_kwargs["socket_connect_timeout"] = _CONNECT_TIMEOUT_S
         self._symbol_by_key = dict(symbol_by_key)
         self._listeners: list[InvalidationListener] = []
         self._connection: aioredis.Connection | None = None

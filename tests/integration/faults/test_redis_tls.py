@@ -17,6 +17,7 @@ from canonical import contract
 from pipeline.observation import read_online_observation
 from pipeline.run import run_pipeline
 from pipeline.settings import RedisAddress
+from server import feast_layout
 from server.app import create_server
 from server.clock import ManualClock
 from server.config import ServerConfig
@@ -85,6 +86,43 @@ def test_feast_materializes_into_tls_redis_and_the_server_reads_and_writes_it(
             assert reply.applied
             state = (await app.get()).values[contract.FEATURE_INDEX["position"]]
             assert state == -0.25
+
+    asyncio.run(scenario())
+
+
+def test_cache_tracking_runs_over_tls(tls_server: TlsRedis, tmp_path: Path) -> None:
+    """The invalidation stream connects with the same CA and client certificate as the reads:
+    tracking is up at start, and a value written to Redis behind the server's back (no
+    PushState through it) is served at once although the cache would hold the old one 60 s."""
+    repo = copy_feature_repo(tmp_path)
+    address = RedisAddress(
+        host=tls_server.host,
+        port=tls_server.port,
+        tls=True,
+        tls_ca_file=tls_server.ca_file,
+        tls_cert_file=tls_server.client_cert_file,
+        tls_key_file=tls_server.client_key_file,
+    )
+    run_pipeline(repo.repo_dir, repo.data_dir, FRIDAY_CLOSE, address, days=HISTORY_DAYS)
+    now_ns = int(FRIDAY_CLOSE.timestamp()) * 10**9
+    config = _config(tls_server, repo.data_dir, cache_ttl_ms=60_000.0, cache_tracking=True)
+    redis = tls_server.client()
+    (key,) = redis.keys("*")
+    field = feast_layout.feature_field(contract.STATE.name, "position")
+
+    async def scenario() -> None:
+        async with running(config, ManualClock(wall_ns=now_ns)) as app:
+            tracker = app.server.tracker
+            assert tracker is not None and tracker.healthy
+            before = (await app.get()).values[contract.FEATURE_INDEX["position"]]
+            assert before != 0.75
+            redis.hset(key, field, feast_layout.encode_float32(0.75))
+            for _ in range(100):  # the invalidation arrives within milliseconds
+                served = (await app.get()).values[contract.FEATURE_INDEX["position"]]
+                if served == 0.75:
+                    break
+                await asyncio.sleep(0.02)
+            assert served == 0.75
 
     asyncio.run(scenario())
 
