@@ -20,7 +20,7 @@ import math
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -311,8 +311,3 @@ def extend_macro(existing: pd.DataFrame, end: date, seed: int) -> pd.DataFrame:
     state = {name: float(existing[name].iloc[-1]) for name in MACRO_SERIES}
     values = _macro_rows(_rng(seed, "macro-next", last_day.toordinal()), state, len(days))
     return pd.concat([existing, _macro_frame(days, values)], ignore_index=True)
-
-
-def utc_datetime(day: date, hour: int, minute: int = 0) -> datetime:
-    """Convenience: a tz-aware UTC datetime on ``day``."""
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)

@@ -8,7 +8,8 @@ it), so one bad symbol never fails the others.
 
 Per distinct valid symbol: a valid cache entry answers it (``from_cache = true``); all the
 others are read together, one pipeline of HMGETs on one connection (``StoreReader.read_many``)
-under the same circuit breaker and bound as GetObservation, assembled with the fallback per
+through the same guarded read as GetObservation (``server.guarded_read``: breaker, bound,
+metrics, log), assembled with the fallback per
 view, and stored in the cache under tickets taken before the read (an invalidation during the
 read keeps them out of the cache, as for single reads). Wire assembly concatenates the
 already-serialized observations into the response (no message is parsed or rebuilt).
@@ -20,13 +21,12 @@ from collections.abc import Callable
 
 from usdcop.observation.v1 import observation_pb2 as pb
 
-from server.circuit_breaker import CircuitBreaker
 from server.clock import Clock
-from server.errors import ServerError, StoreError, StoreTimeoutError
+from server.errors import ServerError
 from server.fallback import ComputeFallback
+from server.guarded_read import GuardedRead
 from server.observation import SerializedObservation, assemble_observation
 from server.read_plan import ReadPlan
-from server.store_reader import StoreRead, StoreReader
 from server.ttl_cache import TtlCache
 
 _RESULTS_TAG = bytes((1 << 3 | 2,))  # GetObservationsResponse.results (field 1)
@@ -61,30 +61,24 @@ def _observation_result(symbol: str, observation: bytes) -> bytes:
 
 
 class BatchObserver:
-    """Answers GetObservations; shares the service's cache, reader, breaker and fallback."""
+    """Answers GetObservations; shares the service's cache, guarded read and fallback."""
 
     def __init__(
         self,
         *,
         validate: Callable[[str], ReadPlan],
-        reader: StoreReader,
-        breaker: CircuitBreaker,
+        guard: GuardedRead,
         fallback: ComputeFallback,
         cache: TtlCache[str, SerializedObservation],
         clock: Clock,
         redis_timeout_s: float,
-        on_store_answered: Callable[[], None],
-        on_store_timeout: Callable[[], None] = lambda: None,
     ) -> None:
-        self._on_store_timeout = on_store_timeout
         self._validate = validate
-        self._reader = reader
-        self._breaker = breaker
+        self._guard = guard
         self._fallback = fallback
         self._cache = cache
         self._clock = clock
         self._redis_timeout_s = redis_timeout_s
-        self._on_store_answered = on_store_answered
 
     async def observe(self, symbols: list[str]) -> bytes:
         """The serialized GetObservationsResponse for ``symbols`` (in request order)."""
@@ -107,7 +101,7 @@ class BatchObserver:
                 to_read.append(plan)
         if to_read:
             tickets = [self._cache.ticket(plan.symbol) for plan in to_read]
-            reads = await self._read(to_read)
+            reads = await self._guard.read(to_read, self._redis_timeout_s)
             now_ns = self._clock.wall_ns()
             for plan, ticket, store in zip(to_read, tickets, reads, strict=True):
                 try:
@@ -129,25 +123,3 @@ class BatchObserver:
             )
             results.append(_length_delimited(_RESULTS_TAG, result))
         return b"".join(results)
-
-    async def _read(self, plans: list[ReadPlan]) -> list[StoreRead | None]:
-        """The store's reads, or Nones when it failed/timed out or the breaker kept us away."""
-        if not self._breaker.allow():
-            return [None] * len(plans)
-        try:
-            reads: list[StoreRead | None] = list(
-                await self._reader.read_many(plans, self._redis_timeout_s)
-            )
-        except StoreTimeoutError:
-            self._breaker.release()  # judged apart from the request path (store_health.py)
-            self._on_store_timeout()
-            return [None] * len(plans)
-        except StoreError:
-            self._breaker.record_failure()
-            return [None] * len(plans)
-        except BaseException:
-            self._breaker.release()
-            raise
-        self._breaker.record_success()
-        self._on_store_answered()
-        return reads

@@ -196,7 +196,7 @@ class ServerConfig:
         default="text",
         metadata=_about("USDCOP_LOG_FORMAT", "log lines as 'text' or 'json' (one object a line)"),
     )
-    # --- faults and security (server/admission.py, server/security.py, server/tls.py) ---
+    # --- faults and security (server/security.py, server/tls.py) ---
     max_clock_skew_s: float = field(
         default=5.0,
         metadata=_about(
@@ -305,11 +305,6 @@ class ServerConfig:
         """redis_cluster: the startup nodes as (host, port), host:port when none are listed."""
         listed = self.redis_cluster_nodes or (f"{self.redis_host}:{self.redis_port}",)
         return tuple(parse_node(node) for node in listed)
-
-    @property
-    def push_restricted(self) -> bool:
-        """Whether PushState needs an authorized caller (a token or an allowed client cert)."""
-        return bool(self.push_token or self.push_allowed_clients)
 
     @property
     def redis_timeout_s(self) -> float:

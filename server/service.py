@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -32,7 +31,7 @@ from canonical import contract
 # Imported at start-up (it pulls in pandas, ~0.7 s), never lazily on a PushState.
 from canonical.builder import time_normalized
 from server.batch import BatchObserver, varint
-from server.circuit_breaker import BreakerState, CircuitBreaker
+from server.circuit_breaker import CircuitBreaker
 from server.clock import Clock
 from server.config import SYMBOL_PATTERN, ServerConfig
 from server.errors import (
@@ -43,17 +42,17 @@ from server.errors import (
     ServerError,
     ShuttingDownError,
     StoreError,
-    StoreTimeoutError,
     SymbolNotFoundError,
 )
 from server.fallback import ComputeFallback
+from server.guarded_read import GuardedRead
 from server.metrics import ServerMetrics
 from server.observation import SerializedObservation, assemble_observation
 from server.provenance import Provenance
 from server.read_plan import ReadPlan
 from server.security import ALLOW_EVERY_CALLER, PushAuthorizer
 from server.state_writer import StateWriter
-from server.store_reader import StoreRead, StoreReader
+from server.store_reader import StoreReader
 from server.ttl_cache import TtlCache
 from server.validation import push_event_time_ns
 from server.watch import WatchHub, heartbeat_period_s
@@ -142,19 +141,23 @@ class ObservationService:
         max_concurrent_calls: int = 0,
     ) -> None:
         self._plans = plans
-        self._reader = reader
         self._writer = writer
         self._fallback = fallback
-        self._breaker = breaker
         self._cache = cache
         self._clock = clock
         self._redis_timeout_s = redis_timeout_s
-        self._on_store_answered = on_store_answered
         self._metrics = metrics
         self._last_provenance: dict[str, Provenance] = {}
         self._max_clock_skew_ns = max_clock_skew_ns
         self._push_authorizer = push_authorizer
-        self._on_store_timeout = on_store_timeout
+        # GetObservation, GetObservations and WatchObservations read through this one guard.
+        self._guard = GuardedRead(
+            reader,
+            breaker,
+            metrics=metrics,
+            on_answered=on_store_answered,
+            on_timeout=on_store_timeout,
+        )
         self._refusing = False
         # The bound on unary calls in progress, kept here rather than by gRPC core (whose
         # maximum_concurrent_rpcs counts watch streams and health checks too, and whose
@@ -170,14 +173,11 @@ class ObservationService:
         self._batch_max_symbols = batch_max_symbols
         self._batch = BatchObserver(
             validate=lambda symbol: validate_symbol(symbol, plans),
-            reader=reader,
-            breaker=breaker,
+            guard=self._guard,
             fallback=fallback,
             cache=cache,
             clock=clock,
             redis_timeout_s=redis_timeout_s,
-            on_store_answered=on_store_answered,
-            on_store_timeout=on_store_timeout,
         )
         self._watch_heartbeat_ms = watch_heartbeat_ms
         self.watch_hub = WatchHub(
@@ -348,63 +348,10 @@ class ObservationService:
     async def _load(
         self, plan: ReadPlan, timeout_s: float, deadline_bound: bool
     ) -> SerializedObservation:
-        store = await self._read_store(plan, timeout_s, deadline_bound)
+        (store,) = await self._guard.read([plan], timeout_s, deadline_bound=deadline_bound)
         return assemble_observation(
             plan.symbol, store, self._fallback.row(plan.symbol), self._clock.wall_ns()
         )
-
-    async def _read_store(
-        self, plan: ReadPlan, timeout_s: float, deadline_bound: bool
-    ) -> StoreRead | None:
-        """The store's read, or None when it failed/timed out or the breaker kept us away."""
-        if timeout_s <= 0 or not self._breaker.allow():
-            return None
-        was = self._breaker.state
-        started_ns = time.perf_counter_ns()
-        try:
-            store = await self._reader.read(plan, timeout_s)
-        except StoreTimeoutError:
-            # Not yet evidence against Redis: the time also includes waiting for our own busy
-            # event loop. Redis is judged apart from the request path (server/store_health.py).
-            self._breaker.release()
-            if not deadline_bound:
-                if self._metrics is not None:
-                    self._metrics.redis_failed("timeout")
-                self._on_store_timeout()
-            return None
-        except StoreError:
-            self._breaker.record_failure()
-            if self._metrics is not None:
-                self._metrics.redis_failed("error")
-            self._log_breaker_change(was)
-            return None
-        except BaseException:
-            self._breaker.release()
-            raise
-        if self._metrics is not None:
-            self._metrics.redis_answered(time.perf_counter_ns() - started_ns)
-        self._breaker.record_success()
-        self._log_breaker_change(was)
-        self._on_store_answered()
-        return store
-
-    def _log_breaker_change(self, was: BreakerState) -> None:
-        now = self._breaker.state
-        if now is was:
-            return
-        if self._metrics is not None:
-            self._metrics.breaker_changed(now)
-        fields = {"event": "breaker_transition", "from_state": was.value, "to_state": now.value}
-        if was is BreakerState.CLOSED:
-            logger.warning(
-                "online store failing: circuit breaker open, serving the fallback", extra=fields
-            )
-        elif now is BreakerState.CLOSED:
-            logger.info("online store answering again: circuit breaker closed", extra=fields)
-        else:  # a failed probe: still down, nothing new to say at INFO
-            logger.debug(
-                "online store circuit breaker %s -> %s", was.value, now.value, extra=fields
-            )
 
     # --- GetObservations / WatchObservations ----------------------------------------------
 

@@ -160,6 +160,34 @@ def test_store_down_shows_fallback_reasons_breaker_and_failures(
     asyncio.run(scenario())
 
 
+def test_batch_reads_are_guarded_like_single_reads(
+    fresh_redis: EmbeddedRedis, closed_port: int, data_dir: Path
+) -> None:
+    """GetObservations goes through the same guarded read as GetObservation: its Redis reads
+    are timed, its failures counted and the breaker's opening is counted and logged."""
+    write_observation(redis_client(fresh_redis))
+    up = server_config(fresh_redis.port, data_dir, metrics_port=free_port(), cache_ttl_ms=0.0)
+    down = server_config(
+        closed_port, data_dir, metrics_port=free_port(), cache_ttl_ms=0.0, breaker_open_ms=60_000
+    )
+    request = pb.GetObservationsRequest(symbols=["USDCOP"])
+
+    async def scenario(config: object, calls: int) -> Samples:
+        async with running(config) as app:  # type: ignore[arg-type]
+            for _ in range(calls):
+                answer = await app.stub.GetObservations(request, timeout=10)
+                assert answer.results[0].HasField("observation")
+            assert app.server.metrics_url is not None
+            _, samples = await asyncio.to_thread(scrape, app.server.metrics_url)
+            return samples
+
+    samples = asyncio.run(scenario(up, 2))
+    assert value(samples, "usdcop_redis_read_seconds_count") == 2
+    samples = asyncio.run(scenario(down, 5))
+    assert value(samples, "usdcop_redis_read_failures_total", kind="error") == 3  # threshold
+    assert value(samples, "usdcop_circuit_breaker_transitions_total", state="open") == 1
+
+
 def test_metrics_off_by_default(fresh_redis: EmbeddedRedis, data_dir: Path) -> None:
     async def scenario() -> None:
         async with running(server_config(fresh_redis.port, data_dir)) as app:
