@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from client._version import version_line
 from server.config import ServerConfig, parse_field, unknown_variables
 from server.errors import ConfigError, StartupError
 from server.lifetime import die_with_parent
@@ -48,15 +49,30 @@ def build_parser() -> argparse.ArgumentParser:
         )
         + ".",
     )
+    parser.add_argument(
+        "--version", action="version", version=version_line("usdcop-observation-server")
+    )
     for f in dataclasses.fields(ServerConfig):
         if f.metadata.get("secret"):
             continue  # environment only: a flag's value is visible to every user in `ps`
+        where = f"env {f.metadata['env']}; default {f.default!r}"
+        if f.type == "bool":
+            # --redis-tls / --no-redis-tls; neither leaves the environment's value (None).
+            parser.add_argument(
+                _flag(f.name),
+                dest=f.name,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=f"{f.metadata['doc'].removesuffix(' (true/false)')} "
+                f"[env {f.metadata['env']}=true|false; default {f.default!r}]",
+            )
+            continue
         parser.add_argument(
             _flag(f.name),
             dest=f.name,
             default=None,
             metavar=f.name.upper(),
-            help=f"{f.metadata['doc']} [env {f.metadata['env']}; default {f.default!r}]",
+            help=f"{f.metadata['doc']} [{where}]",
         )
     return parser
 
@@ -65,7 +81,7 @@ def config_from(argv: Sequence[str], environ: dict[str, str]) -> ServerConfig:
     """Defaults <- environment <- flags; ConfigError on any invalid value."""
     args = build_parser().parse_args(argv)
     overrides: dict[str, Any] = {
-        name: parse_field(name, raw, source=_flag(name))
+        name: raw if isinstance(raw, bool) else parse_field(name, raw, source=_flag(name))
         for name, raw in vars(args).items()
         if raw is not None
     }

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from canonical import contract
+from canonical.contract import CONTRACT_HASH, CONTRACT_ID
+from client._version import __version__
 from server.__main__ import config_from
 from server.config import ServerConfig
 from server.errors import ConfigError
@@ -92,6 +94,45 @@ def test_flags_override_env() -> None:
         config_from(["--workers", "x"], {})
 
 
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([], {}, (False, True, True)),
+        ([], {"FEAST_REDIS_SSL": "true", "USDCOP_REFLECTION": "false"}, (True, True, False)),
+        (["--redis-tls", "--no-cache-tracking"], {}, (True, False, True)),
+        (
+            ["--no-redis-tls", "--reflection"],
+            {"FEAST_REDIS_SSL": "1", "USDCOP_REFLECTION": "0"},
+            (False, True, True),
+        ),
+    ],
+)
+def test_boolean_flags_are_on_off_pairs_over_the_environment(
+    argv: list[str], env: dict[str, str], expected: tuple[bool, bool, bool]
+) -> None:
+    config = config_from(argv, env)
+    assert (config.redis_tls, config.cache_tracking, config.reflection) == expected
+    assert ServerConfig.from_env(config.to_env()) == config
+    with pytest.raises(SystemExit) as usage:  # a boolean flag takes no value any more
+        config_from(["--redis-tls", "true"], {})
+    assert usage.value.code == 2
+
+
+def test_version_names_the_release_and_the_contract() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--version"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout
+        == f"usdcop-observation-server {__version__} (contract {CONTRACT_ID} {CONTRACT_HASH[:12]})\n"
+    )
+
+
 def test_help_lists_flags_and_env_vars() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "server", "--help"],
@@ -101,7 +142,15 @@ def test_help_lists_flags_and_env_vars() -> None:
         timeout=60,
     )
     assert result.returncode == 0
-    for text in ("--redis-host", "FEAST_REDIS_HOST", "--cache-ttl-ms", "--workers", "USDCOP_PORT"):
+    for text in (
+        "--redis-host",
+        "FEAST_REDIS_HOST",
+        "--cache-ttl-ms",
+        "--workers",
+        "USDCOP_PORT",
+        "--redis-tls, --no-redis-tls",
+        "--version",
+    ):
         assert text in result.stdout
 
 
