@@ -169,10 +169,10 @@ def test_cli_prints_a_named_table(real_server: ServerThread) -> None:
 
 def test_cli_errors_are_one_line_with_the_status(real_server: ServerThread) -> None:
     unknown = _cli("EURUSD", "--target", real_server.target)
-    assert unknown.returncode != 0
+    assert unknown.returncode == 1
     assert "NOT_FOUND" in unknown.stderr and "Traceback" not in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
     down = _cli("USDCOP", "--target", f"127.0.0.1:{free_port()}", "--timeout-s", "3")
-    assert down.returncode != 0
+    assert down.returncode == 1
     assert "UNAVAILABLE" in down.stderr and "Traceback" not in down.stderr
     assert len(down.stderr.strip().splitlines()) == 1

@@ -5,6 +5,9 @@ port 0, real secure channels, the client library's own TLS and token settings.""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -164,6 +167,67 @@ def test_push_state_allowed_client_identity_or_permission_denied(
             with pytest.raises(ObservationRpcError) as raised:
                 await push(target, "intruder")
             assert raised.value.code == grpc.StatusCode.PERMISSION_DENIED
+
+    asyncio.run(scenario())
+
+
+def test_cli_takes_the_tls_files_and_the_token_file(
+    redis_server: EmbeddedRedis, data_dir: Path, pki: Pki, tmp_path: Path
+) -> None:
+    config = _config(
+        redis_server, data_dir, pki, tls_client_ca_file=pki.client_ca, push_token="s3cret-token"
+    )
+    agent = pki.clients["agent-1"]
+    assert agent.certificate_chain is not None and agent.private_key is not None
+    (tmp_path / "agent.pem").write_bytes(agent.certificate_chain)
+    (tmp_path / "agent.key").write_bytes(agent.private_key)
+    (tmp_path / "token").write_text("s3cret-token\n")
+    (tmp_path / "wrong").write_text("wrong-token\n")
+    tls = ["--ca-file", pki.server_ca, "--cert-file", str(tmp_path / "agent.pem")]
+    tls += ["--key-file", str(tmp_path / "agent.key"), "--timeout-s", "10"]
+
+    async def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "client", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    async def scenario() -> None:
+        async with serving(config) as target:
+            pushed = await cli(
+                "USDCOP",
+                "--target",
+                target,
+                *tls,
+                "--push",
+                "-0.75",
+                "--json",
+                "--token-file",
+                str(tmp_path / "token"),
+            )
+            assert pushed.returncode == 0, pushed.stderr
+            assert json.loads(pushed.stdout)["values"]["position"] == -0.75
+            refused = await cli(
+                "USDCOP",
+                "--target",
+                target,
+                *tls,
+                "--push",
+                "0.5",
+                "--token-file",
+                str(tmp_path / "wrong"),
+            )
+            assert refused.returncode == 1  # an RPC error; 2 stays argparse's usage error
+            assert refused.stderr.count("\n") == 1 and "UNAUTHENTICATED" in refused.stderr
+            assert "wrong-token" not in refused.stderr
+            plaintext = await cli("USDCOP", "--target", target, "--timeout-s", "1")
+            assert plaintext.returncode == 1 and "UNAVAILABLE" in plaintext.stderr
+            usage = await cli("USDCOP", "--target", target, "--cert-file", pki.server_ca)
+            assert usage.returncode == 2 and "--key-file" in usage.stderr
 
     asyncio.run(scenario())
 

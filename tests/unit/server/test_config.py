@@ -127,10 +127,8 @@ def test_version_names_the_release_and_the_contract() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert (
-        result.stdout
-        == f"usdcop-observation-server {__version__} (contract {CONTRACT_ID} {CONTRACT_HASH[:12]})\n"
-    )
+    contract = f"(contract {CONTRACT_ID} {CONTRACT_HASH[:12]})"
+    assert result.stdout == f"usdcop-observation-server {__version__} {contract}\n"
 
 
 def test_help_lists_flags_and_env_vars() -> None:
