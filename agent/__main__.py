@@ -14,12 +14,14 @@ from pathlib import Path
 
 from agent.loop import Agent, AgentSettings
 from agent.policy import PolicyError, load_policy
+from client._version import version_line
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "policies" / "example.npz"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=version_line("python -m agent"))
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="observe -> act -> push at each completed bar")
     run.add_argument("--target", default="127.0.0.1:50051", help="the observation server")

@@ -36,8 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from client._version import version_line
 from pipeline.settings import (
     OPS_COMMANDS,
     SCHEDULED_COMMANDS,
@@ -95,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_settings_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=version_line("usdcop-pipeline"))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run",
@@ -219,6 +219,8 @@ def command_run(settings: PipelineSettings) -> int:
 
 
 def _utc(text: str) -> datetime:
+    import pandas as pd
+
     moment = pd.Timestamp(text)
     moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
     result: datetime = moment.to_pydatetime()
@@ -324,6 +326,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not (settings.repo_dir / "feature_store.yaml").is_file():
+        print(
+            f"error: no Feast repository at {settings.repo_dir}: pass --repo-dir (or set "
+            "USDCOP_FEATURE_REPO) to a feature_repo/ folder, data/ beside it; an installed "
+            "package ships none",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "feast":
         return command_feast(settings, args.feast_args)
     from pipeline import interval_cli
@@ -343,7 +353,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return interval_cli.run_command(args.command, args, settings)
-    from devstack.server_process import ServerStartError
     from pipeline.run import RepoLayoutError, check_repo_layout
 
     try:
@@ -356,26 +365,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipeline.quickstart import run_live
 
             return run_live(settings, exit_after_s=args.exit_after_s)
-        from pipeline.quickstart import run_up
-        from server.config import ServerConfig
-        from server.errors import ConfigError
-
-        try:
-            # The server's own settings (USDCOP_CACHE_TTL_MS, ...) still apply to its child.
-            server_defaults = ServerConfig.from_env(os.environ)
-        except ConfigError as exc:
-            print(f"error: server configuration: {exc.public_message}", file=sys.stderr)
-            return 2
-        return run_up(settings, exit_after_s=args.exit_after_s, server_defaults=server_defaults)
+        return command_up(settings, args)
     except RepoLayoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "devstack":
+            raise
+        print(
+            f"error: {args.command} starts embedded processes from the repository's devstack/, "
+            "which an installed package does not ship: set FEAST_REDIS_HOST (and POSTGRES_HOST) "
+            "or run it from a clone",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def command_up(settings: PipelineSettings, args: argparse.Namespace) -> int:
+    from devstack.server_process import ServerStartError
+    from pipeline.quickstart import run_up
+    from server.config import ServerConfig
+    from server.errors import ConfigError
+
+    try:
+        # The server's own settings (USDCOP_CACHE_TTL_MS, ...) still apply to its child.
+        server_defaults = ServerConfig.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"error: server configuration: {exc.public_message}", file=sys.stderr)
+        return 2
+    try:
+        return run_up(settings, exit_after_s=args.exit_after_s, server_defaults=server_defaults)
     except ServerStartError as exc:
         # The server logged why (e.g. the port is in use) just above.
         print(f"error: the observation server did not start: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
 
 
 def _exit_without_native_teardown(code: int) -> None:

@@ -37,8 +37,6 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from devstack.embedded_redis import EmbeddedRedis, free_port
-from devstack.server_process import ServerProcess
 from offline_store.connection import PostgresAddress
 from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
 from pipeline.metrics import write_pipeline_metrics
@@ -62,6 +60,10 @@ def online_store(settings: PipelineSettings, out: Printer = _print) -> Iterator[
         out(f"redis: using {settings.redis.host}:{settings.redis.port} (FEAST_REDIS_HOST)")
         yield settings.redis
         return
+    # devstack/ stays in the repository (an installed package does not ship it): imported only
+    # where an embedded process starts, so `run` against configured stores works without it.
+    from devstack.embedded_redis import EmbeddedRedis
+
     # A generated password: any local user could otherwise reach (and rewrite) the store.
     # URL-safe characters only: Feast's connection string splits on ','.
     with EmbeddedRedis(password=secrets.token_urlsafe(24)) as embedded:
@@ -223,6 +225,8 @@ def run_up(
         write_redis_state(settings.data_dir, fed.redis)
         stack.callback(remove_redis_state, settings.data_dir)
 
+        from devstack.server_process import ServerProcess
+
         config = server_config(server_defaults, settings, fed.redis, fed.postgres)
         server = stack.enter_context(ServerProcess(config))
         server.wait_serving()
@@ -310,6 +314,8 @@ def server_config(
             postgres_user=postgres.user,
             postgres_password=postgres.password,
         )
+    from devstack.embedded_redis import free_port
+
     return defaults.with_overrides(
         redis_host=redis.host,
         redis_port=redis.port,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.__main__ import build_parser, settings_from
+from client._version import __version__
+from pipeline.__main__ import build_parser, main, settings_from
 from pipeline.quickstart import how_to_call
 from pipeline.run import RepoLayoutError, check_repo_layout
 from pipeline.settings import RedisAddress
@@ -63,3 +64,20 @@ def test_how_to_call_names_the_target_in_both_snippets() -> None:
         'grpcurl -plaintext -d \'{"symbol": "USDCOP"}\' 127.0.0.1:50051 '
         "usdcop.observation.v1.ObservationService/GetObservation"
     ) in text
+
+
+@pytest.mark.parametrize("command", ["doctor", "run", "up", "check-contract", "apply"])
+def test_without_a_feast_repository_every_command_asks_for_repo_dir(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What an installed package sees: feature_repo/ is not shipped beside site-packages.
+    assert main([command, "--repo-dir", str(tmp_path / "feature_repo")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--repo-dir" in err and str(tmp_path) in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usdcop-pipeline {__version__} (contract ")
