@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PROTO  := proto/usdcop/observation/v1/observation.proto
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench-training-set test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
+.PHONY: help setup run test wheels test-wheels bench-training-set test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
         clients generate-clients check-proto test-clients test-typescript test-go \
         airflow-setup airflow-constraints test-airflow \
         deploy-conf deploy-base deploy-wheels deploy-images deploy-standins test-deploy
@@ -34,6 +34,12 @@ test-unit: $(STAMP) ## Unit tests only (no sockets)
 
 test-integration: $(STAMP) ## Integration tests only
 	$(PY) -m pytest tests/integration
+
+wheels: $(STAMP) ## Build the wheels into dist/: usdcop-observation-server and usdcop-observation-client
+	$(PY) packaging/build_wheels.py dist
+
+test-wheels: $(STAMP) ## Build the wheels, install each into a clean venv (pip), call a real server from it
+	$(PY) -m pytest packaging/tests
 
 test-postgres: $(STAMP) ## The PostgreSQL offline store's tests alone (also part of make test)
 	$(PY) -m pytest tests/integration/offline_store tests/integration/feast/test_offline_stores.py \
@@ -179,4 +185,4 @@ test-deploy: $(STAMP) ## Build the images, then the compose stack and podman kub
 	    $(PY) -m pytest tests/deploy -p no:cacheprovider -o addopts="-ra --strict-markers --strict-config" -v
 
 clean: ## Remove the venvs and generated data
-	rm -rf $(VENV) $(AIRFLOW_VENV) data benchmarks/results
+	rm -rf $(VENV) $(AIRFLOW_VENV) data benchmarks/results dist

@@ -82,13 +82,15 @@ class ServerThread:
         self._loop.close()
 
 
-def write_store_observation(server: EmbeddedRedis, symbol: str = "USDCOP") -> None:
+def write_store_observation(
+    server: EmbeddedRedis, symbol: str = "USDCOP", event_ns: int = STORE_EVENT_NS
+) -> None:
     mapping: dict[bytes, bytes] = {}
     for feature in contract.FEATURES:
         field = feast_layout.feature_field(feature.view, feature.name)
         mapping[field] = feast_layout.encode_float32(STORE_VALUES[feature.index])
     for view in contract.VIEWS:
-        mapping[feast_layout.ts_field(view.name)] = feast_layout.encode_timestamp(STORE_EVENT_NS)
+        mapping[feast_layout.ts_field(view.name)] = feast_layout.encode_timestamp(event_ns)
     client = redis.Redis(host=server.host, port=server.port)
     try:
         key = feast_layout.entity_key(symbol, PROJECT)
@@ -100,7 +102,11 @@ def write_store_observation(server: EmbeddedRedis, symbol: str = "USDCOP") -> No
 
 @pytest.fixture(scope="module")
 def raw_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data_dir = tmp_path_factory.mktemp("client-data") / "data"
+    return write_raw_data(tmp_path_factory.mktemp("client-data") / "data")
+
+
+def write_raw_data(data_dir: Path) -> Path:
+    """The fallback's raw bars and macro prints (BARS_START .. BARS_END) under ``data_dir``."""
     files.write_bars(
         files.bars_path(data_dir), generator.generate_bars(start=BARS_START, end=BARS_END)
     )
