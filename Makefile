@@ -109,7 +109,8 @@ TS_DIR   := clients/typescript
 TS_STAMP := $(TS_DIR)/node_modules/.installed
 GO_DIR   := clients/go
 # Go builds from Debian's packaged modules only (no module proxy): GOPATH mode over
-# /usr/share/gocode (golang-google-grpc-dev, golang-github-golang-protobuf-1-3-dev).
+# /usr/share/gocode (golang-google-grpc-dev, golang-github-golang-protobuf-1-3-dev), which
+# ignores src/usdcop/go.mod (the module other Go code requires).
 GO_ENV   := GO111MODULE=off GOPROXY=off GOFLAGS= GOPATH="$(abspath $(GO_DIR)):/usr/share/gocode"
 
 $(BUF): tools/buf/package.json tools/buf/package-lock.json
@@ -140,6 +141,7 @@ test-typescript: clients $(STAMP) ## TypeScript client tests (node --test) again
 test-go: $(STAMP) ## Go client build + tests (go test) against a real server
 	cd $(GO_DIR) && test -z "$$(gofmt -l src/usdcop)" || (gofmt -l src/usdcop; echo "gofmt: files above are not formatted" >&2; exit 1)
 	cd $(GO_DIR) && env $(GO_ENV) go vet usdcop/observation/...
+	cd $(GO_DIR)/src/usdcop && env GO111MODULE=on GOPROXY=off GOFLAGS= go list ./... >/dev/null  # go.mod is valid
 	$(PY) -m devstack.fixture_server --cwd $(GO_DIR) -- env $(GO_ENV) go test -count=1 -v usdcop/observation/...
 
 test-clients: test-typescript test-go ## TypeScript and Go client tests against a real server
