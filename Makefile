@@ -57,12 +57,14 @@ lint: $(STAMP) ## ruff lint + format check
 typecheck: $(STAMP) ## mypy (strict on the packages)
 	$(PY) -m mypy
 
-generate: $(STAMP) ## Regenerate the Python code for the proto (pinned grpcio-tools)
+generate: $(STAMP) ## Regenerate the Python code for the proto (pinned grpcio-tools) and Feast's registry schema
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m grpc_tools.protoc -Iproto --python_out=proto --mypy_out=proto \
 	    --grpc_python_out=proto --mypy_grpc_out=proto $(PROTO)
+	$(PY) -m pipeline.registry_schema  # pipeline/feast_registry.binpb: the installed Feast's Registry.proto
 
 check-generated: generate ## Fail when the committed generated code differs from a fresh generation
-	git diff --exit-code -- proto/ || (echo "generated code is stale: run 'make generate' and commit" >&2; exit 1)
+	git diff --exit-code -- proto/ pipeline/feast_registry.binpb \
+	    || (echo "generated code is stale: run 'make generate' and commit" >&2; exit 1)
 
 # Airflow lives in its own virtualenv, installed against airflow/constraints.txt; its tasks run
 # the project's steps with the project's .venv, so neither environment pins the other.

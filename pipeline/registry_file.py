@@ -7,10 +7,9 @@ and materialization intervals -- and :func:`require_contract_match`, which raise
 registry's contract hash is not the code's.
 
 Why not Feast: ``import feast`` costs about 4 s, and ``python -m pipeline doctor`` and the
-L1b contract check only need four fields. The proto wire format is walked here the way
-``server/feast_layout.py`` walks Feast's values; the field numbers are Feast's (``Registry.proto``,
-``FeatureService.proto``, ``FeatureView.proto``) and a test compares this reader with Feast's
-own parse of a registry written by ``feast apply``.
+L1b contract check only need four fields. The file is parsed with Feast's own schema, vendored
+as a descriptor set (``pipeline.registry_schema``), and a test compares this reader with
+Feast's own parse of a registry written by ``feast apply``.
 """
 
 from __future__ import annotations
@@ -18,23 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import DecodeError
 
 from canonical import contract
-
-# Field numbers (feast/protos/feast/core/*.proto).
-_REGISTRY_FEATURE_VIEWS = 6
-_REGISTRY_FEATURE_SERVICES = 7
-_SPEC, _META = 1, 2
-_NAME = 1
-_PROJECT = 2
-_SERVICE_FEATURES, _SERVICE_TAGS = 3, 4
-_PROJECTION_VIEW_NAME, _PROJECTION_COLUMNS = 1, 2
-_VIEW_MATERIALIZATION_INTERVALS = 3
-_INTERVAL_START, _INTERVAL_END = 1, 2
-_TIMESTAMP_SECONDS, _TIMESTAMP_NANOS = 1, 2
-_MAP_KEY, _MAP_VALUE = 1, 2
-
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+from pipeline.registry_schema import registry_message
 
 
 class RegistryError(RuntimeError):
@@ -108,14 +96,11 @@ def read_registry(path: Path) -> RegistrySummary:
             f"no Feast registry at {path}: run `python -m pipeline apply` (feast apply)"
         ) from None
     try:
-        services, views = [], []
-        for number, value in _fields(raw):
-            if number == _REGISTRY_FEATURE_SERVICES and isinstance(value, bytes):
-                services.append(_service(value))
-            elif number == _REGISTRY_FEATURE_VIEWS and isinstance(value, bytes):
-                views.append(_view(value))
-    except (ValueError, IndexError, UnicodeDecodeError) as exc:
+        registry = registry_message().FromString(raw)
+    except DecodeError as exc:
         raise RegistryError(f"{path} is not a Feast registry: {exc}") from None
+    services = [_service(proto.spec) for proto in registry.feature_services]
+    views = [_view(proto) for proto in registry.feature_views]
     return RegistrySummary(services=tuple(services), views=tuple(views))
 
 
@@ -145,106 +130,22 @@ def require_contract_match(summary: RegistrySummary, where: Path) -> ServiceEntr
     return service
 
 
-def _service(raw: bytes) -> ServiceEntry:
-    name = project = ""
-    tags: dict[str, str] = {}
-    features: list[str] = []
-    for number, value in _fields(raw):
-        if number != _SPEC or not isinstance(value, bytes):
-            continue
-        for spec_number, spec_value in _fields(value):
-            if not isinstance(spec_value, bytes):
-                continue
-            if spec_number == _NAME:
-                name = spec_value.decode()
-            elif spec_number == _PROJECT:
-                project = spec_value.decode()
-            elif spec_number == _SERVICE_TAGS:
-                entry = dict(_fields(spec_value))
-                key, tag = entry.get(_MAP_KEY, b""), entry.get(_MAP_VALUE, b"")
-                if isinstance(key, bytes) and isinstance(tag, bytes):
-                    tags[key.decode()] = tag.decode()
-            elif spec_number == _SERVICE_FEATURES:
-                features.extend(_projection(spec_value))
-    return ServiceEntry(name=name, project=project, tags=tags, features=tuple(features))
+def _service(spec: Any) -> ServiceEntry:
+    features = tuple(
+        f"{projection.feature_view_name}:{column.name}"
+        for projection in spec.features
+        for column in projection.feature_columns
+    )
+    return ServiceEntry(spec.name, spec.project, dict(spec.tags), features)
 
 
-def _projection(raw: bytes) -> list[str]:
-    view, columns = "", []
-    for number, value in _fields(raw):
-        if number == _PROJECTION_VIEW_NAME and isinstance(value, bytes):
-            view = value.decode()
-        elif number == _PROJECTION_COLUMNS and isinstance(value, bytes):
-            for column_number, column_value in _fields(value):
-                if column_number == _NAME and isinstance(column_value, bytes):
-                    columns.append(column_value.decode())
-    return [f"{view}:{column}" for column in columns]
+def _view(proto: Any) -> ViewEntry:
+    ends = [_timestamp(i.end_time) for i in proto.meta.materialization_intervals]
+    return ViewEntry(proto.spec.name, proto.spec.project, max(ends, default=None))
 
 
-def _view(raw: bytes) -> ViewEntry:
-    name = project = ""
-    ends: list[datetime] = []
-    for number, value in _fields(raw):
-        if not isinstance(value, bytes):
-            continue
-        if number == _SPEC:
-            for spec_number, spec_value in _fields(value):
-                if spec_number == _NAME and isinstance(spec_value, bytes):
-                    name = spec_value.decode()
-                elif spec_number == _PROJECT and isinstance(spec_value, bytes):
-                    project = spec_value.decode()
-        elif number == _META:
-            for meta_number, meta_value in _fields(value):
-                if meta_number == _VIEW_MATERIALIZATION_INTERVALS and isinstance(meta_value, bytes):
-                    interval = dict(_fields(meta_value))
-                    end = interval.get(_INTERVAL_END)
-                    if isinstance(end, bytes):
-                        ends.append(_timestamp(end))
-    return ViewEntry(name=name, project=project, materialized_until=max(ends, default=None))
-
-
-def _timestamp(raw: bytes) -> datetime:
-    fields = dict(_fields(raw))
-    seconds, nanos = fields.get(_TIMESTAMP_SECONDS, 0), fields.get(_TIMESTAMP_NANOS, 0)
-    if not isinstance(seconds, int) or not isinstance(nanos, int):
-        raise ValueError("malformed Timestamp")
+def _timestamp(proto: Any) -> datetime:
     # Exact to the microsecond (a float of seconds + nanos would round).
-    return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=nanos // 1000)
-
-
-def _varint(raw: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = raw[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
-
-
-def _fields(raw: bytes) -> list[tuple[int, int | bytes]]:
-    """(field number, value) of one message: varints as int, length-delimited as bytes."""
-    out: list[tuple[int, int | bytes]] = []
-    pos = 0
-    while pos < len(raw):
-        key, pos = _varint(raw, pos)
-        number, wire = key >> 3, key & 7
-        if wire == _VARINT:
-            value, pos = _varint(raw, pos)
-            out.append((number, value))
-        elif wire == _LEN:
-            length, pos = _varint(raw, pos)
-            if pos + length > len(raw):
-                raise ValueError("length-delimited field runs past the end")
-            out.append((number, raw[pos : pos + length]))
-            pos += length
-        elif wire == _I64:
-            pos += 8
-        elif wire == _I32:
-            pos += 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-    return out
+    return datetime.fromtimestamp(proto.seconds, tz=UTC) + timedelta(
+        microseconds=proto.nanos // 1000
+    )

@@ -209,6 +209,12 @@ def test_server_wheel_with_its_extra_serves(
         version = venv.run(venv.bin(command), "--version")
         assert version.returncode == 0, version.stderr
         assert version.stdout.startswith(f"{command} {contract}")
+    # The registry reader's vendored schema is shipped, and parses without Feast.
+    schema = venv.python(
+        "from pipeline.registry_schema import registry_message\n"
+        "print(registry_message().DESCRIPTOR.full_name)"
+    )
+    assert schema.stdout.strip() == "feast.core.Registry", schema.stderr
     # No feature_repo/ beside an installed package: the pipeline says what to pass, in one line.
     doctor = venv.run(venv.bin("usdcop-pipeline"), "doctor")
     assert doctor.returncode == 2 and doctor.stderr.count("\n") == 1
