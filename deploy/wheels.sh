@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fills deploy/wheelhouse/ with every wheel the image installs (pyproject's dependencies, plus
-# setuptools and wheel to build the project), for an image build that needs no index
+# Fills deploy/wheelhouse/ with every wheel the image installs (pyproject's dependencies and its
+# server and pipeline extras, plus setuptools and wheel to build the project), for an image build that needs no index
 # (--build-arg PIP_NO_INDEX=1). pip runs inside the Containerfile's `pip` stage, so the
 # dependencies are resolved by the image's own interpreter (Debian 12's Python 3.11.2: a marker
 # such as python_full_version < "3.11.3" gives other wheels than a newer host Python).
@@ -23,7 +23,7 @@ fi
   -e PIP_DISABLE_PIP_VERSION_CHECK=1 "$image" sh -c '
     set -e
     python3 -m venv /tmp/venv
-    python3 -c "import tomllib; print(\"\n\".join(tomllib.load(open(\"/src/pyproject.toml\", \"rb\"))[\"project\"][\"dependencies\"]))" > /tmp/requirements.txt
-    /tmp/venv/bin/pip download --quiet --dest /wheels --only-binary=:all: -r /tmp/requirements.txt "setuptools>=69" wheel
+    python3 -c "import tomllib; p = tomllib.load(open(\"/src/pyproject.toml\", \"rb\"))[\"project\"]; x = p[\"optional-dependencies\"]; print(\"\n\".join(p[\"dependencies\"] + x[\"server\"] + x[\"pipeline\"]))" > /tmp/requirements.txt
+    /tmp/venv/bin/pip download --quiet --dest /wheels --only-binary=:all: -r /tmp/requirements.txt "setuptools>=77" wheel
   '
 echo "deploy/wheelhouse: $(ls deploy/wheelhouse/*.whl | wc -l) wheels, $(du -sh deploy/wheelhouse | cut -f1)"
