@@ -103,7 +103,10 @@ FAULTS_SOAK_S ?= 600
 faults: $(STAMP) ## Fault suite (~15 min): fuzz, Redis SIGSTOP/SIGKILL, corruption, overload, SIGTERM, soak; prints its table
 	$(PY) -m benchmarks.faults --soak-s $(FAULTS_SOAK_S)
 
-ci: check-generated lint typecheck test check-proto test-clients ## What CI runs
+ci: ## Exactly what .ci/run runs once the system packages are in (~15 min with warm caches)
+	$(MAKE) -j1 --no-print-directory setup clients check-generated lint typecheck test test-wheels
+	$(MAKE) -j1 --no-print-directory check-proto test-clients test-ops test-airflow test-deploy
+	$(MAKE) -j1 --no-print-directory faults FAULTS_SOAK_S=180
 
 # ---- The proto as a product, and the TypeScript and Go clients (clients/README.md) --------
 BUF      := tools/buf/node_modules/.bin/buf
@@ -183,7 +186,7 @@ test-deploy: $(STAMP) ## Build the images, then the compose stack and podman kub
 	@set -u; run=usdcop-t$$$$; export USDCOP_DEPLOY_RUN=$$run; \
 	trap 'deploy/teardown.sh $$run' EXIT; \
 	start=$$(date +%s); \
-	$(MAKE) --no-print-directory deploy-images deploy-standins VENV=$(VENV) PYTHON=$(PYTHON) || exit 1; \
+	$(MAKE) -j1 --no-print-directory deploy-images deploy-standins VENV=$(VENV) PYTHON=$(PYTHON) || exit 1; \
 	echo "images built in $$(( $$(date +%s) - start )) s"; \
 	DEPLOY_IMAGE=$(DEPLOY_IMAGE) STANDIN=$(STANDIN) timeout --kill-after=60 $(DEPLOY_TIMEOUT) \
 	    $(PY) -m pytest tests/deploy -p no:cacheprovider -o addopts="-ra --strict-markers --strict-config" -v
