@@ -30,7 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     training_set.add_arguments(
         commands.add_parser("training-set", help="training-set wall time and memory, vs Feast")
     )
+    from benchmarks import footprint
+
+    footprint.add_arguments(
+        commands.add_parser("footprint", help="start to SERVING and RSS per serving process")
+    )
     args = parser.parse_args(argv)
+    if args.command == "footprint":
+        return footprint.main(args)
     if args.command == "training-set":
         return training_set.main(args)
     if args.command == "load":
