@@ -50,18 +50,23 @@ def _config(server: TlsRedis, data_dir: Path, **overrides: object) -> ServerConf
     return base.with_overrides(**overrides)
 
 
+def _address(server: TlsRedis) -> RedisAddress:
+    """The pipeline's (Feast's) address of the TLS Redis, with the CA and client certificate."""
+    return RedisAddress(
+        host=server.host,
+        port=server.port,
+        tls=True,
+        tls_ca_file=server.ca_file,
+        tls_cert_file=server.client_cert_file,
+        tls_key_file=server.client_key_file,
+    )
+
+
 def test_feast_materializes_into_tls_redis_and_the_server_reads_and_writes_it(
     tls_server: TlsRedis, tmp_path: Path
 ) -> None:
     repo = copy_feature_repo(tmp_path)
-    address = RedisAddress(
-        host=tls_server.host,
-        port=tls_server.port,
-        tls=True,
-        tls_ca_file=tls_server.ca_file,
-        tls_cert_file=tls_server.client_cert_file,
-        tls_key_file=tls_server.client_key_file,
-    )
+    address = _address(tls_server)
     result = run_pipeline(repo.repo_dir, repo.data_dir, FRIDAY_CLOSE, address, days=HISTORY_DAYS)
     assert all(m.ran for m in result.materialized)
     feast_view = read_online_observation(result.store, "USDCOP", FRIDAY_CLOSE)
@@ -95,14 +100,7 @@ def test_cache_tracking_runs_over_tls(tls_server: TlsRedis, tmp_path: Path) -> N
     tracking is up at start, and a value written to Redis behind the server's back (no
     PushState through it) is served at once although the cache would hold the old one 60 s."""
     repo = copy_feature_repo(tmp_path)
-    address = RedisAddress(
-        host=tls_server.host,
-        port=tls_server.port,
-        tls=True,
-        tls_ca_file=tls_server.ca_file,
-        tls_cert_file=tls_server.client_cert_file,
-        tls_key_file=tls_server.client_key_file,
-    )
+    address = _address(tls_server)
     run_pipeline(repo.repo_dir, repo.data_dir, FRIDAY_CLOSE, address, days=HISTORY_DAYS)
     now_ns = int(FRIDAY_CLOSE.timestamp()) * 10**9
     config = _config(tls_server, repo.data_dir, cache_ttl_ms=60_000.0, cache_tracking=True)
