@@ -244,14 +244,9 @@ def run_up(
         out(f"Prometheus metrics of the server: {server.metrics_url}")
         out(f"pipeline metrics (node-exporter textfile): {fed.textfile}")
 
-        timer = _stop_after(stop, exit_after_s)
-        in_live_loop.set()
-        fed.feed.run(
-            stop,
-            settings.live_tick_s,
-            on_step=lambda step: on_live_step(settings, step, clock, out),
+        _run_feed(
+            fed, settings, stop, in_live_loop, exit_after_s=exit_after_s, clock=clock, out=out
         )
-        timer.cancel()
         if died:
             print(
                 f"error: the observation server (pid {server.pid}) exited with code {died[0]} "
@@ -262,6 +257,27 @@ def run_up(
             return 1
         out("stopping: server, state file, then the embedded services")
     return 0
+
+
+def _run_feed(
+    fed: _Fed,
+    settings: PipelineSettings,
+    stop: threading.Event,
+    in_live_loop: threading.Event,
+    *,
+    exit_after_s: float | None,
+    clock: Clock,
+    out: Printer,
+) -> None:
+    """The live feed's ticks (metrics textfile after each) until ``stop`` or ``exit_after_s``."""
+    timer = _stop_after(stop, exit_after_s)
+    in_live_loop.set()
+    fed.feed.run(
+        stop,
+        settings.live_tick_s,
+        on_step=lambda step: on_live_step(settings, step, clock, out),
+    )
+    timer.cancel()
 
 
 def run_live(
@@ -283,14 +299,9 @@ def run_live(
             f"{fed.redis.host}:{fed.redis.port}; pipeline metrics (node-exporter textfile): "
             f"{fed.textfile}"
         )
-        timer = _stop_after(stop, exit_after_s)
-        in_live_loop.set()
-        fed.feed.run(
-            stop,
-            settings.live_tick_s,
-            on_step=lambda step: on_live_step(settings, step, clock, out),
+        _run_feed(
+            fed, settings, stop, in_live_loop, exit_after_s=exit_after_s, clock=clock, out=out
         )
-        timer.cancel()
         out("stopping the live feed")
     return 0
 
