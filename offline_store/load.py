@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 
 from canonical import contract
+from canonical.offline_tables import offline_columns
 from market_data.schema import BARS_COLUMNS, BARS_TABLE, MACRO_COLUMNS, MACRO_SERIES, MACRO_TABLE
 
 _L1_KEYS = ("symbol", "event_timestamp")
@@ -64,8 +65,15 @@ def upsert_view_table(
     conn: psycopg.Connection[Any], view: contract.FeatureView, frame: pd.DataFrame
 ) -> Upserted:
     """One L1 view table (``canonical.offline_tables`` layout) into its table."""
-    columns = (*_L1_KEYS, "created", *view.features)
-    types = ["text", "timestamptz", "timestamptz", *(["float4"] * len(view.features))]
+    extra = offline_columns(view.name)
+    columns = (*_L1_KEYS, "created", *view.features, *extra)
+    types = [
+        "text",
+        "timestamptz",
+        "timestamptz",
+        *(["float4"] * len(view.features)),
+        *(["bool"] * len(extra)),
+    ]
     return _upsert(conn, view.name, frame, columns, types, key=_L1_KEYS, touch=("created",))
 
 

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from canonical import contract
+from canonical.offline_tables import offline_columns
 from market_data.schema import (
     BARS_COLUMNS,
     BARS_TABLE,
@@ -82,7 +83,8 @@ def read_view_table(
 ) -> pd.DataFrame:
     """One L1 table (only ``symbols``' rows with event time in ``[since, until]`` where given),
     ordered by symbol then event time, features as float32."""
-    columns = ("symbol", "event_timestamp", "created", *view.features)
+    extra = offline_columns(view.name)
+    columns = ("symbol", "event_timestamp", "created", *view.features, *extra)
     where = [sql.SQL("TRUE")]
     params: list[Any] = []
     if symbols is not None:
@@ -107,6 +109,8 @@ def read_view_table(
         frame[name] = pd.to_datetime(frame[name], utc=True).astype("datetime64[ns, UTC]")
     for name in view.features:
         frame[name] = frame[name].astype(np.float32)
+    for name in extra:
+        frame[name] = frame[name].astype(bool)
     return frame
 
 

@@ -328,15 +328,8 @@ def _redis(
             return set()
         where = f"{address.host}:{address.port}" + (" tls" if address.tls else "")
         where += " auth" if address.password else ""
-        client = redis.Redis(
-            host=address.host,
-            port=address.port,
-            password=address.password or None,
-            ssl=address.tls,
-            socket_timeout=2.0,
-            socket_connect_timeout=2.0,
-        )
         try:
+            client = address.connect(2.0)
             started = time.perf_counter()
             client.ping()
             ping_ms = (time.perf_counter() - started) * 1000
@@ -346,9 +339,47 @@ def _redis(
             return set()
         add("redis", "ok", f"{where} PING {ping_ms:.2f} ms")
     try:
+        _state_events(record, client, now)
         return {s for s in symbols if _symbol(record, client, feast_layout, s, now)}
     finally:
         client.close()
+
+
+STATE_EVENTS_LAG = timedelta(minutes=15)
+"""An applied push still waiting in Redis after this long: the pipeline is not recording them."""
+
+
+def _state_events(record: _Recorder, client: Any, now: datetime) -> None:
+    """The agent's pushes waiting in Redis to be recorded offline (``pipeline.state_events``)."""
+    import redis
+
+    from canonical.state_events import stream_key
+
+    with record.timed() as add:
+        key = stream_key(contract.PROJECT)
+        try:
+            waiting = int(client.xlen(key))
+            oldest = client.xrange(key, "-", "+", count=1)
+        except redis.RedisError as exc:
+            add("pushes to record", "FAIL", f"{type(exc).__name__}: {exc}", REDIS_FIX)
+            return
+        if not oldest:
+            add("pushes to record", "ok", "none waiting (every push recorded offline)")
+            return
+        entry_id = oldest[0][0]
+        millis = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0])
+        age = now - datetime.fromtimestamp(millis / 1000, tz=UTC)
+        detail = f"{waiting} waiting in {key.decode()}, oldest {_age(age)} old"
+        if age > STATE_EVENTS_LAG:
+            add(
+                "pushes to record",
+                "warn",
+                detail + ": the agent's positions are not reaching the offline store",
+                "run the pipeline's live feed (`pipeline up`/`live`) or the L1 DAG: each drains "
+                "them; a materialization before then writes rule positions for new bars",
+            )
+        else:
+            add("pushes to record", "ok", detail)
 
 
 def _symbol(record: _Recorder, client: Any, feast_layout: Any, symbol: str, now: datetime) -> bool:

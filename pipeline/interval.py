@@ -36,6 +36,7 @@ from pipeline.offline import OfflineRefresh, append_offline_rows
 from pipeline.raw_data import ensure_raw_data
 from pipeline.registry_file import read_registry, registry_path, require_contract_match
 from pipeline.settings import PipelineSettings, RedisAddress
+from pipeline.state_events import sync_state_events
 
 BAR = timedelta(minutes=BAR_MINUTES)
 _FEAST_END_INCLUSIVE = timedelta(microseconds=1)
@@ -108,9 +109,13 @@ def ingest_l0(settings: PipelineSettings, interval: Interval) -> IngestResult:
     )
 
 
-def build_l1(settings: PipelineSettings, interval: Interval) -> OfflineRefresh:
-    """Add the offline rows of raw bars that have none yet (``created`` = the interval's end)."""
+def build_l1(
+    settings: PipelineSettings, interval: Interval, redis: RedisAddress | None = None
+) -> OfflineRefresh:
+    """Record the agent's pushes held in ``redis`` (``pipeline.state_events``), then add the
+    offline rows of raw bars that have none yet (``created`` = the interval's end)."""
     data_dir = settings.data_dir
+    sync_state_events(data_dir, redis, created=interval.end)
     bars = files.read_bars(files.bars_path(data_dir))
     macro = files.read_macro(files.macro_path(data_dir))
     return append_offline_rows(data_dir, bars, macro, created=interval.end)
@@ -140,6 +145,8 @@ def materialize_interval(
     service = require_contract_match(read_registry(where), where)
     from pipeline.feast_repo import open_feature_store
 
+    # The pushes since L1 ran first: the rows materialized carry the agent's position.
+    sync_state_events(settings.data_dir, redis, created=interval.end)
     store = open_feature_store(settings.repo_dir, redis)
     writes = OnlineWriteCounter(store)
     done = []

@@ -99,7 +99,7 @@ def run_command(command: str, args: argparse.Namespace, settings: PipelineSettin
         if command == "l1":
             from pipeline.interval import build_l1
 
-            offline = build_l1(settings, interval)
+            offline = build_l1(settings, interval, redis)
             _record(settings, l1_rows=offline.rows)
             print(f"L1 {interval}: {offline.added} rows added, {offline.rows} rows per view")
             return 0

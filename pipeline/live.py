@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +49,8 @@ from market_data.session import BAR_MINUTES
 from offline_store.connection import PostgresAddress
 from pipeline.materialize import ViewMaterialization, materialize_incremental
 from pipeline.offline import OfflineRefresh, append_offline_rows
-from pipeline.settings import PipelineSettings
+from pipeline.settings import PipelineSettings, RedisAddress
+from pipeline.state_events import StateSync, earliest, sync_state_events
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -81,6 +82,8 @@ class LiveStep:
     """Per view, the materialization window; empty when nothing was appended or refilled."""
     refilled: bool = False
     """The online store had lost its rows: every view was re-materialized over its last TTL."""
+    pushes: StateSync = field(default_factory=StateSync)
+    """The agent's pushes recorded offline first (``pipeline.state_events``)."""
 
 
 def due_bar_opens(last_open: datetime, now: datetime, max_bars: int) -> list[datetime]:
@@ -117,8 +120,10 @@ class LiveFeed:
         clock: Clock = wall_clock,
         store_lost: Callable[[datetime], bool] | None = None,
         postgres: PostgresAddress | None = None,
+        redis: RedisAddress | None = None,
     ) -> None:
         self._data_dir = Path(data_dir)
+        self._redis = redis
         self._postgres = postgres
         self._store = store
         self._seed = seed
@@ -141,12 +146,17 @@ class LiveFeed:
         if now.tzinfo is None:
             raise ValueError(f"now must be tz-aware (UTC), got naive {now!r}")
         lost = self._store_lost is not None and self._store_lost(now)
+        pushes = sync_state_events(
+            self._data_dir, self._redis, self._store.project, self._postgres, created=now
+        )
         opens = due_bar_opens(self.last_bar_open, now, self._catchup_bars)
         if not opens:
-            if lost:
-                refill = materialize_incremental(self._store, now, refill=True)
-                return LiveStep(now, (), None, refill, refilled=True)
-            return LiveStep(now=now, bar_opens=(), offline=None, materialized=())
+            if lost or pushes.earliest_changed is not None:
+                done = materialize_incremental(
+                    self._store, now, since=pushes.earliest_changed, refill=lost
+                )
+                return LiveStep(now, (), None, done, refilled=lost, pushes=pushes)
+            return LiveStep(now, (), None, (), pushes=pushes)
         self._extend_macro(now)
         new = next_bars(self._bars, opens, self._seed)
         self._bars = pd.concat([self._bars, new], ignore_index=True).sort_values(
@@ -160,9 +170,12 @@ class LiveFeed:
 
             offline = append_postgres(self._postgres, self._bars, new, self._macro, created=now)
         materialized = materialize_incremental(
-            self._store, now, since=offline.earliest_new, refill=lost
+            self._store,
+            now,
+            since=earliest(offline.earliest_new, pushes.earliest_changed),
+            refill=lost,
         )
-        return LiveStep(now, tuple(opens), offline, materialized, refilled=lost)
+        return LiveStep(now, tuple(opens), offline, materialized, refilled=lost, pushes=pushes)
 
     def run(
         self,

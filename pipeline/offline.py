@@ -2,7 +2,8 @@
 
 What enters: the raw bars and macro frames and a ``created`` time. What leaves: the three
 ``data_dir/offline/<view>.parquet`` tables (canonical.offline_tables), rewritten only when their
-rows changed, or extended by the rows of newly appended bars (the live mode).
+rows changed, or extended by the rows of newly appended bars (the live mode). The state view's
+positions are the agent's recorded pushes where there are any (``pipeline.state_events``).
 
 Idempotence: a rebuild whose rows equal the stored ones (every column but ``created``) leaves the
 files untouched, so a second run changes nothing on disk and materialization sees the same rows.
@@ -23,6 +24,7 @@ import pandas as pd
 from canonical import contract
 from canonical.builder import CanonicalFeatureBuilder
 from canonical.offline_tables import (
+    apply_state_events,
     build_offline_tables,
     offline_table_path,
     write_offline_tables,
@@ -58,7 +60,7 @@ def refresh_offline_tables(
     data_dir: Path, bars: pd.DataFrame, macro: pd.DataFrame, created: datetime
 ) -> OfflineRefresh:
     """Rebuild every table from the full history; write only when the rows differ."""
-    fresh = build_offline_tables(bars, macro, created)
+    fresh = _with_events(build_offline_tables(bars, macro, created), data_dir)
     stored = read_offline_tables(data_dir)
     rows = len(fresh[contract.VIEWS[0].name])
     if stored is not None and all(_same_rows(stored[n], fresh[n]) for n in fresh):
@@ -89,6 +91,8 @@ def append_offline_rows(
         return refresh_offline_tables(data_dir, bars, macro, created)
     last_event = stored[contract.VIEWS[0].name].groupby("symbol")["event_timestamp"].max()
     computed = rows_after(bars, macro, created, last_event, builder)
+    if computed is not None:
+        computed = _with_events(computed, data_dir)
     if computed is None:
         rows = len(stored[contract.VIEWS[0].name])
         return OfflineRefresh(written=False, rows=rows, added=0, earliest_new=None)
@@ -135,6 +139,14 @@ def rows_after(
     if not tails:
         return None
     return build_offline_tables(pd.concat(tails, ignore_index=True), macro, created, builder)
+
+
+def _with_events(tables: dict[str, pd.DataFrame], data_dir: Path) -> dict[str, pd.DataFrame]:
+    """The state rows' positions from the agent's recorded pushes (``pipeline.state_events``)."""
+    from pipeline.state_events import read_events
+
+    state = contract.STATE.name
+    return {**tables, state: apply_state_events(tables[state], read_events(data_dir))}
 
 
 def _same_rows(stored: pd.DataFrame, fresh: pd.DataFrame) -> bool:

@@ -19,12 +19,13 @@ import pandas as pd
 
 from canonical import contract
 from canonical.builder import CanonicalFeatureBuilder
-from canonical.offline_tables import build_offline_tables
+from canonical.offline_tables import apply_state_events, build_offline_tables
 from offline_store.connection import PostgresAddress
 from offline_store.load import Upserted, upsert_bars, upsert_macro, upsert_view_table
 from offline_store.read import read_bars, read_macro
 from offline_store.schema import apply_schema
 from pipeline.offline import OfflineRefresh, rows_after
+from pipeline.state_events import read_events_postgres
 
 
 def sync_postgres(
@@ -36,7 +37,7 @@ def sync_postgres(
         upsert_bars(conn, bars)
         upsert_macro(conn, macro)
         stored_bars, stored_macro = read_bars(conn), read_macro(conn)
-        tables = build_offline_tables(stored_bars, stored_macro, created)
+        tables = _with_events(build_offline_tables(stored_bars, stored_macro, created), conn)
         done = [upsert_view_table(conn, v, tables[v.name]) for v in contract.VIEWS]
         rows = _count(conn, contract.VIEWS[0].name)
     return _refresh(done, rows)
@@ -64,6 +65,8 @@ def append_postgres(
             {symbol: pd.Timestamp(moment) for symbol, moment in last}, dtype=object
         )
         tables = rows_after(bars, macro, created, last_event, builder)
+        if tables is not None:
+            tables = _with_events(tables, conn)
         done = (
             [upsert_view_table(conn, v, tables[v.name]) for v in contract.VIEWS]
             if tables is not None
@@ -71,6 +74,12 @@ def append_postgres(
         )
         rows = _count(conn, contract.VIEWS[0].name)
     return _refresh(done, rows)
+
+
+def _with_events(tables: dict[str, pd.DataFrame], conn: object) -> dict[str, pd.DataFrame]:
+    """The state rows' positions from the agent's recorded pushes (``pipeline.state_events``)."""
+    state = contract.STATE.name
+    return {**tables, state: apply_state_events(tables[state], read_events_postgres(conn))}
 
 
 def _count(conn: object, table: str) -> int:

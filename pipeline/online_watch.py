@@ -85,26 +85,7 @@ class OnlineStoreWatch:
         self._symbols = tuple(symbols)
         self._keys = [feast_key(s, project, serialization_version) for s in symbols]
         self._reported_expired: set[ViewGap] = set()
-        password = address.password or None
-        self._client: redis.Redis | redis.RedisCluster
-        if address.cluster:
-            self._client = redis.RedisCluster(
-                host=address.host,
-                port=address.port,
-                password=password,
-                ssl=address.tls,
-                socket_timeout=_TIMEOUT_S,
-                socket_connect_timeout=_TIMEOUT_S,
-            )
-        else:
-            self._client = redis.Redis(
-                host=address.host,
-                port=address.port,
-                password=password,
-                ssl=address.tls,
-                socket_timeout=_TIMEOUT_S,
-                socket_connect_timeout=_TIMEOUT_S,
-            )
+        self._client: redis.Redis | redis.RedisCluster = address.connect(_TIMEOUT_S)
 
     def gaps(self, now: datetime) -> list[ViewGap]:
         """Every (symbol, view) absent or older than the view's TTL at ``now``; raises

@@ -194,6 +194,7 @@ def _pipeline_then_catch_up(
         clock=clock,
         store_lost=watch.lost,
         postgres=postgres,
+        redis=redis,
     )
     catch_up = feed.step()
     out(describe_step(catch_up))

@@ -32,6 +32,7 @@ from pipeline.materialize import ViewMaterialization, materialize_incremental
 from pipeline.offline import OfflineRefresh, refresh_offline_tables
 from pipeline.raw_data import ensure_raw_data
 from pipeline.settings import PipelineSettings, RedisAddress
+from pipeline.state_events import earliest, sync_state_events
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -126,13 +127,15 @@ def run_pipeline(
 
     raw = ensure_raw_data(data_dir, now, days=days, seed=seed, symbols=symbols)
     lap("raw")
+    pushes = sync_state_events(data_dir, redis, postgres=postgres, created=now)
     offline = _offline_stage(data_dir, raw.bars, raw.macro, now, postgres)
     lap("offline")
     store = store or open_feature_store(repo_dir, redis, postgres)
     lap("open")
     applied = apply_definitions(store, repo_dir)
     lap("apply")
-    materialized = materialize_incremental(store, now, since=offline.earliest_new, refill=refill)
+    since = earliest(offline.earliest_new, pushes.earliest_changed)
+    materialized = materialize_incremental(store, now, since=since, refill=refill)
     lap("materialize")
     return PipelineResult(
         raw_generated=raw.generated,

@@ -126,6 +126,28 @@ class RedisAddress:
         }
         return "".join(f",{key}={value}" for key, value in options.items() if value)
 
+    def connect(self, timeout_s: float = 2.0) -> Any:
+        """A redis-py client of this address (``redis.RedisCluster`` for a cluster)."""
+        import redis
+
+        options: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "password": self.password or None,
+            "ssl": self.tls,
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
+        }
+        if self.tls:
+            options.update(
+                ssl_ca_certs=self.tls_ca_file or None,
+                ssl_certfile=self.tls_cert_file or None,
+                ssl_keyfile=self.tls_key_file or None,
+            )
+        if self.cluster:
+            return redis.RedisCluster(**options)
+        return redis.Redis(**options)
+
     def feast_env(self) -> dict[str, str]:
         """The ``FEAST_REDIS_*`` variables ``feature_store.yaml`` expands."""
         return {

@@ -29,6 +29,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
+from canonical.state_events import stream_key
 from server.circuit_breaker import CircuitBreaker
 from server.clock import Clock, SystemClock
 from server.config import ServerConfig
@@ -265,7 +266,12 @@ async def create_server(
     service = ObservationService(
         plans=plans,
         reader=reader,
-        writer=StateWriter(redis_client, cluster_clients),
+        writer=StateWriter(
+            redis_client,
+            cluster_clients,
+            stream=stream_key(config.project),
+            stream_max_len=config.state_events_max_len,
+        ),
         fallback=fallback,
         breaker=breaker,
         cache=cache,

@@ -178,6 +178,14 @@ class ServerConfig:
         default=contract.PROJECT,
         metadata=_about("USDCOP_FEAST_PROJECT", "Feast project the Redis keys belong to"),
     )
+    state_events_max_len: int = field(
+        default=1_000_000,
+        metadata=_about(
+            "USDCOP_STATE_EVENTS_MAX_LEN",
+            "applied pushes kept in Redis until the pipeline records them offline (the oldest "
+            "beyond this are dropped; ~100 B each)",
+        ),
+    )
     metrics_port: int = field(
         default=0,
         metadata=_about("USDCOP_METRICS_PORT", "Prometheus /metrics HTTP port; 0 = no metrics"),
@@ -428,6 +436,8 @@ def _validate(config: ServerConfig) -> None:
         fail("bind_address", "must not be empty")
     if not config.project:
         fail("project", "must not be empty")
+    if config.state_events_max_len < 1:
+        fail("state_events_max_len", "must be >= 1")
     if not 0 <= config.metrics_port < 65536:
         fail("metrics_port", "must be a TCP port 1-65535, or 0 for no metrics")
     if config.metrics_port and config.metrics_port == config.port:

@@ -14,6 +14,17 @@ compare, MULTI/HSET/EXEC; if the key changed in between, EXEC aborts and the che
 With a Redis Cluster the transaction runs on the key's owner (``server.cluster``), again after
 a MOVED or ASK redirection. Redis at ``maxmemory`` under ``noeviction`` refuses the write:
 StoreFullError (RESOURCE_EXHAUSTED), not the generic StoreError (UNAVAILABLE).
+
+Every applied write is also an event (``canonical.state_events``): an entry appended to the
+project's stream in the same MULTI as the HSET, so the online row and its record exist together
+or not at all. The pipeline drains the stream into the offline store (the offline half of a
+push to both stores) before it builds or materializes state rows, so materialization carries the
+agent's position instead of the generator's rule. The stream is capped (approximately, at
+``stream_max_len`` entries) so a pipeline that never drains it cannot fill Redis; the oldest
+undrained entries are the ones dropped. With a Redis Cluster the stream lives on its own slot:
+the entry is appended right after the transaction, on the stream's owner, and a failure there is
+reported as a store error (the online row is written; a retry of the same push is then refused
+as not newer, and the offline record of that one push is missing).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import AskError, OutOfMemoryError, RedisError, WatchError
 
 from canonical import contract
+from canonical.state_events import StateEvent
 from server import feast_layout
 from server.cluster import ClusterNodeClients
 from server.errors import StoreError, StoreFullError, StoreTimeoutError
@@ -50,9 +62,18 @@ _APPLIED = WriteOutcome(applied=True)
 class StateWriter:
     """PushState's write path."""
 
-    def __init__(self, client: aioredis.Redis, cluster: ClusterNodeClients | None = None) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        cluster: ClusterNodeClients | None = None,
+        *,
+        stream: bytes,
+        stream_max_len: int = 1_000_000,
+    ) -> None:
         self._client = client
         self._cluster = cluster
+        self._stream = stream
+        self._stream_max_len = stream_max_len
 
     async def write(
         self,
@@ -68,9 +89,8 @@ class StateWriter:
         ``plausible_until_ns``); StoreError on failure."""
         try:
             async with asyncio.timeout(timeout_s):
-                return await self._write(
-                    plan.key, position, time_normalized, event_time_ns, plausible_until_ns
-                )
+                event = StateEvent(plan.symbol, event_time_ns, position, time_normalized)
+                return await self._write(plan.key, event, plausible_until_ns)
         except TimeoutError:
             raise StoreTimeoutError() from None
         except OutOfMemoryError:
@@ -83,25 +103,40 @@ class StateWriter:
     async def _write(
         self,
         key: bytes,
-        position: float,
-        time_normalized: float,
-        event_time_ns: int,
+        event: StateEvent,
         plausible_until_ns: int | None,
     ) -> WriteOutcome:
         mapping = {
-            _TS_FIELD: feast_layout.encode_timestamp(event_time_ns),
-            _POSITION_FIELD: feast_layout.encode_float32(position),
-            _TIME_NORMALIZED_FIELD: feast_layout.encode_float32(time_normalized),
+            _TS_FIELD: feast_layout.encode_timestamp(event.event_time_ns),
+            _POSITION_FIELD: feast_layout.encode_float32(event.position),
+            _TIME_NORMALIZED_FIELD: feast_layout.encode_float32(event.time_normalized),
         }
         while True:
             client = self._client if self._cluster is None else self._cluster.client_for(key)
             try:
-                return await self._transaction(
-                    client, key, mapping, event_time_ns, plausible_until_ns
-                )
+                outcome = await self._transaction(client, key, mapping, event, plausible_until_ns)
+                break
             except AskError as error:  # MOVED or ASK: only a cluster sends them
                 if self._cluster is None:
                     raise
+                await self._cluster.after_redirection(error)
+        if outcome.applied and self._cluster is not None:
+            await self._append_on_owner(event)
+        return outcome
+
+    async def _append_on_owner(self, event: StateEvent) -> None:
+        assert self._cluster is not None
+        while True:
+            client = self._cluster.client_for(self._stream)
+            try:
+                await client.xadd(
+                    self._stream,
+                    event.fields(),  # type: ignore[arg-type]
+                    maxlen=self._stream_max_len,
+                    approximate=True,
+                )
+                return
+            except AskError as error:
                 await self._cluster.after_redirection(error)
 
     async def _transaction(
@@ -109,9 +144,10 @@ class StateWriter:
         client: aioredis.Redis,
         key: bytes,
         mapping: dict[bytes, bytes],
-        event_time_ns: int,
+        event: StateEvent,
         plausible_until_ns: int | None,
     ) -> WriteOutcome:
+        event_time_ns = event.event_time_ns
         async with client.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -127,6 +163,13 @@ class StateWriter:
                         return WriteOutcome(applied=False, stored_event_time_ns=stored_ns)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+                    if self._cluster is None:
+                        pipe.xadd(
+                            self._stream,
+                            event.fields(),  # type: ignore[arg-type]
+                            maxlen=self._stream_max_len,
+                            approximate=True,
+                        )
                     await pipe.execute()
                     return _APPLIED
                 except WatchError:

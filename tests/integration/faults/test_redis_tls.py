@@ -105,7 +105,7 @@ def test_cache_tracking_runs_over_tls(tls_server: TlsRedis, tmp_path: Path) -> N
     now_ns = int(FRIDAY_CLOSE.timestamp()) * 10**9
     config = _config(tls_server, repo.data_dir, cache_ttl_ms=60_000.0, cache_tracking=True)
     redis = tls_server.client()
-    (key,) = redis.keys("*")
+    key = feast_layout.entity_key("USDCOP", contract.PROJECT)
     field = feast_layout.feature_field(contract.STATE.name, "position")
 
     async def scenario() -> None:

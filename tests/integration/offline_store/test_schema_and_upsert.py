@@ -4,6 +4,7 @@ contract, L0/L1 read back bit for bit, and loading the same day twice changes no
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from canonical import contract
-from canonical.offline_tables import build_offline_tables
+from canonical.offline_tables import build_offline_tables, offline_columns
 from market_data import generator
 from offline_store.connection import PostgresAddress
 from offline_store.read import read_bars, read_macro, read_view_table
@@ -43,9 +44,9 @@ def _snapshot(address: PostgresAddress) -> dict[str, list[tuple[Any, ...]]]:
 
 def test_schema_is_applied_once_and_matches_the_contract(postgres_db: PostgresAddress) -> None:
     with postgres_db.connect() as conn:
-        assert apply_schema(conn) == [m.version for m in migrations()] == [1, 2]
+        assert apply_schema(conn) == [m.version for m in migrations()] == [1, 2, 3]
         assert apply_schema(conn) == []
-        assert applied_versions(conn) == [1, 2]
+        assert applied_versions(conn) == [1, 2, 3]
         for view in contract.VIEWS:
             columns = conn.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
@@ -57,6 +58,7 @@ def test_schema_is_applied_once_and_matches_the_contract(postgres_db: PostgresAd
                 "event_timestamp",
                 "created",
                 *view.features,
+                *offline_columns(view.name),
             ]
             assert {t for c, t in columns if c in view.features} == {"real"}
         keys = conn.execute(
@@ -69,6 +71,7 @@ def test_schema_is_applied_once_and_matches_the_contract(postgres_db: PostgresAd
         "usdcop_5m": "symbol,time",
         "macro_daily": "date",
         "schema_version": "version",
+        "state_events": "symbol,event_timestamp",
         **{v.name: "symbol,event_timestamp" for v in contract.VIEWS},
     }
 
@@ -134,3 +137,44 @@ def test_new_sessions_plan_without_nested_loops(postgres_db: PostgresAddress) ->
         apply_schema(conn)
     with postgres_db.connect() as conn:
         assert conn.execute("SHOW enable_nestloop").fetchone() == ("off",)
+
+
+def test_pushes_recorded_in_postgres_set_the_state_rows_after_them(
+    postgres_db: PostgresAddress, raw: tuple[pd.DataFrame, pd.DataFrame], fresh_redis
+) -> None:
+    """The PostgreSQL store: pushes drained into ``state_events`` once; the stored state rows
+    at and after a push carry its position (synthetic False), and so do rows L1 adds later."""
+    import redis as redis_py
+
+    from canonical.state_events import StateEvent, stream_key
+    from offline_store.read import read_view_table
+    from pipeline.offline_postgres import append_postgres, sync_postgres
+    from pipeline.settings import RedisAddress
+    from pipeline.state_events import read_events, sync_state_events
+
+    bars, macro = raw
+    cut = bars["time"] < pd.Timestamp("2025-11-20", tz="UTC")
+    sync_postgres(postgres_db, bars[cut], macro, created=CREATED)
+    pushed_at = pd.Timestamp("2025-11-19 15:02:30", tz="UTC")
+    client = redis_py.Redis(host=fresh_redis.host, port=fresh_redis.port)
+    try:
+        for _ in range(2):  # the same push twice: recorded once
+            client.xadd(
+                stream_key(contract.PROJECT),
+                StateEvent("USDCOP", pushed_at.value, 0.5, 0.4).fields(),
+            )
+        address = RedisAddress(host=fresh_redis.host, port=fresh_redis.port)
+        done = sync_state_events(Path("unused"), address, postgres=postgres_db, created=CREATED)
+        assert (done.drained, done.recorded) == (2, 1)
+        assert done.earliest_changed == pd.Timestamp("2025-11-19 15:05", tz="UTC")
+        assert client.xlen(stream_key(contract.PROJECT)) == 0
+    finally:
+        client.close()
+    assert read_events(Path("unused"), postgres_db)["position"].tolist() == [0.5]
+    append_postgres(postgres_db, bars, bars[~cut], macro, created=CREATED)
+    with postgres_db.connect() as conn:
+        state = read_view_table(conn, contract.STATE, symbols=["USDCOP"])
+    after = state["event_timestamp"] >= pushed_at
+    assert after.sum() > 100 and (~after).sum() > 100  # L1 added a day after the push
+    assert state.loc[after, "position"].eq(0.5).all()
+    assert not state.loc[after, "synthetic"].any() and state.loc[~after, "synthetic"].all()

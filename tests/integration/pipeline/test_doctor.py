@@ -123,6 +123,7 @@ def test_healthy_stack_passes_every_check(stack: Stack) -> None:
         "feature service",
         "last materialization",
         "redis",
+        "pushes to record",
         "key USDCOP",
         *(VIEW(v.name) for v in contract.VIEWS),
         "server health",
@@ -164,6 +165,23 @@ def test_expired_view_fails_its_ttl_check_and_the_server_shows_the_fallback(stac
     assert found["server USDCOP"] == "warn"
     assert "state_features=fallback/expired(view_expired)" in detail(report, "server USDCOP")
     assert report.failed
+
+
+def test_pushes_left_unrecorded_are_a_warning_once_older_than_the_bound(stack: Stack) -> None:
+    from canonical.state_events import StateEvent, stream_key
+
+    client = redis.Redis(host=stack.redis.host, port=stack.redis.port)
+    stream = stream_key(contract.PROJECT)
+    event = StateEvent("USDCOP", int(pd.Timestamp(NOW).value), 0.5, 0.5).fields()
+    stamp_ms = int(NOW.timestamp() * 1000)
+    client.xadd(stream, event, id=f"{stamp_ms - 20 * 60_000}-0")  # pushed 20 min before NOW
+    client.xadd(stream, event, id=f"{stamp_ms - 60_000}-0")
+    client.close()
+    report = run_doctor(stack.settings(), f"127.0.0.1:{free_port()}", NOW)
+    assert verdicts(report)["pushes to record"] == "warn"
+    assert detail(report, "pushes to record").startswith("2 waiting in usdcop_trading:state_events")
+    early = run_doctor(stack.settings(), f"127.0.0.1:{free_port()}", NOW - timedelta(minutes=10))
+    assert verdicts(early)["pushes to record"] == "ok"
 
 
 def test_deleted_view_timestamp_fails_that_view(stack: Stack) -> None:
@@ -258,7 +276,7 @@ def test_cli_exit_code_and_json(stack: Stack) -> None:
     healthy, expired = asyncio.run(scenario())
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     lines = healthy.stdout.splitlines()
-    assert lines[-1].startswith("doctor: 11 checks, 0 failed, 0 warnings (")
+    assert lines[-1].startswith("doctor: 12 checks, 0 failed, 0 warnings (")
     assert all(line.startswith("ok") for line in lines[:-1])
     assert expired.returncode == 1
     report = json.loads(expired.stdout)

@@ -42,7 +42,14 @@ def test_tables_have_the_contract_columns_and_builder_values(
     assert total > 1000
     for view in VIEWS:
         frame = tables[view.name]
-        assert list(frame.columns) == ["symbol", "event_timestamp", "created", *view.features]
+        extra = ["synthetic"] if view.name == "state_features" else []
+        assert list(frame.columns) == [
+            "symbol",
+            "event_timestamp",
+            "created",
+            *view.features,
+            *extra,
+        ]
         assert len(frame) == total
         assert str(frame["event_timestamp"].dtype) == "datetime64[ns, UTC]"
         assert str(frame["created"].dtype) == "datetime64[ns, UTC]"
