@@ -10,6 +10,7 @@ rounds, the variants' order shuffled each round, so the machine's noise lands on
 
     python -m benchmarks.echo_ab --variants asyncio,uvloop --rounds 30 --calls 500
     python -m benchmarks.echo_ab --variants asyncio,uvloop,redis_asyncio,redis_uvloop
+    python -m benchmarks.echo_ab --variants base,cached_log_on,cached_log_off --rounds 30
 
 ``redis_*``/``cached_*`` variants are the observation server itself (cache off / on) on a
 Redis with freshly materialized data, so the floor and the server are compared in one run.
@@ -60,6 +61,9 @@ OBSERVATION_VARIANTS: dict[str, dict[str, str]] = {
     "redis_uvloop": {"USDCOP_CACHE_TTL_MS": "0", "USDCOP_EVENT_LOOP": "uvloop"},
     "cached_asyncio": {"USDCOP_EVENT_LOOP": "asyncio"},
     "cached_uvloop": {"USDCOP_EVENT_LOOP": "uvloop"},
+    # The served log's cost on the cached path (the skew check's input): on as deployed, off.
+    "cached_log_on": {"USDCOP_SERVED_LOG": "true"},
+    "cached_log_off": {"USDCOP_SERVED_LOG": "false"},
 }
 
 

@@ -144,7 +144,50 @@ def run_doctor(
     redis_address = settings.redis or _state_file_redis(settings.data_dir)
     keyed = _redis(record, redis_address, settings.symbols, now)
     _server(record, target, settings.symbols, grpc_timeout_s, keyed)
+    _skew(record, settings, now)
     return Report(tuple(record.checks), time.perf_counter() - started, now)
+
+
+SKEW_WINDOW = timedelta(hours=1)
+
+
+def _skew(record: _Recorder, settings: PipelineSettings, now: datetime) -> None:
+    """The served answers recorded in the last hour against the offline store (read-only: what
+    the pipeline recorded; ``pipeline skew`` records what Redis still holds first)."""
+    from pipeline.skew import skew_report
+
+    with record.timed() as add:
+        start = now - SKEW_WINDOW
+        try:
+            report = skew_report(settings.data_dir, start, now, settings.postgres)
+        except Exception as exc:
+            add("served vs offline", "warn", f"cannot compare: {type(exc).__name__}: {exc}")
+            return
+        if report.rows == 0:
+            add("served vs offline", "ok", "no served answers recorded in the last hour")
+        elif report.mismatched:
+            differ = sorted(
+                {
+                    f.feature
+                    for f in report.features
+                    if f.mismatched_offline + f.mismatched_recomputed
+                }
+            )
+            add(
+                "served vs offline",
+                "FAIL",
+                f"{report.mismatched} of {report.compared} served values differ in the last "
+                f"hour: {', '.join(differ)}",
+                f"python -m pipeline skew --start {start.isoformat()} --end {now.isoformat()}; "
+                "docs/RUNBOOK.md section 8",
+            )
+        else:
+            add(
+                "served vs offline",
+                "ok",
+                f"{report.rows} answers of the last hour, {report.compared} values equal to the "
+                "offline store, bit for bit",
+            )
 
 
 def _state_file_redis(data_dir: Path) -> RedisAddress | None:

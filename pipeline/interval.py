@@ -35,6 +35,7 @@ from pipeline.materialize import VIEW_NAMES, OnlineWriteCounter, ViewMaterializa
 from pipeline.offline import OfflineRefresh, append_offline_rows
 from pipeline.raw_data import ensure_raw_data
 from pipeline.registry_file import read_registry, registry_path, require_contract_match
+from pipeline.served_log import drain_served_log
 from pipeline.settings import PipelineSettings, RedisAddress
 from pipeline.state_events import sync_state_events
 
@@ -116,6 +117,7 @@ def build_l1(
     offline rows of raw bars that have none yet (``created`` = the interval's end)."""
     data_dir = settings.data_dir
     sync_state_events(data_dir, redis, created=interval.end)
+    drain_served_log(data_dir, redis)
     bars = files.read_bars(files.bars_path(data_dir))
     macro = files.read_macro(files.macro_path(data_dir))
     return append_offline_rows(data_dir, bars, macro, created=interval.end)

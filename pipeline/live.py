@@ -49,6 +49,7 @@ from market_data.session import BAR_MINUTES
 from offline_store.connection import PostgresAddress
 from pipeline.materialize import ViewMaterialization, materialize_incremental
 from pipeline.offline import OfflineRefresh, append_offline_rows
+from pipeline.served_log import drain_served_log
 from pipeline.settings import PipelineSettings, RedisAddress
 from pipeline.state_events import StateSync, earliest, sync_state_events
 
@@ -149,6 +150,7 @@ class LiveFeed:
         pushes = sync_state_events(
             self._data_dir, self._redis, self._store.project, self._postgres, created=now
         )
+        drain_served_log(self._data_dir, self._redis, self._store.project)
         opens = due_bar_opens(self.last_bar_open, now, self._catchup_bars)
         if not opens:
             if lost or pushes.earliest_changed is not None:

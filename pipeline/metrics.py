@@ -41,6 +41,9 @@ METRIC_NAMES: tuple[str, ...] = (
     "usdcop_pipeline_l1_rows",
     "usdcop_pipeline_last_run_timestamp_seconds",
     "usdcop_pipeline_last_run_success",
+    "usdcop_skew_values_compared",
+    "usdcop_skew_values_mismatched",
+    "usdcop_skew_last_check_timestamp_seconds",
 )
 """Every metric the file can hold (the dashboard test checks its queries against them)."""
 _PER_VIEW = frozenset(METRIC_NAMES[:4])
@@ -56,6 +59,11 @@ _DOCS = {
     "usdcop_pipeline_last_run_timestamp_seconds": "When the last pipeline step ended, "
     "successfully or not (Unix seconds).",
     "usdcop_pipeline_last_run_success": "1 when the last pipeline step succeeded, else 0.",
+    "usdcop_skew_values_compared": "Served values the last skew check compared with the "
+    "offline store (pipeline skew).",
+    "usdcop_skew_values_mismatched": "Served values the last skew check found different from "
+    "the offline row or the builder's recomputation (0 expected).",
+    "usdcop_skew_last_check_timestamp_seconds": "When the last skew check ended (Unix seconds).",
 }
 
 
@@ -89,6 +97,7 @@ def write_pipeline_metrics(
     materialized: Iterable[ViewMaterialization] = (),
     l1_rows: int | None = None,
     success: bool = True,
+    skew: tuple[int, int] | None = None,
 ) -> Path:
     """Rewrite the textfile for a step that ended at ``finished_at``; returns its path.
 
@@ -112,8 +121,13 @@ def write_pipeline_metrics(
             values[(LAST_SUCCESS, view.view)] = finished_s
     if l1_rows is not None:
         values[("usdcop_pipeline_l1_rows", None)] = l1_rows
-    values[("usdcop_pipeline_last_run_timestamp_seconds", None)] = finished_s
-    values[("usdcop_pipeline_last_run_success", None)] = 1.0 if success else 0.0
+    if skew is not None:  # a skew check, not a pipeline step
+        values[("usdcop_skew_values_compared", None)] = skew[0]
+        values[("usdcop_skew_values_mismatched", None)] = skew[1]
+        values[("usdcop_skew_last_check_timestamp_seconds", None)] = finished_s
+    else:
+        values[("usdcop_pipeline_last_run_timestamp_seconds", None)] = finished_s
+        values[("usdcop_pipeline_last_run_success", None)] = 1.0 if success else 0.0
 
     registry = CollectorRegistry(auto_describe=True)
     for name in METRIC_NAMES:

@@ -1,9 +1,12 @@
-"""The on-call commands: ``python -m pipeline doctor [--json]`` and ``redis-key SYMBOL``.
+"""The on-call commands: ``python -m pipeline doctor [--json]``, ``redis-key SYMBOL`` and
+``skew --start T --end T [--json]``.
 
 What enters: parsed arguments and the settings. What leaves: the doctor's report on stdout
 (exit 1 when a check fails) and, for ``redis-key``, a symbol's Feast key in Redis as a
 double-quoted, escaped string that ``redis-cli`` reads back as the same bytes (the key is binary:
-Feast's serialized entity key followed by the project name).
+Feast's serialized entity key followed by the project name); for ``skew``, the served-vs-offline
+report (``pipeline.skew``; exit 1 when a served value differs) after recording what Redis holds
+(pushes and served answers), and its figures in the pipeline's metrics textfile.
 """
 
 from __future__ import annotations
@@ -48,6 +51,17 @@ def add_commands(
     )
     settings_flags(key, "redis-key")
     key.add_argument("symbol", help="symbol, e.g. USDCOP")
+    skew = commands.add_parser(
+        "skew",
+        help="served vs offline: per feature, served values that differ from the offline row "
+        "of the same instant and from the builder's recomputation; exit 1 on any",
+        description="Records the served log and the pushes Redis holds (FEAST_REDIS_*, else "
+        "data/redis.env of `up`), then compares the answers served in [--start, --end].",
+    )
+    settings_flags(skew, "skew")
+    skew.add_argument("--start", type=_moment, required=True, help="first serve time, ISO-8601")
+    skew.add_argument("--end", type=_moment, required=True, help="last serve time, ISO-8601")
+    skew.add_argument("--json", action="store_true", help="machine-readable report")
 
 
 def escaped_key(symbol: str) -> str:
@@ -67,6 +81,8 @@ def run_command(command: str, args: argparse.Namespace, settings: PipelineSettin
     if command == "redis-key":
         print(escaped_key(args.symbol))
         return 0
+    if command == "skew":
+        return _skew(args, settings)
     from pipeline.doctor import run_doctor
 
     target = args.target or f"127.0.0.1:{settings.server_port}"
@@ -74,3 +90,29 @@ def run_command(command: str, args: argparse.Namespace, settings: PipelineSettin
     print(report.as_json() if args.json else report.text())
     sys.stdout.flush()
     return 1 if report.failed else 0
+
+
+def _skew(args: argparse.Namespace, settings: PipelineSettings) -> int:
+    from datetime import UTC
+
+    from pipeline.metrics import write_pipeline_metrics
+    from pipeline.quickstart import offline_database
+    from pipeline.served_log import drain_served_log
+    from pipeline.skew import skew_report
+    from pipeline.state_events import sync_state_events
+    from pipeline.state_file import read_redis_state
+
+    redis = settings.redis or read_redis_state(settings.data_dir)
+    now = datetime.now(UTC)
+    with offline_database(settings, lambda _line: None) as postgres:
+        sync_state_events(settings.data_dir, redis, postgres=postgres, created=now)
+        drain_served_log(settings.data_dir, redis)
+        report = skew_report(settings.data_dir, args.start, args.end, postgres)
+    write_pipeline_metrics(
+        settings.metrics_folder,
+        finished_at=datetime.now(UTC),
+        skew=(report.compared, report.mismatched),
+    )
+    print(report.as_json() if args.json else report.text())
+    sys.stdout.flush()
+    return 1 if report.mismatched else 0

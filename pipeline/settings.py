@@ -202,7 +202,7 @@ class RedisAddress:
 COMMANDS_RUN_UP = ("run", "up", "live")
 SCHEDULED_COMMANDS = ("l0", "l1", "materialize", "apply", "check-contract")
 """The scheduler's steps (pipeline.interval_cli)."""
-OPS_COMMANDS = ("doctor", "redis-key")
+OPS_COMMANDS = ("doctor", "redis-key", "skew")
 """The on-call commands (pipeline.ops_cli)."""
 COMMANDS_DATA = ("run", "up", "live", "training-set")
 """Commands that build L0/L1 (history, seed, symbols)."""

@@ -29,6 +29,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
+from canonical.served_log import stream_key as served_stream_key
 from canonical.state_events import stream_key
 from server.circuit_breaker import CircuitBreaker
 from server.clock import Clock, SystemClock
@@ -43,6 +44,7 @@ from server.operator_warnings import warn_operator
 from server.read_plan import read_plans
 from server.security import PushAuthorizer
 from server.service import SERVICE_NAME, ObservationService
+from server.serving_log import ServingLog
 from server.state_writer import StateWriter
 from server.store_check import fatal_store_problem
 from server.store_health import CONFIRM_TIMEOUT_S, TimeoutJudge
@@ -263,6 +265,17 @@ async def create_server(
         config, breaker=breaker, fallback=fallback, redis_client=redis_client, clock=clock
     )
     timeout_judge = TimeoutJudge(reader.ping, breaker, CONFIRM_TIMEOUT_S)
+    serving_log = (
+        ServingLog(
+            redis_client,
+            served_stream_key(config.project),
+            clock,
+            stream_max_len=config.served_log_max_len,
+            cluster=cluster_clients,
+        )
+        if config.served_log
+        else None
+    )
     service = ObservationService(
         plans=plans,
         reader=reader,
@@ -287,6 +300,7 @@ async def create_server(
         max_clock_skew_ns=int(config.max_clock_skew_s * 1_000_000_000),
         push_authorizer=PushAuthorizer(config.push_token, config.push_allowed_clients),
         on_store_timeout=timeout_judge.suspect,
+        serving_log=serving_log,
     )
     tracker: InvalidationTracker | None = None
     if config.cache_tracking and config.redis_type == "redis_cluster":
@@ -298,6 +312,8 @@ async def create_server(
         tracker.add_listener(service.watch_hub)
         if observability is not None:
             observability.metrics.watch_tracker(tracker)
+    if observability is not None and serving_log is not None:
+        observability.metrics.watch_serving_log(serving_log)
 
     inner = new_grpc_server(config)
     handlers = {
@@ -353,6 +369,8 @@ async def create_server(
             name="health-watch",
         ),
     ]
+    if serving_log is not None:
+        background.append(asyncio.create_task(serving_log.run(), name="served-log"))
     closers.insert(0, timeout_judge.aclose)
     closers.append(redis_client.aclose)
     if cluster_clients is not None:

@@ -72,7 +72,9 @@ class BatchObserver:
         cache: TtlCache[str, SerializedObservation],
         clock: Clock,
         redis_timeout_s: float,
+        on_answer: Callable[[SerializedObservation, bool], None] | None = None,
     ) -> None:
+        self._on_answer = on_answer
         self._validate = validate
         self._guard = guard
         self._fallback = fallback
@@ -97,6 +99,8 @@ class BatchObserver:
             hit = self._cache.get_fresh(symbol) if self._cache.enabled else None
             if hit is not None:
                 answers[symbol] = hit.cached_bytes
+                if self._on_answer is not None:
+                    self._on_answer(hit, True)
             else:
                 to_read.append(plan)
         if to_read:
@@ -113,6 +117,8 @@ class BatchObserver:
                     continue
                 self._cache.put(plan.symbol, ticket, answer)
                 answers[plan.symbol] = answer.fresh_bytes
+                if self._on_answer is not None:
+                    self._on_answer(answer, False)
         results = []
         for symbol in symbols:
             outcome = answers[symbol]

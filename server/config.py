@@ -186,6 +186,21 @@ class ServerConfig:
             "beyond this are dropped; ~100 B each)",
         ),
     )
+    served_log: bool = field(
+        default=True,
+        metadata=_about(
+            "USDCOP_SERVED_LOG",
+            "log every answer (values, sources, event times) to Redis for the skew check, off "
+            "the request path (true/false)",
+        ),
+    )
+    served_log_max_len: int = field(
+        default=1_000_000,
+        metadata=_about(
+            "USDCOP_SERVED_LOG_MAX_LEN",
+            "served answers kept in Redis until the pipeline records them (~250 B each)",
+        ),
+    )
     metrics_port: int = field(
         default=0,
         metadata=_about("USDCOP_METRICS_PORT", "Prometheus /metrics HTTP port; 0 = no metrics"),
@@ -438,6 +453,8 @@ def _validate(config: ServerConfig) -> None:
         fail("project", "must not be empty")
     if config.state_events_max_len < 1:
         fail("state_events_max_len", "must be >= 1")
+    if config.served_log_max_len < 1:
+        fail("served_log_max_len", "must be >= 1")
     if not 0 <= config.metrics_port < 65536:
         fail("metrics_port", "must be a TCP port 1-65535, or 0 for no metrics")
     if config.metrics_port and config.metrics_port == config.port:

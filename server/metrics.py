@@ -152,6 +152,13 @@ CATALOG: tuple[MetricSpec, ...] = (
         (),
     ),
     MetricSpec(
+        "usdcop_served_log_entries_total",
+        "counter",
+        "Answers for the served log (the skew check's input), by result: written to Redis, or "
+        "dropped (queue full or Redis refused; never a failed call).",
+        ("result",),
+    ),
+    MetricSpec(
         "usdcop_redis_used_memory_bytes",
         "gauge",
         "Redis INFO memory used_memory, bytes (sampled in the background).",
@@ -247,6 +254,7 @@ class ServerMetrics:
         self._breaker: CircuitBreaker | None = None
         self._fallback: ComputeFallback | None = None
         self._tracker: Any = None
+        self._serving_log: Any = None
 
     # --- wiring (start-up) ----------------------------------------------------------------
 
@@ -254,6 +262,10 @@ class ServerMetrics:
         """Read the breaker's state and the fallback's rows when a snapshot is taken."""
         self._breaker = breaker
         self._fallback = fallback
+
+    def watch_serving_log(self, serving_log: Any) -> None:
+        """Read the served log's ``written``/``dropped`` counts when a snapshot is taken."""
+        self._serving_log = serving_log
 
     def watch_tracker(self, tracker: Any) -> None:
         """Read the invalidation tracker's ``healthy``/``lost_total``/``invalidations_total``
@@ -393,6 +405,10 @@ class ServerMetrics:
             out["usdcop_cache_tracking_up"][()] = float(bool(tracker.healthy))
             out["usdcop_cache_tracking_lost_total"][()] = float(tracker.lost_total)
             out["usdcop_cache_invalidations_total"][()] = float(tracker.invalidations_total)
+        serving_log = self._serving_log
+        if serving_log is not None:
+            out["usdcop_served_log_entries_total"][("written",)] = float(serving_log.written)
+            out["usdcop_served_log_entries_total"][("dropped",)] = float(serving_log.dropped)
         if self.redis_memory is not None:
             used, limit = self.redis_memory
             out["usdcop_redis_used_memory_bytes"][()] = used

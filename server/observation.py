@@ -62,6 +62,8 @@ class SerializedObservation:
     """Source and fallback reason of each view, interned (for metrics and logs)."""
     event_times_ns: tuple[int, ...] = ()
     """Event time of each view as served, Unix ns (for the freshness metric)."""
+    packed_values: bytes = b""
+    """The 15 values as served, packed little-endian float32 (for the served log)."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -149,8 +151,9 @@ def assemble_observation(
         sources.append(source)
         reasons.append(reason)
         event_times.append(event_time_ns)
+    packed_values = _PACKED_VALUES.pack(*values)
     pieces.append(_PACKED_VALUES_TAG)
-    pieces.append(_PACKED_VALUES.pack(*values))
+    pieces.append(packed_values)
     content = b"".join(pieces)
     seconds, nanos = divmod(now_ns, _NS_PER_S)
     served_at = Timestamp(seconds=seconds, nanos=nanos).SerializeToString()
@@ -163,6 +166,7 @@ def assemble_observation(
         store_valid_for_ns=valid_for_ns,
         provenance=provenance_of(symbol, tuple(sources), tuple(reasons)),
         event_times_ns=tuple(event_times),
+        packed_values=packed_values,
     )
 
 

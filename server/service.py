@@ -51,6 +51,7 @@ from server.observation import SerializedObservation, assemble_observation
 from server.provenance import Provenance
 from server.read_plan import ReadPlan
 from server.security import ALLOW_EVERY_CALLER, PushAuthorizer
+from server.serving_log import ServingLog
 from server.state_writer import StateWriter
 from server.store_reader import StoreReader
 from server.ttl_cache import TtlCache
@@ -139,7 +140,9 @@ class ObservationService:
         push_authorizer: PushAuthorizer = ALLOW_EVERY_CALLER,
         on_store_timeout: Callable[[], None] = lambda: None,
         max_concurrent_calls: int = 0,
+        serving_log: ServingLog | None = None,
     ) -> None:
+        self._serving_log = serving_log
         self._plans = plans
         self._writer = writer
         self._fallback = fallback
@@ -178,6 +181,7 @@ class ObservationService:
             cache=cache,
             clock=clock,
             redis_timeout_s=redis_timeout_s,
+            on_answer=None if serving_log is None else serving_log.record,
         )
         self._watch_heartbeat_ms = watch_heartbeat_ms
         self.watch_hub = WatchHub(
@@ -206,6 +210,8 @@ class ObservationService:
             if hit is not None:
                 if self._metrics is not None:
                     self._metrics.cache_hit(hit)
+                if self._serving_log is not None:
+                    self._serving_log.record(hit, True)
                 return hit.cached_bytes
         return await self._bounded(self._observe(request, context), context)
 
@@ -312,7 +318,9 @@ class ObservationService:
 
     def _note_answer(self, answer: SerializedObservation, from_cache: bool) -> None:
         """Metrics of an answer past the cache fast path; a log line when a view's source or
-        fallback reason changed since the symbol's previous answer."""
+        fallback reason changed since the symbol's previous answer; the served log's entry."""
+        if self._serving_log is not None:
+            self._serving_log.record(answer, from_cache)
         if self._metrics is not None:
             self._metrics.answered(answer, from_cache)
         provenance = answer.provenance

@@ -128,6 +128,7 @@ def test_healthy_stack_passes_every_check(stack: Stack) -> None:
         *(VIEW(v.name) for v in contract.VIEWS),
         "server health",
         "server USDCOP",
+        "served vs offline",
     ]
     assert "PING" in detail(report, "redis")
     assert "15 features in contract order" in detail(report, "feature service")
@@ -276,7 +277,7 @@ def test_cli_exit_code_and_json(stack: Stack) -> None:
     healthy, expired = asyncio.run(scenario())
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     lines = healthy.stdout.splitlines()
-    assert lines[-1].startswith("doctor: 12 checks, 0 failed, 0 warnings (")
+    assert lines[-1].startswith("doctor: 13 checks, 0 failed, 0 warnings (")
     assert all(line.startswith("ok") for line in lines[:-1])
     assert expired.returncode == 1
     report = json.loads(expired.stdout)
