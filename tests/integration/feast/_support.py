@@ -45,6 +45,8 @@ def dump_redis(server: EmbeddedRedis) -> dict[bytes, dict[bytes, bytes]]:
     """Every hash in the server, key -> field -> value (Feast stores one hash per entity)."""
     client = redis.Redis(host=server.host, port=server.port, password=server.password or None)
     try:
-        return {key: client.hgetall(key) for key in client.keys("*")}
+        # Feast's hashes only (the servers' push and served-log streams live beside them).
+        keys = [key for key in client.keys("*") if client.type(key) == b"hash"]
+        return {key: client.hgetall(key) for key in keys}
     finally:
         client.close()

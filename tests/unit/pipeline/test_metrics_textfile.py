@@ -51,7 +51,21 @@ def test_a_successful_step_writes_every_metric(tmp_path: Path) -> None:
     )
     assert samples[("usdcop_pipeline_l1_rows", ())] == 1234
     assert samples[("usdcop_pipeline_last_run_success", ())] == 1
-    assert {name for name, _ in samples} == set(METRIC_NAMES)
+    skew = {name for name in METRIC_NAMES if name.startswith("usdcop_skew_")}
+    assert {name for name, _ in samples} == set(METRIC_NAMES) - skew
+
+
+def test_a_skew_check_adds_its_figures_and_keeps_the_steps(tmp_path: Path) -> None:
+    step = END + timedelta(seconds=3)
+    write_pipeline_metrics(tmp_path, finished_at=step, l1_rows=10)
+    checked = step + timedelta(minutes=1)
+    samples = read(write_pipeline_metrics(tmp_path, finished_at=checked, skew=(45, 2)))
+    assert samples[("usdcop_skew_values_compared", ())] == 45
+    assert samples[("usdcop_skew_values_mismatched", ())] == 2
+    assert samples[("usdcop_skew_last_check_timestamp_seconds", ())] == checked.timestamp()
+    # a check is not a pipeline step: the step's figures stay as they were
+    assert samples[("usdcop_pipeline_last_run_timestamp_seconds", ())] == step.timestamp()
+    assert samples[("usdcop_pipeline_l1_rows", ())] == 10
 
 
 def test_a_failed_step_keeps_the_previous_success_times(tmp_path: Path) -> None:
