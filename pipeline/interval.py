@@ -9,7 +9,9 @@ What enters: the settings (folders, history, seed, symbols), the interval of one
 - :func:`materialize_interval`: the rows with event time in ``[start, end)`` written to Redis for
   every view, after checking that the registry's contract hash is the code's. Half-open like
   Airflow's data intervals (Feast's own ``materialize`` includes ``end``): the bar that closes
-  exactly at ``end`` belongs to the next interval, so consecutive runs never overlap.
+  exactly at ``end`` belongs to the next interval, so consecutive runs never overlap;
+- :func:`materialize_up_to`: a manual run's L1b, which has no interval -- every view from where
+  its last materialization ended up to the trigger time, after the same contract check.
 
 Idempotence: each step is a no-op the second time for the same interval -- L0 appends only bars
 it does not have, L1 only rows it does not have, and Feast skips a row that is not newer than the
@@ -31,7 +33,12 @@ import pandas as pd
 from market_data import files
 from market_data.generator import extend_macro, next_bars
 from market_data.session import BAR_MINUTES, session_bar_opens
-from pipeline.materialize import VIEW_NAMES, OnlineWriteCounter, ViewMaterialization
+from pipeline.materialize import (
+    VIEW_NAMES,
+    OnlineWriteCounter,
+    ViewMaterialization,
+    materialize_incremental,
+)
 from pipeline.offline import OfflineRefresh, append_offline_rows
 from pipeline.raw_data import ensure_raw_data
 from pipeline.registry_file import read_registry, registry_path, require_contract_match
@@ -176,4 +183,42 @@ def materialize_interval(
         interval=interval,
         contract_hash=service.tags["contract_hash"],
         materialized=tuple(done),
+    )
+
+
+@dataclass(frozen=True)
+class UpToMaterialization:
+    """What a manual L1b run (``materialize --up-to``) did."""
+
+    now: datetime
+    """The time every view was materialized up to (inclusive): the run's trigger time."""
+    contract_hash: str
+    """The hash the registry and the code agreed on."""
+    materialized: tuple[ViewMaterialization, ...]
+    """Per view: its window (``ran`` False when nothing lay after its last end), rows written."""
+
+
+def materialize_up_to(
+    settings: PipelineSettings, redis: RedisAddress, now: datetime
+) -> UpToMaterialization:
+    """Check the registry's contract, then materialize every view up to ``now``.
+
+    A manual run (``airflow dags trigger`` without a logical date) has no data interval: it
+    materializes incrementally, like ``feast materialize-incremental now`` but with ``now``
+    given -- per view from its ``most_recent_end_time`` (the first time: ``now - ttl``) to
+    ``now`` (``pipeline.materialize``). Feast skips rows not newer than Redis holds, so a
+    manual run between scheduled ones overlaps them harmlessly. Raises like
+    :func:`materialize_interval` before anything is written.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"--up-to must be tz-aware (UTC), got {now!r}")
+    where = registry_path(settings.data_dir, settings.offline_store)
+    service = require_contract_match(read_registry(where), where)
+    from pipeline.feast_repo import open_feature_store
+
+    store = open_feature_store(settings.repo_dir, redis)
+    return UpToMaterialization(
+        now=now,
+        contract_hash=service.tags["contract_hash"],
+        materialized=materialize_incremental(store, now),
     )

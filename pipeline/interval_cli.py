@@ -1,5 +1,7 @@
 """The scheduler's commands: ``python -m pipeline l0|l1|materialize --start T --end T``,
-``python -m pipeline apply`` (the deploy step) and ``python -m pipeline check-contract``.
+``python -m pipeline materialize --up-to T`` (a manual run: every view up to ``T``, from where its
+last materialization ended), ``python -m pipeline apply`` (the deploy step) and
+``python -m pipeline check-contract``.
 
 What enters: parsed arguments and the settings. What leaves: one summary line per command on
 stdout and an exit code a scheduler can act on -- 0 done, 1 failed (retry may help: Redis
@@ -41,13 +43,24 @@ def add_commands(
     helps = {
         "l0": "L0 ingest: raw bars covering the interval (generated or extended)",
         "l1": "L1 features: offline rows for every raw bar",
-        "materialize": "L1b: check the registry's contract hash, then materialize [start, end)",
+        "materialize": "L1b: check the registry's contract hash, then materialize [start, end) "
+        "(or --up-to T)",
     }
     for name, text in helps.items():
         sub = commands.add_parser(name, help=text, description=text + ".")
         settings_flags(sub, name)
-        sub.add_argument("--start", type=_moment, required=True, help="interval start, ISO-8601")
-        sub.add_argument("--end", type=_moment, required=True, help="interval end, ISO-8601")
+        # materialize also takes --up-to alone (a manual run); run_command checks the pairing.
+        needed = name != "materialize"
+        sub.add_argument("--start", type=_moment, required=needed, help="interval start, ISO-8601")
+        sub.add_argument("--end", type=_moment, required=needed, help="interval end, ISO-8601")
+        if name == "materialize":
+            sub.add_argument(
+                "--up-to",
+                type=_moment,
+                help="instead of --start/--end: each view from where its last materialization "
+                "ended (the first time: one TTL back) up to this time, inclusive -- what a manual "
+                "run does (feast materialize-incremental)",
+            )
     apply = commands.add_parser(
         "apply",
         help="feast apply of feature_repo/ (the deploy step that writes the registry)",
@@ -86,6 +99,13 @@ def run_command(command: str, args: argparse.Namespace, settings: PipelineSettin
             return _apply(settings, redis)
         if command == "check-contract":
             return _check_contract(settings)
+        if command == "materialize" and (getattr(args, "up_to", None) is not None):
+            if args.start is not None or args.end is not None:
+                raise ValueError("give either --up-to or --start and --end, not both")
+            assert redis is not None
+            return _materialize_up_to(settings, redis, args.up_to)
+        if args.start is None or args.end is None:
+            raise ValueError("give --start and --end (or, for materialize, --up-to)")
         from pipeline.interval import Interval
 
         interval = Interval(args.start, args.end)
@@ -131,6 +151,28 @@ def run_command(command: str, args: argparse.Namespace, settings: PipelineSettin
         assert redis is not None
         print(f"error: Redis at {redis.host}:{redis.port}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _materialize_up_to(settings: PipelineSettings, redis: RedisAddress, now: datetime) -> int:
+    from pipeline.interval import materialize_up_to
+
+    try:
+        done = materialize_up_to(settings, redis, now)
+    except Exception:
+        _record(settings, success=False)
+        raise
+    _record(settings, materialized=done.materialized)
+    windows = ", ".join(
+        f"{m.view} [{m.start.isoformat()}, {m.end.isoformat()}]"
+        if m.ran
+        else f"{m.view} (nothing after {m.start.isoformat()})"
+        for m in done.materialized
+    )
+    print(
+        f"L1b up to {now.isoformat()}: materialized {windows} into {redis.host}:{redis.port} "
+        f"(contract {done.contract_hash[:12]})"
+    )
+    return 0
 
 
 def _record(settings: PipelineSettings, **step: Any) -> None:

@@ -6,7 +6,8 @@ project's .venv against a private copy of feature_repo/ and a real embedded redi
 served side is the real gRPC server on port 0 with its clock set inside the data interval.
 
 The tests share one Airflow home and one Redis and run in file order: the chain, its re-run,
-then a run whose L1 is missing.
+a run whose L1 is missing, then the guide's ``airflow dags trigger`` of L1b (a manual run with
+no logical date), executed without a scheduler.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ INTERVAL_END = datetime(2025, 12, 12, 14, 15, tzinfo=UTC)
 INSIDE = datetime(2025, 12, 12, 14, 14, tzinfo=UTC)
 NO_L1_DATE = "2025-12-15T14:15:00+00:00"
 """The next Monday: no L1 run exists for it."""
+LATER_DATE = "2025-12-12T14:30:00+00:00"
+"""The interval after the chain's, [14:15, 14:30): L0 and L1 only, for the manual L1b run."""
 SENSOR_TIMEOUT_S = 12
 DAG_IDS = ("v3.l0_ingest", "v3.l1_features", "v3.l1b_feast_materialize")
 
@@ -62,6 +65,26 @@ class Stack:
         started = time.perf_counter()
         done = subprocess.run(
             [airflow_bin, *args],
+            env=self.env,
+            cwd=self.logs,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        self.seconds[log] = time.perf_counter() - started
+        (self.logs / f"{log}.log").write_text(done.stdout + done.stderr)
+        return done
+
+    @property
+    def airflow_bin(self) -> Path:
+        return Path(os.environ.get("AIRFLOW_BIN", str(PROJECT / ".venv-airflow/bin/airflow")))
+
+    def airflow_python(self, script: str, *args: str, log: str) -> subprocess.CompletedProcess[str]:
+        """``script`` run by the Python of Airflow's virtualenv, with the stack's environment."""
+        started = time.perf_counter()
+        done = subprocess.run(
+            [str(self.airflow_bin.parent / "python"), "-c", script, *args],
             env=self.env,
             cwd=self.logs,
             capture_output=True,
@@ -229,3 +252,115 @@ def test_l1b_without_its_l1_times_out_in_the_sensor_and_writes_nothing(stack: St
     assert "L1b [" not in output  # the materialize step never ran
     assert "state=failed" in output or "failed" in output.lower()
     assert dump_redis(stack.redis) == before
+
+
+RUN_UNTIMED_MANUAL = """
+import sys
+from datetime import datetime
+
+from airflow.utils.cli import get_bagged_dag
+
+dag = get_bagged_dag(bundle_names=None, dag_id=sys.argv[1])
+# What the CLI's `dags test` does, with the triggered run's shape: no logical date (the CLI
+# always passes one), run_after = the trigger time. dag.test replaces the queued run with the
+# null logical date by this one (run id manual__<run_after>_<suffix>) and runs its tasks.
+run = dag.test(logical_date=None, run_after=datetime.fromisoformat(sys.argv[2]))
+print(f"RUN {run.run_id} {run.run_type} logical_date={run.logical_date} state={run.state}")
+for ti in run.get_task_instances():
+    print(f"TASK {ti.task_id} {ti.state}")
+"""
+
+
+def _l1b_runs(stack: Stack, log: str) -> list[dict[str, str]]:
+    listed = stack.airflow("dags", "list-runs", "v3.l1b_feast_materialize", "-o", "json", log=log)
+    _require_ok(listed, "airflow dags list-runs")
+    runs: list[dict[str, str]] = json.loads(listed.stdout.strip().splitlines()[-1])
+    return runs
+
+
+def test_manual_trigger_skips_the_l1_wait_and_materializes_up_to_the_trigger_time(
+    stack: Stack,
+) -> None:
+    """The guide's `airflow dags trigger v3.l1b_feast_materialize`, run as written."""
+    for dag_id in DAG_IDS[:2]:  # offline rows of [14:15, 14:30), not materialized by any L1b
+        _require_ok(stack.dags_test(dag_id, LATER_DATE, log=f"later-{dag_id}"), dag_id)
+    key = feast_layout.entity_key("USDCOP", contract.PROJECT)
+    before = dump_redis(stack.redis)[key]
+
+    env = dict(stack.env, PATH=f"{stack.airflow_bin.parent}:{stack.env.get('PATH', '')}")
+    triggered = subprocess.run(
+        ["bash", "-c", "airflow dags trigger v3.l1b_feast_materialize"],
+        env=env, cwd=stack.logs, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    (stack.logs / "trigger.log").write_text(triggered.stdout + triggered.stderr)
+    _require_ok(triggered, "airflow dags trigger")
+    # Airflow 3: a run triggered without --logical-date has none (and no data interval); the
+    # runbook's backfill run is queued beside it.
+    queued = [
+        r for r in _l1b_runs(stack, "runs-queued")
+        if r["state"] == "queued" and r["run_id"].startswith("manual__")
+    ]  # fmt: skip
+    assert len(queued) == 1, queued
+    run = queued[0]
+    assert run["logical_date"] == "", run
+
+    started = time.perf_counter()
+    done = stack.airflow_python(
+        RUN_UNTIMED_MANUAL, "v3.l1b_feast_materialize", run["run_after"], log="manual-l1b"
+    )
+    elapsed = time.perf_counter() - started
+    output = done.stdout + done.stderr
+    _require_ok(done, "the triggered run")
+    executed = re.search(r"^RUN (\S+) manual logical_date=None state=success$", output, re.M)
+    assert executed and executed[1].startswith(run["run_id"]), output[-4000:]
+    assert "TASK wait_for_l1 skipped" in output
+    assert "TASK check_contract success" in output and "TASK materialize success" in output
+    assert elapsed < 120 and stack.seconds["manual-l1b"] < 120  # it never sat in the sensor
+    trigger_time = datetime.fromisoformat(run["run_after"])
+    assert f"L1b up to {trigger_time.isoformat()}: materialized" in output, output[-4000:]
+
+    # Redis holds, for every view, the latest offline row up to the trigger time.
+    stored = dump_redis(stack.redis)[key]
+    assert stored != before
+    for view in contract.VIEWS:
+        table = pd.read_parquet(stack.repo.data_dir / "offline" / f"{view.name}.parquet")
+        rows = table[(table["symbol"] == "USDCOP") & (table["event_timestamp"] <= trigger_time)]
+        latest = rows.sort_values("event_timestamp").iloc[-1]
+        stored_ns = feast_layout.decode_timestamp_ns(stored[feast_layout.ts_field(view.name)])
+        assert stored_ns == int(pd.Timestamp(latest["event_timestamp"]).value), view.name
+    technical = stored[feast_layout.ts_field("technical_features")]
+    later_bar = pd.Timestamp("2025-12-12T14:30:00+00:00")  # the last bar of the later interval
+    assert feast_layout.decode_timestamp_ns(technical) == int(later_bar.value)
+
+    runs = {r["run_id"]: r for r in _l1b_runs(stack, "runs-after")}
+    assert runs[executed[1]]["state"] == "success"
+    assert runs[executed[1]]["run_after"] == run["run_after"]
+    assert runs[executed[1]]["logical_date"] == ""
+    assert run["run_id"] not in runs  # the queued run was the one executed (replaced in place)
+
+
+def test_only_a_manual_run_without_a_logical_date_is_untimed(stack: Stack) -> None:
+    """Scheduled and backfill runs always carry a logical date and keep waiting for L1; so do
+    manual runs given one (the chain above); only the bare trigger skips the wait."""
+    script = """
+import sys
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+sys.path.insert(0, sys.argv[1])
+from airflow.sdk.api.datamodels._generated import DagRunType
+from _usdcop.steps import is_untimed_manual
+
+when = datetime(2025, 12, 12, 14, 15, tzinfo=UTC)
+for run_type in DagRunType:
+    for logical_date in (when, None):
+        run = SimpleNamespace(run_type=run_type, logical_date=logical_date)
+        print(run_type.value, logical_date is not None, is_untimed_manual(run))
+"""
+    done = stack.airflow_python(script, str(PROJECT / "airflow" / "dags"), log="untimed")
+    _require_ok(done, "is_untimed_manual")
+    untimed = {
+        (kind, dated == "True") for kind, dated, flag in map(str.split, done.stdout.splitlines())
+        if flag == "True"
+    }  # fmt: skip
+    assert untimed == {("manual", False)}, done.stdout
