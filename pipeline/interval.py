@@ -216,9 +216,11 @@ def materialize_up_to(
     service = require_contract_match(read_registry(where), where)
     from pipeline.feast_repo import open_feature_store
 
+    # The pushes since L1 ran first: the rows materialized carry the agent's position.
+    pushes = sync_state_events(settings.data_dir, redis, created=now)
     store = open_feature_store(settings.repo_dir, redis)
     return UpToMaterialization(
         now=now,
         contract_hash=service.tags["contract_hash"],
-        materialized=materialize_incremental(store, now),
+        materialized=materialize_incremental(store, now, since=pushes.earliest_changed),
     )
