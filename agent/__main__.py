@@ -1,4 +1,4 @@
-"""``python -m agent run --target ADDR --policy FILE [--once]``: the inference agent.
+"""``python -m agent run --target ADDR --policy FILE [--once | --watch]``: the inference agent.
 
 Exit codes: 0 done (``--once``: the decision was taken, pushed or held), 1 a policy or start-up
 error (one line), 2 usage.
@@ -27,9 +27,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--target", default="127.0.0.1:50051", help="the observation server")
     run.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="a policy .npz")
     run.add_argument("--symbol", default="USDCOP")
-    run.add_argument("--once", action="store_true", help="one decision now, then exit")
+    when = run.add_mutually_exclusive_group()
+    when.add_argument("--once", action="store_true", help="one decision now, then exit")
+    when.add_argument(
+        "--watch",
+        action="store_true",
+        help="decide on each new bar WatchObservations shows (default: 5 s after each bar)",
+    )
     run.add_argument("--max-fallback-age-s", type=float, default=600.0)
-    run.add_argument("--decision-log", type=Path, default=Path("data/agent/decisions.jsonl"))
+    run.add_argument(
+        "--decision-log",
+        type=Path,
+        default=Path("data/offline/agent_decisions"),
+        help="a .jsonl file, or a folder of daily files [data/offline/agent_decisions]",
+    )
+    run.add_argument(
+        "--metrics-dir",
+        type=Path,
+        default=None,
+        help="folder of the agent's node-exporter textfile usdcop_agent.prom [none]",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -39,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     from client import ObservationClient
 
-    settings = AgentSettings(args.symbol, args.max_fallback_age_s, args.decision_log)
+    settings = AgentSettings(
+        args.symbol, args.max_fallback_age_s, args.decision_log, args.metrics_dir
+    )
     with ObservationClient(args.target) as client:
         agent = Agent(client, policy, settings)
         if args.once:
@@ -47,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{decision.action} {decision.position} ({decision.reason})")
             return 0
         try:
-            agent.run()
+            agent.run_on_changes() if args.watch else agent.run()
         except KeyboardInterrupt:
             return 0
     return 0

@@ -1,8 +1,15 @@
-"""One decision, and the loop that takes one at each completed 5-minute bar.
+"""One decision, and the loops that take one at each completed 5-minute bar.
 
 What enters: an :class:`~client.ObservationClient`, a policy, a clock. What leaves: a pushed
 position (``PushState``) or a hold, and a :class:`Decision` appended to the decision log (one
-JSON object per line).
+JSON object per line: a file, or with a folder one file a day, ``decisions-<YYYY-MM-DD>.jsonl``,
+by default in the offline store's folder ``data/offline/agent_decisions``), and the agent's
+metrics in a node-exporter textfile when a folder is given (``agent.metrics``).
+
+Two ways to wait for a bar: :meth:`Agent.run` wakes 5 s after each 5-minute boundary;
+:meth:`Agent.run_on_changes` follows ``WatchObservations`` and decides when the technical or
+macro view's event time moves (a new bar materialized), not on the state changes its own pushes
+cause.
 
 When the agent holds (pushes nothing, so the stored position stays the truth): a view is
 expired, or a view comes from the compute fallback and its values are older than
@@ -19,12 +26,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from agent.metrics import AgentMetrics
 from agent.policy import LinearPolicy
 from canonical.contract import FEATURE_NAMES
 from client import ObservationClient, ObservationClientError, ObservationResult
 
 logger = logging.getLogger(__name__)
 BAR = timedelta(minutes=5)
+_BAR_VIEWS = ("technical_features", "macro_features")
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,10 @@ class AgentSettings:
     max_fallback_age_s: float = 600.0
     """A view served by the fallback is acted on only while its values are this recent."""
     decision_log: Path | None = None
-    """JSON lines file of every decision (None: log only)."""
+    """JSON lines of every decision: a ``.jsonl`` file, or a folder of daily files (None: log
+    only)."""
+    metrics_dir: Path | None = None
+    """Folder of the agent's node-exporter textfile (None: no metrics)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,7 @@ class Agent:
         self._policy = policy
         self._settings = settings
         self._clock = clock
+        self._metrics = AgentMetrics()
 
     def step(self) -> Decision:
         """Take one decision, push it when the observation can be trusted, log it."""
@@ -94,7 +107,11 @@ class Agent:
             return self._log(
                 Decision(self._clock().isoformat(), symbol, "hold", None, f"no observation: {exc}")
             )
-        observe_ms = (time.perf_counter() - began) * 1000
+        return self.decide(result, (time.perf_counter() - began) * 1000)
+
+    def decide(self, result: ObservationResult, observe_ms: float | None = None) -> Decision:
+        """Act on one observation (pushed to this agent or read by it), log the decision."""
+        symbol = self._settings.symbol
         now = self._clock()
         values = dict(zip(FEATURE_NAMES, result.values.tolist(), strict=True))
         sources = {view.view: view.source for view in result.views}
@@ -148,13 +165,30 @@ class Agent:
             if not stop():
                 self.step()
 
+    def run_on_changes(self, *, stop: Callable[[], bool] = lambda: False) -> None:
+        """A decision each time ``WatchObservations`` shows a new bar (the technical or macro
+        view's event time moved), until ``stop()`` (checked at each change)."""
+        last_bar: tuple[datetime, ...] | None = None
+        for result in self._client.watch([self._settings.symbol]):
+            bar = tuple(v.event_time for v in result.views if v.view in _BAR_VIEWS)
+            if bar != last_bar:
+                last_bar = bar
+                self.decide(result)
+            if stop():
+                return
+
     def _log(self, decision: Decision) -> Decision:
         logger.info(
             "%s %s %s: %s", decision.symbol, decision.action, decision.position, decision.reason
         )
         path = self._settings.decision_log
         if path is not None:
+            if not path.suffix:  # a folder: one file a day
+                path = path / f"decisions-{decision.decided_at[:10]}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as out:
                 out.write(json.dumps(asdict(decision)) + "\n")
+        if self._settings.metrics_dir is not None:
+            self._metrics.record(decision)
+            self._metrics.write(self._settings.metrics_dir)
         return decision

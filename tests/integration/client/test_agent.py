@@ -102,3 +102,48 @@ def test_the_environment_rewards_the_next_bars_return() -> None:
     assert episode_return(env, _policy(20.0)) == pytest.approx(
         float(np.float32(0.01) + np.float32(-0.02) + np.float32(0.03)), rel=1e-4
     )
+
+
+def test_watch_mode_decides_on_each_new_bar_not_on_its_own_pushes_and_keeps_metrics(
+    real_server: ServerThread, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """``run_on_changes``: a decision for the first observation, none for the change its own
+    push causes, one for a new bar (the technical view's event time moved); the decision log
+    is a folder of daily files and the metrics textfile counts the decisions."""
+    from datetime import timedelta
+
+    from tests.integration.client.conftest import NOW_NS
+
+    moments = iter([NOW + timedelta(seconds=1), NOW + timedelta(seconds=2)])
+    key = feast_layout.entity_key("USDCOP", PROJECT)
+    store = redis.Redis(host=redis_server.host, port=redis_server.port)
+    changes: list[int] = []
+
+    def stop() -> bool:  # called after each change the stream shows
+        changes.append(1)
+        if len(changes) == 2:  # the change caused by the first push: now a new bar lands
+            store.hset(
+                key,
+                feast_layout.ts_field("technical_features"),
+                feast_layout.encode_timestamp(NOW_NS - 60 * 10**9),
+            )
+        return len(changes) == 3
+
+    settings = AgentSettings(decision_log=tmp_path / "decisions", metrics_dir=tmp_path / "metrics")
+    try:
+        with ObservationClient(real_server.target) as client:
+            Agent(client, _policy(0.25), settings, lambda: next(moments)).run_on_changes(stop=stop)
+    finally:
+        store.close()
+    (daily,) = (tmp_path / "decisions").iterdir()
+    assert daily.name == f"decisions-{NOW.date().isoformat()}.jsonl"
+    logged = [json.loads(line) for line in daily.read_text().splitlines()]
+    assert [entry["action"] for entry in logged] == ["push", "push"]
+    text = (tmp_path / "metrics" / "usdcop_agent.prom").read_text()
+    assert 'usdcop_agent_decisions{action="push"} 2.0' in text
+    assert 'usdcop_agent_decisions{action="hold"} 0.0' in text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["usdcop_agent_last_push_timestamp_seconds"] == NOW.timestamp() + 2
+    assert 0 < samples["usdcop_agent_push_seconds"] < 10
