@@ -7,7 +7,8 @@ row per answer in the schema Feast's feature logging writes for a feature servic
 (``observation_15d``): the join key ``symbol``; per feature ``<view>__<feature>`` (float32),
 ``<view>__<feature>__timestamp`` (the view's event time) and ``<view>__<feature>__status``
 (Feast's FieldStatus: 1 present, 3 not found, 4 outside max age, 0 otherwise); then
-``__log_timestamp``, ``__log_date`` and ``__request_id`` (the stream entry's id, unique).
+``__log_timestamp``, ``__log_date`` and ``__request_id`` (the stream entry's id and the
+answer's index in it).
 Columns of ours follow Feast's: ``<view>__source`` and ``<view>__fallback_reason`` (Feast's
 status cannot say that a value came from the compute fallback) and ``from_cache``.
 
@@ -30,7 +31,7 @@ import pandas as pd
 
 from canonical import contract
 from canonical.offline_tables import OFFLINE_DIR
-from canonical.served_log import ServedRow, stream_key
+from canonical.served_log import ServedRow, decode_batch, stream_key
 from market_data.files import atomic_write
 from pipeline.settings import RedisAddress
 
@@ -49,8 +50,11 @@ class ServedLogSync:
     """What one drain did."""
 
     drained: int = 0
+    """Stream entries read (each a batch of answers)."""
     recorded: int = 0
+    """Answers written to the log."""
     malformed: int = 0
+    """Entries that did not decode (dropped)."""
 
 
 def log_dir(data_dir: Path) -> Path:
@@ -111,9 +115,12 @@ def drain_served_log(
             rows: list[tuple[str, ServedRow]] = []
             for entry_id, fields in entries:
                 try:
-                    rows.append((entry_id.decode(), ServedRow.from_fields(fields)))
-                except (KeyError, ValueError, UnicodeDecodeError, struct.error):
+                    batch = decode_batch(fields)
+                except (KeyError, ValueError, IndexError, UnicodeDecodeError, struct.error):
                     malformed += 1
+                    continue
+                first = entry_id.decode()
+                rows += [(f"{first}-{i}", row) for i, row in enumerate(batch)]
             if rows:
                 _write_parts(data_dir, served_frame(rows))
             client.xdel(key, *[entry_id for entry_id, _ in entries])

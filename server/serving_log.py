@@ -9,9 +9,10 @@ compares with the offline rows of the same instant.
 
 The request path only appends a reference to an already-built answer to a bounded queue
 (``record``: a length check and a deque append; a full queue drops the entry and counts it). A
-background task writes the queue to Redis in pipelined batches every ``flush_s``; a batch Redis
-refuses is dropped and counted too (the log is evidence, never a reason to fail or slow a call).
-The stream is capped (approximately) at ``stream_max_len`` entries.
+background task writes the queue every ``flush_s`` as batches of up to 256 answers, one stream
+entry (one XADD) per batch, yielding to the event loop between batches so calls keep being
+served; a batch Redis refuses is dropped and counted too (the log is evidence, never a reason to
+fail or slow a call). The stream is capped (approximately) at ``stream_max_len`` batches.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from canonical.served_log import served_fields
+from canonical.served_log import Record, encode_batch
 from server.clock import Clock
 from server.observation import SerializedObservation
 
 logger = logging.getLogger(__name__)
 
-_BATCH = 1000
+_BATCH = 256
 
 
 class ServingLog:
@@ -93,7 +94,7 @@ class ServingLog:
             self._queue.clear()
 
     async def flush(self) -> None:
-        """Write everything queued now, in batches of up to 1,000 entries."""
+        """Write everything queued now, in batches of up to 256 answers."""
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
             try:
@@ -113,6 +114,7 @@ class ServingLog:
             if self._failing:
                 logger.info("served log: writing again", extra={"event": "served_log_up"})
                 self._failing = False
+            await asyncio.sleep(0)  # let waiting calls run between batches
 
     async def _write(self, batch: list[tuple[SerializedObservation, int, bool]]) -> None:
         client = self._client
@@ -120,23 +122,21 @@ class ServingLog:
             client = self._cluster.client_for(self._stream)
         if client is None:
             raise RedisError("no Redis client")
-        async with client.pipeline(transaction=False) as pipe:
-            for answer, served_ns, from_cache in batch:
-                provenance = answer.provenance
-                if provenance is None:
-                    continue
-                fields = served_fields(
-                    provenance.symbol,
-                    served_ns,
-                    from_cache=from_cache,
-                    views=provenance.views,
-                    event_times_ns=answer.event_times_ns,
-                    packed_values=answer.packed_values,
-                )
-                pipe.xadd(
-                    self._stream,
-                    fields,  # type: ignore[arg-type]
-                    maxlen=self._stream_max_len,
-                    approximate=True,
-                )
-            await pipe.execute()
+        records: list[Record] = [
+            (
+                answer.provenance.symbol,
+                served_ns,
+                from_cache,
+                answer.provenance.views,
+                answer.event_times_ns,
+                answer.packed_values,
+            )
+            for answer, served_ns, from_cache in batch
+            if answer.provenance is not None
+        ]
+        await client.xadd(
+            self._stream,
+            encode_batch(records),  # type: ignore[arg-type]
+            maxlen=self._stream_max_len,
+            approximate=True,
+        )

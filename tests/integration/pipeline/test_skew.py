@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from canonical import contract
-from canonical.served_log import stream_key
+from canonical.served_log import decode_batch, stream_key
 from client import ObservationClient
 from devstack.embedded_redis import free_port
 from devstack.server_process import ServerProcess
@@ -40,8 +40,12 @@ RSI = feast_layout.feature_field(contract.TECHNICAL.name, "rsi_9")
 
 
 def _wait_for_entries(client: redis.Redis, count: int) -> None:
+    """Until the stream holds ``count`` answers (an entry holds a batch of them)."""
     deadline = time.monotonic() + 10
-    while client.xlen(stream_key(contract.PROJECT)) < count:
+    while True:
+        entries = client.xrange(stream_key(contract.PROJECT), "-", "+")
+        if sum(len(decode_batch(fields)) for _, fields in entries) >= count:
+            return
         assert time.monotonic() < deadline, "the served log did not reach Redis"
         time.sleep(0.05)
 

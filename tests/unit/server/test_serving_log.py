@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from canonical.served_log import ServedRow, served_fields
+from canonical.served_log import decode_batch, encode_batch
 from server.clock import ManualClock
 from server.observation import assemble_observation
 from server.serving_log import ServingLog
@@ -25,28 +25,45 @@ def test_an_entry_round_trips_the_served_values_bit_for_bit_with_their_provenanc
     expired = NOW_NS - 2 * 3_600 * 10**9  # state's 1 h TTL passed: that view falls back
     answer = _answer(state_ts=expired)
     assert answer.provenance is not None
-    fields = served_fields(
-        "USDCOP",
-        NOW_NS + 5,
-        from_cache=True,
-        views=answer.provenance.views,
-        event_times_ns=answer.event_times_ns,
-        packed_values=answer.packed_values,
+    fresh = _answer()
+    assert fresh.provenance is not None
+    fields = encode_batch(
+        [
+            (
+                "USDCOP",
+                NOW_NS + 5,
+                True,
+                answer.provenance.views,
+                answer.event_times_ns,
+                answer.packed_values,
+            ),
+            (
+                "USDMXN",
+                NOW_NS + 9,
+                False,
+                fresh.provenance.views,
+                fresh.event_times_ns,
+                fresh.packed_values,
+            ),
+        ]
     )
-    row = ServedRow.from_fields(fields)
+    row, other = decode_batch(fields)
     expected = np.array([*STORE_VALUES[:13], -13.0, -14.0], dtype=np.float32)
     assert np.array_equal(np.array(row.values, dtype=np.float32), expected)
     assert row.sources == ("online_store", "online_store", "fallback")
     assert row.reasons == ("none", "none", "view_expired")
     assert row.event_times_ns[2] == FALLBACK.state_event_time_ns
     assert (row.symbol, row.served_at_ns, row.from_cache) == ("USDCOP", NOW_NS + 5, True)
+    assert (other.symbol, other.served_at_ns, other.from_cache) == ("USDMXN", NOW_NS + 9, False)
+    assert other.sources == ("online_store",) * 3
+    assert np.array_equal(np.array(other.values, dtype=np.float32), np.float32(STORE_VALUES))
     for broken in (
-        {**fields, b"values": fields[b"values"][:-4]},
-        {**fields, b"sources": b"online_store,fallback"},
-        {**fields, b"sources": b"online_store,elsewhere,fallback"},
+        {**fields, b"records": fields[b"records"][:-4]},
+        {**fields, b"labels": b"online_store/none,elsewhere/none"},
+        {**fields, b"symbols": b"USDCOP"},
     ):
-        with pytest.raises((struct.error, ValueError)):
-            ServedRow.from_fields(broken)
+        with pytest.raises((struct.error, ValueError, IndexError)):
+            decode_batch(broken)
 
 
 def test_the_queue_is_bounded_and_counts_what_it_drops() -> None:
