@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## Create .venv and install the project with its dev tools
 
 run: $(STAMP) ## Quick start: pipeline into an embedded Redis, then serve observations (Ctrl-C stops)
-	$(PY) -m pipeline up
+	$(PY) -m pipeline up --agent-policy agent/policies/example.npz
 
 test: $(STAMP) ## Run every test (unit + integration: real redis-server, Feast, gRPC)
 	$(PY) -m pytest

@@ -66,6 +66,8 @@ class Decision:
     sources: dict[str, str] = field(default_factory=dict)
     observe_ms: float | None = None
     push_ms: float | None = None
+    since_bar_ms: float | None = None
+    """Bar close (the newest technical/macro event time) to this push's answer, wall clock."""
 
 
 def _why_hold(result: ObservationResult, now: datetime, max_fallback_age_s: float) -> str | None:
@@ -90,7 +92,9 @@ class Agent:
         policy: LinearPolicy,
         settings: AgentSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_decision: Callable[[Decision], None] | None = None,
     ) -> None:
+        self._on_decision = on_decision
         self._client = client
         self._policy = policy
         self._settings = settings
@@ -139,6 +143,8 @@ class Agent:
             )
         push_ms = (time.perf_counter() - began) * 1000
         action, reason = ("push", "applied") if applied else ("stale", "store held a newer state")
+        bar_close = max(v.event_time for v in result.views if v.view in _BAR_VIEWS)
+        since_bar_ms = (datetime.now(UTC) - bar_close).total_seconds() * 1000
         return self._log(
             Decision(
                 now.isoformat(),
@@ -150,6 +156,7 @@ class Agent:
                 sources,
                 observe_ms,
                 push_ms,
+                since_bar_ms,
             )
         )
 
@@ -191,4 +198,6 @@ class Agent:
         if self._settings.metrics_dir is not None:
             self._metrics.record(decision)
             self._metrics.write(self._settings.metrics_dir)
+        if self._on_decision is not None:
+            self._on_decision(decision)
         return decision

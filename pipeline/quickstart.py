@@ -244,6 +244,8 @@ def run_up(
         out(how_to_call(server.target, settings.symbols[0]))
         out(f"Prometheus metrics of the server: {server.metrics_url}")
         out(f"pipeline metrics (node-exporter textfile): {fed.textfile}")
+        if settings.agent_policy is not None:
+            start_agent(server.target, settings, stop, out)
 
         _run_feed(
             fed, settings, stop, in_live_loop, exit_after_s=exit_after_s, clock=clock, out=out
@@ -258,6 +260,58 @@ def run_up(
             return 1
         out("stopping: server, state file, then the embedded services")
     return 0
+
+
+def start_agent(
+    target: str, settings: PipelineSettings, stop: threading.Event, out: Printer
+) -> threading.Thread | None:
+    """The inference agent (``agent.loop``) in a daemon thread: it follows WatchObservations
+    and decides on each new bar the live feed materializes (its first decision at once), says
+    each decision on ``out``, logs them in ``data/offline/agent_decisions`` and keeps its
+    metrics textfile beside the pipeline's; its pushes are recorded offline by the next tick."""
+    from agent.loop import Agent, AgentSettings, Decision
+    from agent.policy import PolicyError, load_policy
+    from client import ObservationClient
+
+    assert settings.agent_policy is not None
+    try:
+        policy = load_policy(settings.agent_policy)
+    except PolicyError as exc:
+        out(f"agent: not started: {exc}")
+        return None
+
+    def say(decision: Decision) -> None:
+        position = "-" if decision.position is None else f"{decision.position:+.3f}"
+        took = " ".join(
+            f"{name} {ms:.1f} ms"
+            for name, ms in (
+                ("observe", decision.observe_ms),
+                ("push", decision.push_ms),
+                ("bar close -> applied", decision.since_bar_ms),
+            )
+            if ms is not None
+        )
+        out(f"agent: {decision.action} {position} ({decision.reason}) {took}".rstrip())
+
+    def loop() -> None:
+        agent_settings = AgentSettings(
+            symbol=settings.symbols[0],
+            decision_log=settings.data_dir / "offline" / "agent_decisions",
+            metrics_dir=settings.metrics_folder,
+        )
+        try:
+            with ObservationClient(target) as client:
+                Agent(client, policy, agent_settings, on_decision=say).run_on_changes(
+                    stop=stop.is_set
+                )
+        except Exception as exc:
+            if not stop.is_set():
+                out(f"agent: stopped ({type(exc).__name__}: {exc})")
+
+    out(f"agent: policy {settings.agent_policy}, deciding on each new bar of {settings.symbols[0]}")
+    thread = threading.Thread(target=loop, name="agent", daemon=True)
+    thread.start()
+    return thread
 
 
 def _run_feed(

@@ -322,7 +322,21 @@ class PipelineSettings:
         ),
     )
 
+    agent_policy: Path | None = field(
+        default=None,
+        metadata=_about(
+            "run the inference agent (python -m agent) against the server `up` starts, with "
+            "this policy file, deciding on each new bar; empty: no agent (`make run` gives "
+            "agent/policies/example.npz)",
+            flag="--agent-policy",
+            commands=("up",),
+            env="USDCOP_AGENT_POLICY",
+        ),
+    )
+
     def __post_init__(self) -> None:
+        if self.agent_policy is not None and not Path(self.agent_policy).is_file():
+            raise SettingsError(f"USDCOP_AGENT_POLICY: no policy file {self.agent_policy}")
         if self.history_days < 2:
             raise SettingsError(f"USDCOP_HISTORY_DAYS must be >= 2: got {self.history_days}")
         if not self.symbols:

@@ -158,3 +158,33 @@ def test_up_exits_when_its_server_dies_during_the_live_feed(tmp_path) -> None:
         if up.poll() is None:
             up.kill()
             up.communicate()
+
+
+def test_up_with_the_agent_closes_the_loop(tmp_path) -> None:
+    """`make run`'s `--agent-policy`: the agent decides on the served observation and pushes,
+    and the next live tick records its position in the offline store."""
+    from pipeline.state_events import read_events
+
+    repo = copy_feature_repo(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FEAST_REDIS_", "USDCOP_"))}
+    policy = os.path.join(
+        os.path.dirname(contract.__file__), "..", "agent", "policies", "example.npz"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
+         "--days", str(HISTORY_DAYS), "--port", "0", "--metrics-port", "0",
+         "--tick-s", "1", "--exit-after-s", "4", "--agent-policy", policy],
+        capture_output=True, text=True, env=env, timeout=240, check=False,
+    )  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 0, done.stderr[-3000:]
+    pushed = [line for line in out.splitlines() if line.startswith("agent: push ")]
+    assert pushed, out[-3000:]
+    assert "(applied)" in pushed[0] and " push " in pushed[0]
+    assert "bar close -> applied " in pushed[0]
+    position = float(pushed[0].split()[2])
+    events = read_events(repo.data_dir)  # recorded offline by a tick after the push
+    assert events["position"].tolist()[:1] == [pytest.approx(position, abs=5e-4)]
+    decisions = list((repo.data_dir / "offline" / "agent_decisions").glob("decisions-*.jsonl"))
+    assert len(decisions) == 1 and decisions[0].read_text().count('"action": "push"') >= 1
+    assert (repo.data_dir / "metrics" / "usdcop_agent.prom").exists()
