@@ -18,6 +18,7 @@ expired, or a view comes from the compute fallback and its values are older than
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -176,13 +177,15 @@ class Agent:
         """A decision each time ``WatchObservations`` shows a new bar (the technical or macro
         view's event time moved), until ``stop()`` (checked at each change)."""
         last_bar: tuple[datetime, ...] | None = None
-        for result in self._client.watch([self._settings.symbol]):
-            bar = tuple(v.event_time for v in result.views if v.view in _BAR_VIEWS)
-            if bar != last_bar:
-                last_bar = bar
-                self.decide(result)
-            if stop():
-                return
+        # closing(): a return ends the stream and its watchdog now, not when collected.
+        with contextlib.closing(self._client.watch([self._settings.symbol])) as changes:
+            for result in changes:
+                bar = tuple(v.event_time for v in result.views if v.view in _BAR_VIEWS)
+                if bar != last_bar:
+                    last_bar = bar
+                    self.decide(result)
+                if stop():
+                    return
 
     def _log(self, decision: Decision) -> Decision:
         logger.info(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -106,7 +106,7 @@ class ObservationClient(BaseClient):
 
     def watch(
         self, symbols: list[str], *, heartbeat_s: float = 5.0, reconnect: bool = True
-    ) -> Iterator[ObservationResult]:
+    ) -> Generator[ObservationResult, None, None]:
         """Each symbol's current observation, then one result per change, for as long as
         the caller iterates. A dead or failed stream (silent for 3 heartbeats, server gone)
         is reopened with backoff and resumes: unchanged observations are not repeated.
