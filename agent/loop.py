@@ -7,9 +7,8 @@ by default in the offline store's folder ``data/offline/agent_decisions``), and 
 metrics in a node-exporter textfile when a folder is given (``agent.metrics``).
 
 Two ways to wait for a bar: :meth:`Agent.run` wakes 5 s after each 5-minute boundary;
-:meth:`Agent.run_on_changes` follows ``WatchObservations`` and decides when the technical or
-macro view's event time moves (a new bar materialized), not on the state changes its own pushes
-cause.
+:meth:`Agent.run_on_changes` follows ``WatchObservations`` and decides once per new bar (the
+technical and macro views materialized for it), not on the state changes its own pushes cause.
 
 When the agent holds (pushes nothing, so the stored position stays the truth): a view is
 expired, or a view comes from the compute fallback and its values are older than
@@ -174,15 +173,19 @@ class Agent:
                 self.step()
 
     def run_on_changes(self, *, stop: Callable[[], bool] = lambda: False) -> None:
-        """A decision each time ``WatchObservations`` shows a new bar (the technical or macro
-        view's event time moved), until ``stop()`` (checked at each change)."""
-        last_bar: tuple[datetime, ...] | None = None
+        """A decision for each new bar ``WatchObservations`` shows, until ``stop()`` (checked
+        at each change). A bar is new when the technical view's event time passed the last one
+        decided on and the macro view has landed for it too (materialization writes the views
+        one after the other: deciding on the first would decide twice per bar); the changes
+        the agent's own pushes cause are not bars."""
+        decided: datetime | None = None
         # closing(): a return ends the stream and its watchdog now, not when collected.
         with contextlib.closing(self._client.watch([self._settings.symbol])) as changes:
             for result in changes:
-                bar = tuple(v.event_time for v in result.views if v.view in _BAR_VIEWS)
-                if bar != last_bar:
-                    last_bar = bar
+                times = {v.view: v.event_time for v in result.views}
+                bar = times["technical_features"]
+                if (decided is None or bar > decided) and times["macro_features"] >= bar:
+                    decided = bar
                     self.decide(result)
                 if stop():
                     return

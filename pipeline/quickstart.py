@@ -280,6 +280,16 @@ def start_agent(
         out(f"agent: not started: {exc}")
         return None
 
+    # The stream of now: a tick's materialization swaps sys.stdout for a moment (to swallow
+    # Feast's banner, pipeline.materialize), and this thread's lines must not fall into it.
+    stream = sys.stdout
+
+    def emit(line: str) -> None:
+        if out is _print:
+            print(line, file=stream, flush=True)
+        else:
+            out(line)
+
     def say(decision: Decision) -> None:
         position = "-" if decision.position is None else f"{decision.position:+.3f}"
         took = " ".join(
@@ -291,7 +301,7 @@ def start_agent(
             )
             if ms is not None
         )
-        out(f"agent: {decision.action} {position} ({decision.reason}) {took}".rstrip())
+        emit(f"agent: {decision.action} {position} ({decision.reason}) {took}".rstrip())
 
     def loop() -> None:
         agent_settings = AgentSettings(
@@ -306,7 +316,7 @@ def start_agent(
                 )
         except Exception as exc:
             if not stop.is_set():
-                out(f"agent: stopped ({type(exc).__name__}: {exc})")
+                emit(f"agent: stopped ({type(exc).__name__}: {exc})")
 
     out(f"agent: policy {settings.agent_policy}, deciding on each new bar of {settings.symbols[0]}")
     thread = threading.Thread(target=loop, name="agent", daemon=True)

@@ -121,13 +121,12 @@ def test_watch_mode_decides_on_each_new_bar_not_on_its_own_pushes_and_keeps_metr
 
     def stop() -> bool:  # called after each change the stream shows
         changes.append(1)
-        if len(changes) == 2:  # the change caused by the first push: now a new bar lands
-            store.hset(
-                key,
-                feast_layout.ts_field("technical_features"),
-                feast_layout.encode_timestamp(NOW_NS - 60 * 10**9),
-            )
-        return len(changes) == 3
+        bar = feast_layout.encode_timestamp(NOW_NS - 60 * 10**9)
+        if len(changes) == 2:  # the change caused by the first push: a new bar, half landed
+            store.hset(key, feast_layout.ts_field("technical_features"), bar)
+        if len(changes) == 3:  # ... and its macro row too: now a decision
+            store.hset(key, feast_layout.ts_field("macro_features"), bar)
+        return len(changes) == 4
 
     settings = AgentSettings(decision_log=tmp_path / "decisions", metrics_dir=tmp_path / "metrics")
     try:
