@@ -272,6 +272,8 @@ class ObservationService:
                 if not batch:
                     yield _heartbeat(self._clock.wall_ns())
                 for observation in batch:
+                    if self._serving_log is not None:
+                        self._serving_log.record(observation, False)
                     yield (
                         _WATCH_OBSERVATION_TAG
                         + varint(len(observation.fresh_bytes))

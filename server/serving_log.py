@@ -1,11 +1,12 @@
 """What the server served, logged off the request path for the served-vs-offline skew check.
 
-What enters: each answer GetObservation / GetObservations sends (the assembled observation:
-symbol, the 15 float32 as packed, each view's event time, source and fallback reason) and the
-time it was sent. What leaves: one entry per answer in the project's Redis stream
-``<project>:served`` (``canonical.served_log`` layout), which the pipeline drains into the
-offline store in Feast's feature-logging schema (``pipeline.served_log``) and ``pipeline skew``
-compares with the offline rows of the same instant.
+What enters: each answer GetObservation / GetObservations / WatchObservations sends (the
+assembled observation: symbol, the 15 float32 as packed, each view's event time, source and
+fallback reason) and the time it was sent. What leaves: the answers, in batches, in the
+project's Redis stream ``<project>:served`` (``canonical.served_log`` layout), which the
+pipeline drains into the offline store in Feast's feature-logging schema
+(``pipeline.served_log``) and ``pipeline skew`` compares with the offline rows of the same
+instant.
 
 The request path only appends a reference to an already-built answer to a bounded queue
 (``record``: a length check and a deque append; a full queue drops the entry and counts it). A

@@ -7,6 +7,7 @@ materialization and logging schema, the file offline store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -79,16 +80,18 @@ def test_served_answers_are_logged_in_feasts_schema_and_skew_finds_only_real_dif
             served = [agent.get("USDCOP") for _ in range(3)]  # the first loads, then the cache
             assert agent.push_state("USDCOP", 0.5, datetime.now(UTC)) is True
             served.append(agent.get("USDCOP"))
-            _wait_for_entries(client, 4)
+            with contextlib.closing(agent.watch(["USDCOP"])) as stream:
+                served.append(next(stream))  # a watch message is logged like an answer
+            _wait_for_entries(client, 5)
             # Behind the pipeline's back: a technical value in Redis that training never saw.
             key = feast_key("USDCOP", contract.PROJECT)
             client.hset(key, RSI, feast_layout.encode_float32(12.5))
             tampered = agent.get("USDCOP")
             assert tampered.by_name()["rsi_9"] == np.float32(12.5)
-            _wait_for_entries(client, 5)
+            _wait_for_entries(client, 6)
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as page:
                 text = page.read().decode()
-            assert 'usdcop_served_log_entries_total{result="written"} 5.0' in text
+            assert 'usdcop_served_log_entries_total{result="written"} 6.0' in text
             assert 'usdcop_served_log_entries_total{result="dropped"} 0.0' in text
     finally:
         client.close()
@@ -97,7 +100,7 @@ def test_served_answers_are_logged_in_feasts_schema_and_skew_finds_only_real_dif
     sync_state_events(repo.data_dir, address, created=ended)
     feed.step(ended)  # the live tick records the served log (no new slot needed)
     logged = read_served_log(repo.data_dir, started, ended)
-    assert len(logged) == 5
+    assert len(logged) == 6
     assert logged["from_cache"].tolist()[:3] == [False, True, True]
     # Feast's own schema for the feature service, column for column, then ours.
     from feast.feature_logging import FeatureServiceLoggingSource
@@ -113,14 +116,14 @@ def test_served_answers_are_logged_in_feasts_schema_and_skew_finds_only_real_dif
         assert first[f"{view_of[name]}__{name}"] == served[0].values[i]
 
     report = skew_report(repo.data_dir, started, ended)
-    assert report.rows == 5 and report.from_store == 5
+    assert report.rows == 6 and report.from_store == 6
     by_feature = {f.feature: f for f in report.features}
-    assert by_feature["rsi_9"].compared == 5
+    assert by_feature["rsi_9"].compared == 6
     assert by_feature["rsi_9"].mismatched_offline == 1  # the tampered answer, only
     assert by_feature["rsi_9"].mismatched_recomputed == 1
     others = [f for f in report.features if f.feature != "rsi_9"]
     assert sum(f.mismatched_offline + f.mismatched_recomputed for f in others) == 0
-    assert report.compared == 5 * contract.N_FEATURES
+    assert report.compared == 6 * contract.N_FEATURES
     assert report.missing_offline == {v.name: 0 for v in contract.VIEWS}
 
     # The command: exit 1 on skew, JSON, and the figures in the metrics textfile.
@@ -162,5 +165,5 @@ def test_served_answers_are_logged_in_feasts_schema_and_skew_finds_only_real_dif
     doctor = run_doctor(settings, f"127.0.0.1:{free_port()}", ended)
     check = next(c for c in doctor.checks if c.name == "served vs offline")
     assert check.verdict == "FAIL"
-    assert check.detail.startswith(f"2 of {5 * contract.N_FEATURES} served values differ")
+    assert check.detail.startswith(f"2 of {6 * contract.N_FEATURES} served values differ")
     assert check.detail.endswith(": rsi_9")
