@@ -21,3 +21,9 @@ Dependencies point one way: ``pipeline``, ``benchmarks`` and the tests import ``
 ``server.lifetime`` (and the generated stubs for the probe); ``fixture_server`` also writes its
 test data with ``canonical``, ``market_data`` and ``server.feast_layout``.
 """
+
+import os
+
+# Before anything imports grpc: children started with preexec_fn (server.lifetime) while a gRPC
+# channel is busy in another thread die before exec without this (see server/lifetime.py).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")

@@ -16,3 +16,9 @@ redis-server and the observation server as a child process -- live in ``devstack
 ``pipeline/`` and the tests imports this package, except the benchmarks, which build their data
 with it; ``devstack`` never does.
 """
+
+import os
+
+# Before anything imports grpc: children started with preexec_fn (server.lifetime) while a gRPC
+# channel is busy in another thread die before exec without this (see server/lifetime.py).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")

@@ -3,6 +3,11 @@ mechanisms the quick start uses (devstack.embedded_redis, devstack.embedded_post
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports grpc (see server/lifetime.py: forked children and busy channels).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import dataclasses
 import itertools
 import re
