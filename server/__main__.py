@@ -23,19 +23,43 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from client._version import version_line
 from server.config import ServerConfig, parse_field, unknown_variables
 from server.errors import ConfigError, StartupError
 from server.lifetime import die_with_parent
 from server.logging_setup import configure_logging
 from server.port_guard import PortGuard
-from server.worker_metrics import WorkerMetrics
 
 logger = logging.getLogger("server")
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, its line built only when asked: ``client._version`` imports the client
+    package (grpc, protobuf, numpy), which a server start must not wait for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest=dest,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from client._version import version_line
+
+        print(version_line("usdcop-observation-server"))
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         + ".",
     )
-    parser.add_argument(
-        "--version", action="version", version=version_line("usdcop-observation-server")
-    )
+    parser.add_argument("--version", action=_VersionAction)
     for f in dataclasses.fields(ServerConfig):
         if f.metadata.get("secret"):
             continue  # environment only: a flag's value is visible to every user in `ps`
@@ -197,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_single(config)
     if not config.metrics_port:
         return _run_workers(config)
+    from server.worker_metrics import WorkerMetrics  # prometheus_client: only with metrics on
+
     with WorkerMetrics(config) as metrics:
         return _run_workers(metrics.worker_config, on_started=metrics.serve)
 

@@ -12,7 +12,12 @@ to its port, with ObservationService, ``grpc.health.v1`` and server reflection.
   event loop (uvloop by default; the echo floor runs on the same).
 
 Health: NOT_SERVING until Redis has answered once or the fallback has data (a background task
-keeps checking), then SERVING; NOT_SERVING again as soon as shutdown begins.
+keeps checking), then SERVING; NOT_SERVING again as soon as shutdown begins. A Redis that
+answers the start-up PING makes the server SERVING before the fallback's first rows exist
+(they are computed in a thread right after, ~0.1-0.3 s): until then a read that needs the
+fallback (a view missing or expired in Redis, or Redis failing) is answered UNAVAILABLE saying
+the fallback is still loading, never with other data. Without Redis, SERVING waits for the
+rows.
 """
 
 from __future__ import annotations
@@ -124,7 +129,7 @@ class ObservationServer(grpc.aio.Server):
         self,
         inner: grpc.aio.Server,
         health_servicer: health_aio.HealthServicer,
-        background: list[asyncio.Task[None]],
+        background: list[asyncio.Task[Any]],
         closers: list[Any],
         metrics_url: str | None = None,
     ) -> None:
@@ -352,22 +357,20 @@ async def create_server(
             await observability.close()
         raise StartupError(f"cannot bind {address}: is the port in use or the address wrong?")
 
-    # Start-up work (not on any request path): fallback rows, a warm Redis connection.
-    await fallback.refresh()
+    # Start-up work (not on any request path). The fallback's first rows are computed in the
+    # background (a thread; about 0.1-0.3 s with its imports): a Redis that answers is enough
+    # for SERVING, and a read that would need a row before it exists is answered UNAVAILABLE
+    # ("the compute fallback is still loading"), never with other data. Without Redis the
+    # server stays NOT_SERVING until the rows are there (below).
+    first_refresh = asyncio.create_task(fallback.refresh(), name="fallback-first-refresh")
     await warn_operator(config, redis_client, plans)
     if await reader.ping(_STARTUP_PING_TIMEOUT_S) or fallback.loaded:
         await health_state.set_serving()
-    else:
-        logger.warning("neither Redis nor fallback data is available yet: NOT_SERVING")
 
     closers: list[Any] = [reader.aclose, service.watch_hub.aclose]
-    background = [
+    background: list[asyncio.Task[Any]] = [
         asyncio.create_task(service.watch_hub.run_poll_loop(), name="watch-poll"),
-        asyncio.create_task(fallback.run_refresh_loop(), name="fallback-refresh"),
-        asyncio.create_task(
-            _watch_health(health_state, reader, fallback, config.fallback_refresh_s),
-            name="health-watch",
-        ),
+        first_refresh,
     ]
     if serving_log is not None:
         background.append(asyncio.create_task(serving_log.run(), name="served-log"))
@@ -396,6 +399,21 @@ async def create_server(
     server.watch_hub = service.watch_hub
     server.service = service
     await server.start()
+    # Returns with the fallback's first refresh done (as before): callers and tests may rely
+    # on its rows; health no longer waits for it when Redis answered.
+    await first_refresh
+    if not health_state.serving:
+        if fallback.loaded:
+            await health_state.set_serving()
+        else:
+            logger.warning("neither Redis nor fallback data is available yet: NOT_SERVING")
+    background += [
+        asyncio.create_task(fallback.run_refresh_loop(), name="fallback-refresh"),
+        asyncio.create_task(
+            _watch_health(health_state, reader, fallback, config.fallback_refresh_s),
+            name="health-watch",
+        ),
+    ]
     return server, port
 
 

@@ -110,7 +110,11 @@ class BatchObserver:
             for plan, ticket, store in zip(to_read, tickets, reads, strict=True):
                 try:
                     answer = assemble_observation(
-                        plan.symbol, store, self._fallback.row(plan.symbol), now_ns
+                        plan.symbol,
+                        store,
+                        self._fallback.row(plan.symbol),
+                        now_ns,
+                        fallback_loading=not self._fallback.attempted,
                     )
                 except ServerError as exc:
                     answers[plan.symbol] = exc

@@ -31,13 +31,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from canonical import contract
-from canonical.builder import CanonicalFeatureBuilder, InsufficientHistory
-from market_data import columnar, files
-from market_data.series import Bars, MacroDaily, SchemaError
+from market_data import files
 from offline_store.connection import PostgresAddress
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from market_data.series import Bars, MacroDaily
+
+# The computation's modules (canonical.builder, market_data.columnar: numpy, pyarrow) are
+# imported by the functions below, in the refresh thread: the server reports SERVING without
+# waiting for them (server.app).
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +94,16 @@ def _postgres_signature(address: PostgresAddress) -> _FileSignature:
         return None
 
 
+def _import_computation() -> None:
+    import canonical.builder  # noqa: F401  (numpy)
+    import market_data.columnar  # noqa: F401
+
+
 def compute_rows(data_dir: Path, symbols: tuple[str, ...]) -> dict[str, FallbackRow]:
     """Fallback rows of ``symbols`` from the raw files in ``data_dir`` (blocking; runs in a
     thread). A symbol without enough history (or absent from the bars) gets no row."""
+    from market_data import columnar
+
     bars = columnar.read_bars(files.bars_path(data_dir), symbols)
     macro = columnar.read_macro(files.macro_path(data_dir))
     return _rows_from(bars, macro, symbols)
@@ -103,6 +114,7 @@ def compute_rows_postgres(
 ) -> dict[str, FallbackRow]:
     """Fallback rows of ``symbols`` from the PostgreSQL L0 tables: each symbol's latest window
     (the builder's ``min_bars``), which gives the same row as the whole history, bit for bit."""
+    from canonical.builder import CanonicalFeatureBuilder
     from market_data import schema
     from offline_store.read import read_bars, read_macro
 
@@ -122,6 +134,9 @@ def compute_rows_postgres(
 def _rows_from(
     bars_of: dict[str, Bars], macro: MacroDaily, symbols: tuple[str, ...]
 ) -> dict[str, FallbackRow]:
+    from canonical.builder import CanonicalFeatureBuilder, InsufficientHistory
+    from market_data.series import SchemaError
+
     builder = CanonicalFeatureBuilder()
     rows: dict[str, FallbackRow] = {}
     for symbol in symbols:
@@ -161,6 +176,7 @@ class ComputeFallback:
         self._rows: dict[str, FallbackRow] = {}
         self._pushed: dict[str, PushedState] = {}
         self._signature: _FileSignature = None
+        self._attempted = False
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -171,6 +187,11 @@ class ComputeFallback:
     def loaded(self) -> bool:
         """True once rows exist for at least one symbol."""
         return bool(self._rows)
+
+    @property
+    def attempted(self) -> bool:
+        """True once the first refresh finished (with rows or without)."""
+        return self._attempted
 
     def row(self, symbol: str) -> FallbackRow | None:
         """The symbol's fallback row, or None when none could be computed (request path)."""
@@ -187,6 +208,16 @@ class ComputeFallback:
 
     async def refresh(self) -> bool:
         """Recompute the rows (in a thread) when the raw files changed; True when rows changed."""
+        if not self._attempted:
+            # The computation's modules, in the thread, whatever the files hold: the server
+            # reported SERVING without them, and PushState needs the builder too.
+            await asyncio.to_thread(_import_computation)
+        try:
+            return await self._refresh()
+        finally:
+            self._attempted = True
+
+    async def _refresh(self) -> bool:
         if self._postgres is None:
             signature = await asyncio.to_thread(_file_signature, self._paths())
         else:

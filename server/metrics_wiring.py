@@ -15,7 +15,7 @@ import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
@@ -24,8 +24,11 @@ from server.clock import Clock
 from server.config import ServerConfig
 from server.fallback import ComputeFallback
 from server.metrics import ServerMetrics
-from server.metrics_export import FLUSH_PERIOD_S, MetricsEndpoint, write_snapshot_file
 from server.redis_memory import run_sampler
+
+if TYPE_CHECKING:
+    # prometheus_client and its HTTP server: imported only when metrics are on (start_metrics)
+    from server.metrics_export import MetricsEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ class MetricsRuntime:
     async def close(self) -> None:
         """Stop the endpoint; with N workers, write the final snapshot for the parent."""
         if self.snapshot_dir is not None:
+            from server.metrics_export import write_snapshot_file
+
             with contextlib.suppress(OSError):
                 write_snapshot_file(self.snapshot_dir, self.metrics, self.clock.wall_ns())
         if self.endpoint is not None:
@@ -62,6 +67,8 @@ def start_metrics(
     """Metrics for this process, or None when ``metrics_port`` is 0 (off)."""
     if not config.metrics_port:
         return None
+    from server.metrics_export import MetricsEndpoint
+
     metrics = ServerMetrics(cache_enabled=config.cache_ttl_ms > 0)
     metrics.watch(breaker, fallback)
     jobs = [run_sampler(redis_client, metrics, config.redis_memory_sample_s)]
@@ -78,6 +85,8 @@ def start_metrics(
 
 
 async def _flush_loop(folder: Path, metrics: ServerMetrics, clock: Clock) -> None:
+    from server.metrics_export import FLUSH_PERIOD_S, write_snapshot_file
+
     while True:
         try:
             write_snapshot_file(folder, metrics, clock.wall_ns())

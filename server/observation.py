@@ -98,8 +98,11 @@ def assemble_observation(
     store: StoreRead | None,
     fallback: FallbackRow | None,
     now_ns: int,
+    *,
+    fallback_loading: bool = False,
 ) -> SerializedObservation:
-    """The observation of ``symbol``; NoDataAvailableError when a view has no usable source."""
+    """The observation of ``symbol``; NoDataAvailableError when a view has no usable source
+    (``fallback_loading``: the fallback's first refresh has not finished, say so)."""
     values: list[float] = [0.0] * contract.N_FEATURES
     pieces: list[bytes] = [_header(symbol)]
     sources: list[pb.ValueSource.ValueType] = []
@@ -143,6 +146,11 @@ def assemble_observation(
                     source,
                     reason,
                 )
+            )
+        elif fallback_loading:
+            raise NoDataAvailableError(
+                f"no fresh data from the online store for {symbol} and the compute fallback "
+                "is still loading (the server has just started): retry shortly"
             )
         else:
             raise NoDataAvailableError(

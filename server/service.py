@@ -21,15 +21,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import grpc
-import numpy as np
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
-
-# Imported at start-up (it pulls in pandas, ~0.7 s), never lazily on a PushState.
-from canonical.builder import time_normalized
 from server.batch import BatchObserver, varint
 from server.circuit_breaker import CircuitBreaker
 from server.clock import Clock
@@ -113,7 +109,21 @@ def _parse(message_type: Any, request: bytes) -> Any:
 
 def time_normalized_of(event_time_ns: int) -> float:
     """canonical.builder.time_normalized for one event time, as a float32-exact float."""
+    # numpy and the builder (no pandas): not imported before SERVING; the fallback's first
+    # refresh imports them in its thread right after (ComputeFallback.refresh), so a push
+    # rarely finds them missing, and then waits for that import (~0.1 s), once.
+    import numpy as np
+
+    from canonical.builder import time_normalized
+
     return float(time_normalized(np.array([event_time_ns], dtype=np.int64))[0])
+
+
+def float32_of(value: float) -> float:
+    """``value`` rounded to float32 (as numpy's ``float32`` rounds it), as a float."""
+    import numpy as np
+
+    return float(np.float32(value))
 
 
 class ObservationService:
@@ -360,7 +370,11 @@ class ObservationService:
     ) -> SerializedObservation:
         (store,) = await self._guard.read([plan], timeout_s, deadline_bound=deadline_bound)
         return assemble_observation(
-            plan.symbol, store, self._fallback.row(plan.symbol), self._clock.wall_ns()
+            plan.symbol,
+            store,
+            self._fallback.row(plan.symbol),
+            self._clock.wall_ns(),
+            fallback_loading=not self._fallback.attempted,
         )
 
     # --- GetObservations / WatchObservations ----------------------------------------------
@@ -415,7 +429,7 @@ class ObservationService:
             max_age_ns=_STATE_TTL_NS,
             max_skew_ns=self._max_clock_skew_ns,
         )
-        position32 = float(np.float32(position))
+        position32 = float32_of(position)
         time_normalized = time_normalized_of(event_time_ns)
         remaining_s = context.time_remaining()
         timeout_s = _PUSH_TIMEOUT_S if remaining_s is None else min(_PUSH_TIMEOUT_S, remaining_s)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -11,17 +12,24 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pandas as pd
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from usdcop.observation.v1 import observation_pb2 as pb
+from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
 from devstack.embedded_redis import EmbeddedRedis, free_port
+from server import fallback as fallback_module
+from server.app import create_server
+from server.clock import ManualClock
 from tests.integration.server.conftest import (
+    NOW_NS,
     STORE_VALUES,
     redis_client,
     running,
@@ -75,6 +83,55 @@ def test_health_serving_when_redis_answers(redis_server: EmbeddedRedis, tmp_path
             assert await _health(app.channel) == SERVING
 
     asyncio.run(scenario())
+
+
+def test_serving_before_the_fallback_loads_and_a_read_that_needs_it_is_told_so(
+    fresh_redis: EmbeddedRedis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis answers but holds nothing for USDCOP: every view needs the fallback, whose first
+    # refresh is held until the test lets it go.
+    gate = threading.Event()
+    compute = fallback_module.compute_rows
+
+    def held(*args: Any) -> Any:
+        gate.wait(30)
+        return compute(*args)
+
+    monkeypatch.setattr(fallback_module, "compute_rows", held)
+    config = server_config(fresh_redis.port, data_dir, port=free_port())
+
+    async def scenario() -> None:
+        starting = asyncio.create_task(create_server(config, clock=ManualClock(wall_ns=NOW_NS)))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{config.port}") as channel:
+            stub = pb_grpc.ObservationServiceStub(channel)
+            for _ in range(400):
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    if await _health(channel) == SERVING:
+                        break
+                await asyncio.sleep(0.025)
+            assert await _health(channel, SERVICE) == SERVING
+            assert not starting.done()  # the fallback's first refresh is still held
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub.GetObservation(pb.GetObservationRequest(symbol="USDCOP"), timeout=5)
+            assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert raised.value.details() == (
+                "no fresh data from the online store for USDCOP and the compute fallback is "
+                "still loading (the server has just started): retry shortly"
+            )
+            gate.set()
+            server, _ = await starting  # returns once the first refresh is done
+            try:
+                obs = await stub.GetObservation(
+                    pb.GetObservationRequest(symbol="USDCOP"), timeout=5
+                )
+                assert {v.source for v in obs.views} == {pb.VALUE_SOURCE_COMPUTE_FALLBACK}
+            finally:
+                await server.stop(0)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gate.set()
 
 
 def test_graceful_shutdown_finishes_in_flight_calls(

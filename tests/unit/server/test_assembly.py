@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 from usdcop.observation.v1 import observation_pb2 as pb
 
@@ -100,6 +101,14 @@ def test_no_source_is_no_data_available() -> None:
         assemble_observation("USDCOP", None, None, NOW_NS)
     assert raised.value.public_message == (
         "no fresh data from the online store and no fallback data loaded for USDCOP"
+    )
+    # before the fallback's first refresh finished, the message says it is still loading
+    with pytest.raises(NoDataAvailableError) as loading:
+        assemble_observation("USDCOP", None, None, NOW_NS, fallback_loading=True)
+    assert loading.value.status_code == grpc.StatusCode.UNAVAILABLE
+    assert loading.value.public_message == (
+        "no fresh data from the online store for USDCOP and the compute fallback is still "
+        "loading (the server has just started): retry shortly"
     )
     # a fresh store needs no fallback at all
     read = decode_reply(reply({}), NOW_NS)
