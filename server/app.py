@@ -12,12 +12,13 @@ to its port, with ObservationService, ``grpc.health.v1`` and server reflection.
   event loop (uvloop by default; the echo floor runs on the same).
 
 Health: NOT_SERVING until Redis has answered once or the fallback has data (a background task
-keeps checking), then SERVING; NOT_SERVING again as soon as shutdown begins. A Redis that
-answers the start-up PING makes the server SERVING before the fallback's first rows exist
-(they are computed in a thread right after, ~0.1-0.3 s): until then a read that needs the
-fallback (a view missing or expired in Redis, or Redis failing) is answered UNAVAILABLE saying
-the fallback is still loading, never with other data. Without Redis, SERVING waits for the
-rows.
+keeps checking), then SERVING; NOT_SERVING again as soon as shutdown begins. When Redis holds a
+usable row of every view of every served symbol at start-up, the server is SERVING before the
+fallback's first rows exist (they are computed in a thread right after, ~0.1-0.3 s, numpy and
+the builder imported there): a read that needs the fallback in that window (a view expiring,
+Redis failing) is answered UNAVAILABLE saying the fallback is still loading, never with other
+data. Otherwise (Redis down, a key missing, a view expired) SERVING waits for the first
+refresh, as long as it takes and no longer.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -39,14 +40,14 @@ from canonical.state_events import stream_key
 from server.circuit_breaker import CircuitBreaker
 from server.clock import Clock, SystemClock
 from server.config import ServerConfig
-from server.errors import StartupError
+from server.errors import StartupError, StoreError
 from server.fallback import ComputeFallback
 from server.invalidation import CacheInvalidator, InvalidationTracker
 from server.metrics import Handler, StreamHandler
 from server.metrics_wiring import MetricsRuntime, start_metrics
 from server.observation import SerializedObservation
 from server.operator_warnings import warn_operator
-from server.read_plan import read_plans
+from server.read_plan import ReadPlan, read_plans
 from server.security import PushAuthorizer
 from server.service import SERVICE_NAME, ObservationService
 from server.serving_log import ServingLog
@@ -129,7 +130,7 @@ class ObservationServer(grpc.aio.Server):
         self,
         inner: grpc.aio.Server,
         health_servicer: health_aio.HealthServicer,
-        background: list[asyncio.Task[Any]],
+        background: list[asyncio.Task[None]],
         closers: list[Any],
         metrics_url: str | None = None,
     ) -> None:
@@ -224,6 +225,18 @@ class _Health:
             task = asyncio.ensure_future(self.set_serving())
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
+
+
+async def _store_serves_alone(
+    reader: StoreReader, plans: Mapping[str, ReadPlan], timeout_s: float
+) -> bool:
+    """True when Redis holds a usable (present, decodable, unexpired) row of every view of every
+    served symbol: answers need no fallback row right now."""
+    try:
+        reads = await reader.read_many(list(plans.values()), timeout_s)
+    except StoreError:
+        return False
+    return all(view.values is not None for read in reads for view in read.views)
 
 
 async def _watch_health(
@@ -357,20 +370,19 @@ async def create_server(
             await observability.close()
         raise StartupError(f"cannot bind {address}: is the port in use or the address wrong?")
 
-    # Start-up work (not on any request path). The fallback's first rows are computed in the
-    # background (a thread; about 0.1-0.3 s with its imports): a Redis that answers is enough
-    # for SERVING, and a read that would need a row before it exists is answered UNAVAILABLE
-    # ("the compute fallback is still loading"), never with other data. Without Redis the
-    # server stays NOT_SERVING until the rows are there (below).
-    first_refresh = asyncio.create_task(fallback.refresh(), name="fallback-first-refresh")
+    # Start-up work (not on any request path): a warm Redis connection, and whether Redis alone
+    # can answer every served symbol now. If so, SERVING at once: the fallback's first rows are
+    # computed once the server is up (below), and a read that needs one before it exists (a
+    # view expiring in that fraction of a second) is answered UNAVAILABLE ("the compute
+    # fallback is still loading"), never with other data. Otherwise SERVING waits for them.
     await warn_operator(config, redis_client, plans)
-    if await reader.ping(_STARTUP_PING_TIMEOUT_S) or fallback.loaded:
+    redis_answered = await reader.ping(_STARTUP_PING_TIMEOUT_S)
+    if redis_answered and await _store_serves_alone(reader, plans, _STARTUP_PING_TIMEOUT_S):
         await health_state.set_serving()
 
     closers: list[Any] = [reader.aclose, service.watch_hub.aclose]
-    background: list[asyncio.Task[Any]] = [
+    background = [
         asyncio.create_task(service.watch_hub.run_poll_loop(), name="watch-poll"),
-        first_refresh,
     ]
     if serving_log is not None:
         background.append(asyncio.create_task(serving_log.run(), name="served-log"))
@@ -399,11 +411,15 @@ async def create_server(
     server.watch_hub = service.watch_hub
     server.service = service
     await server.start()
-    # Returns with the fallback's first refresh done (as before): callers and tests may rely
-    # on its rows; health no longer waits for it when Redis answered.
-    await first_refresh
+    # The fallback's first rows, after SERVING: their thread (numpy and the builder imported,
+    # the files read, ~0.1-0.3 s) no longer delays it, nor competes with it for the GIL.
+    # create_server still returns with them (callers and tests rely on that).
+    try:
+        await fallback.refresh()
+    except Exception:  # the server is up: the refresh loop retries, and health tells the rest
+        logger.exception("fallback: the first refresh failed")
     if not health_state.serving:
-        if fallback.loaded:
+        if redis_answered or fallback.loaded:
             await health_state.set_serving()
         else:
             logger.warning("neither Redis nor fallback data is available yet: NOT_SERVING")

@@ -85,11 +85,8 @@ def test_health_serving_when_redis_answers(redis_server: EmbeddedRedis, tmp_path
     asyncio.run(scenario())
 
 
-def test_serving_before_the_fallback_loads_and_a_read_that_needs_it_is_told_so(
-    fresh_redis: EmbeddedRedis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Redis answers but holds nothing for USDCOP: every view needs the fallback, whose first
-    # refresh is held until the test lets it go.
+def _hold_first_refresh(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """The fallback's computation waits until the returned event is set."""
     gate = threading.Event()
     compute = fallback_module.compute_rows
 
@@ -98,21 +95,44 @@ def test_serving_before_the_fallback_loads_and_a_read_that_needs_it_is_told_so(
         return compute(*args)
 
     monkeypatch.setattr(fallback_module, "compute_rows", held)
-    config = server_config(fresh_redis.port, data_dir, port=free_port())
+    return gate
+
+
+async def _wait_health(channel: grpc.aio.Channel, status: int, seconds: float = 10.0) -> int:
+    """Poll health until ``status`` (or ``seconds``); the last status seen (-1: no answer)."""
+    seen = -1
+    for _ in range(int(seconds / 0.025)):
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            seen = await _health(channel)
+            if seen == status:
+                break
+        await asyncio.sleep(0.025)
+    return seen
+
+
+def test_serving_before_the_fallback_loads_when_redis_holds_every_view(
+    fresh_redis: EmbeddedRedis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis holds fresh rows of every view: SERVING does not wait for the fallback's first
+    # refresh (held here). A read that then needs the fallback is told it is still loading.
+    client = redis_client(fresh_redis)
+    write_observation(client)
+    gate = _hold_first_refresh(monkeypatch)
+    config = server_config(fresh_redis.port, data_dir, port=free_port(), cache_ttl_ms=0)
 
     async def scenario() -> None:
         starting = asyncio.create_task(create_server(config, clock=ManualClock(wall_ns=NOW_NS)))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{config.port}") as channel:
             stub = pb_grpc.ObservationServiceStub(channel)
-            for _ in range(400):
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    if await _health(channel) == SERVING:
-                        break
-                await asyncio.sleep(0.025)
+            request = pb.GetObservationRequest(symbol="USDCOP")
+            assert await _wait_health(channel, SERVING) == SERVING
             assert await _health(channel, SERVICE) == SERVING
             assert not starting.done()  # the fallback's first refresh is still held
+            obs = await stub.GetObservation(request, timeout=5)
+            assert {v.source for v in obs.views} == {pb.VALUE_SOURCE_ONLINE_STORE}
+            client.flushall()  # now every view needs the fallback
             with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await stub.GetObservation(pb.GetObservationRequest(symbol="USDCOP"), timeout=5)
+                await stub.GetObservation(request, timeout=5)
             assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
             assert raised.value.details() == (
                 "no fresh data from the online store for USDCOP and the compute fallback is "
@@ -120,6 +140,37 @@ def test_serving_before_the_fallback_loads_and_a_read_that_needs_it_is_told_so(
             )
             gate.set()
             server, _ = await starting  # returns once the first refresh is done
+            try:
+                obs = await stub.GetObservation(request, timeout=5)
+                assert {v.source for v in obs.views} == {pb.VALUE_SOURCE_COMPUTE_FALLBACK}
+            finally:
+                await server.stop(0)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gate.set()
+
+
+def test_not_serving_until_the_fallback_loads_when_redis_lacks_a_view(
+    fresh_redis: EmbeddedRedis, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis answers but holds nothing for USDCOP: every answer needs the fallback, so health
+    # waits for its first refresh (held here), and no longer.
+    gate = _hold_first_refresh(monkeypatch)
+    config = server_config(fresh_redis.port, data_dir, port=free_port())
+
+    async def scenario() -> None:
+        starting = asyncio.create_task(create_server(config, clock=ManualClock(wall_ns=NOW_NS)))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{config.port}") as channel:
+            stub = pb_grpc.ObservationServiceStub(channel)
+            assert await _wait_health(channel, NOT_SERVING) == NOT_SERVING
+            await asyncio.sleep(0.3)
+            assert await _health(channel) == NOT_SERVING  # still held
+            assert not starting.done()
+            gate.set()
+            assert await _wait_health(channel, SERVING) == SERVING
+            server, _ = await starting
             try:
                 obs = await stub.GetObservation(
                     pb.GetObservationRequest(symbol="USDCOP"), timeout=5
