@@ -126,8 +126,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def _calls(target: str, count: int) -> None:
+    """``count`` calls, 16 in flight, on a channel retrying as the project's clients do: a call
+    right after start may meet the fallback still loading (UNAVAILABLE, retried)."""
+    from client._base import channel_options
+
     request = pb.GetObservationRequest(symbol="USDCOP")
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with grpc.aio.insecure_channel(target, options=channel_options()) as channel:
         stub = pb_grpc.ObservationServiceStub(channel)
         remaining = count
 
