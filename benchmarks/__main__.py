@@ -1,7 +1,8 @@
 """Benchmarks of GetObservation against the gRPC floor and Feast's servers.
 
 ``python -m benchmarks run --profile quick|full|smoke``; ``python -m benchmarks echo-server``;
-``python -m benchmarks load --target HOST:PORT --rate R --duration S`` (any running server).
+``python -m benchmarks load --target HOST:PORT --rate R --duration S`` (any running server);
+``python -m benchmarks compare A/results.json B/results.json`` (two runs, target by target).
 """
 
 from __future__ import annotations
@@ -30,12 +31,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     training_set.add_arguments(
         commands.add_parser("training-set", help="training-set wall time and memory, vs Feast")
     )
-    from benchmarks import footprint
+    from benchmarks import compare, footprint
+
+    compare.add_arguments(
+        commands.add_parser("compare", help="two results.json files, target by target")
+    )
 
     footprint.add_arguments(
         commands.add_parser("footprint", help="start to SERVING and RSS per serving process")
     )
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        return compare.main(args)
     if args.command == "footprint":
         return footprint.main(args)
     if args.command == "training-set":

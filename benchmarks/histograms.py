@@ -76,3 +76,10 @@ def summarize_ms(histogram: HdrHistogram) -> dict[str, float | int]:
     out["max"] = histogram.get_max_value() / 1000.0
     out["mean"] = float(histogram.get_mean_value()) / 1000.0
     return out
+
+
+def percentile_ms(histogram: HdrHistogram, percentile: float) -> float:
+    """One percentile in milliseconds (NaN for an empty histogram)."""
+    if histogram.get_total_count() == 0:
+        return float("nan")
+    return float(histogram.get_value_at_percentile(percentile)) / 1000.0

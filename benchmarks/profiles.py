@@ -1,4 +1,4 @@
-"""Run profiles: how long each load mode runs (smoke < quick < full).
+"""Run profiles: rounds and durations of each load mode (smoke < quick < full).
 
 What enters: a profile name. What leaves: a frozen :class:`Profile`.
 """
@@ -10,92 +10,124 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Profile:
-    """Durations and sizes of one benchmark run."""
+    """Rounds, durations and sizes of one benchmark run.
+
+    Every load mode runs in interleaved rounds: each round runs every scenario of the mode
+    (at one rate, for the open loop) briefly, in a shuffled order, so the machine's drift and
+    bursts land on all of them alike; a target's ratio is computed per round
+    (``benchmarks.intervals``), the tables pool the rounds' histograms.
+    """
 
     name: str
     sequential_rounds: int
-    """Sequential calls are split into rounds interleaved across scenarios, then pooled."""
-    sequential_calls: int
-    """Most measured sequential calls per scenario (all rounds together)."""
+    """Interleaved sequential rounds."""
+    sequential_round_calls: int
+    """Most measured sequential calls per scenario and round."""
     sequential_round_s: float
     """Most measured time per scenario and round: a 1 ms call gets many samples, a 7 ms call
     fewer, so the tails of the fast scenarios (whose ratios the targets compare) are not
     estimated from a handful of samples."""
     sequential_warmup_calls: int
     """Discarded calls before the first round (later rounds discard a few to re-warm)."""
+    closed_rounds: int
+    """Interleaved closed-loop rounds."""
     closed_duration_s: float
-    """Measured closed-loop time per scenario."""
+    """Measured closed-loop time per scenario and round."""
     closed_warmup_s: float
+    """Discarded closed-loop time before each measured one (the loops ramp up)."""
     closed_channels_per_worker: int
     """Distinct channels (TCP connections) per load-generator process."""
     closed_in_flight: int
     """Back-to-back loops per channel."""
+    open_rounds: int
+    """Interleaved open-loop rounds at each fixed rate."""
     open_rates_per_s: tuple[float, ...]
-    """Fixed open-loop rates, calls/s, run first: the agent's realistic rates (a few calls per
-    second per agent, a fleet of agents: 50-500/s), where production lives."""
+    """Fixed open-loop rates, calls/s, ascending: the agent's realistic rates (a few calls per
+    second per agent, a fleet of agents: 50-500/s) and beyond. The same in every run, so runs
+    compare; the open-loop targets are judged at these rates only."""
     open_fractions: tuple[float, ...]
-    """Then the stress rates: fractions of echo's closed-loop throughput, stepped up in order."""
-    open_duration_s: float
-    """Measured time per open-loop rate."""
-    open_min_samples: int
-    """A rate runs at least this many measured calls (longer than open_duration_s if needed)..."""
-    open_max_duration_s: float
-    """...but at most this long (a low rate then has fewer samples: its p99 is coarser)."""
+    """Then the capacity-relative rates: fractions of echo's closed-loop throughput in this
+    run, one pass each, reported apart (they move with the machine: no target)."""
+    open_round_s: float
+    """Measured time per scenario, rate and round..."""
+    open_round_min_calls: int
+    """...longer at a low rate, until a round has this many calls..."""
+    open_round_max_s: float
+    """...but at most this long (a low rate's rounds then compare p95: ``report``)."""
     open_warmup_s: float
+    """Discarded open-loop time before each measured one."""
     workers: int = 2
     """Load-generator processes for the closed loop (the open loop and sequential use one)."""
+    seed: int = 21
+    """Seed of the rounds' shuffled orders (a run's order is reproducible)."""
+
+    def open_round_duration_s(self, rate_per_s: float) -> float:
+        """Measured seconds per scenario and round at ``rate_per_s``."""
+        wanted = max(self.open_round_s, self.open_round_min_calls / rate_per_s)
+        return min(self.open_round_max_s, wanted)
+
+    def open_round_calls(self, rate_per_s: float) -> float:
+        """Planned measured calls per scenario and round at ``rate_per_s``."""
+        return rate_per_s * self.open_round_duration_s(rate_per_s)
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        sequential_rounds=1,
-        sequential_calls=60,
-        sequential_round_s=0.5,
+        sequential_rounds=3,
+        sequential_round_calls=20,
+        sequential_round_s=0.3,
         sequential_warmup_calls=10,
-        closed_duration_s=0.4,
+        closed_rounds=2,
+        closed_duration_s=0.3,
         closed_warmup_s=0.1,
         closed_channels_per_worker=1,
         closed_in_flight=2,
+        open_rounds=2,
         open_rates_per_s=(50.0,),
         open_fractions=(0.2,),
-        open_duration_s=0.4,
-        open_min_samples=0,
-        open_max_duration_s=0.4,
+        open_round_s=0.3,
+        open_round_min_calls=0,
+        open_round_max_s=0.3,
         open_warmup_s=0.1,
     ),
     "quick": Profile(
         name="quick",
-        sequential_rounds=10,
-        sequential_calls=8000,
-        sequential_round_s=0.6,
+        sequential_rounds=12,
+        sequential_round_calls=1000,
+        sequential_round_s=0.8,
         sequential_warmup_calls=100,
-        closed_duration_s=2.5,
-        closed_warmup_s=0.5,
+        closed_rounds=6,
+        closed_duration_s=1.0,
+        closed_warmup_s=0.3,
         closed_channels_per_worker=2,
         closed_in_flight=4,
-        open_rates_per_s=(50.0, 200.0, 500.0),
+        open_rounds=6,
+        open_rates_per_s=(50.0, 200.0, 500.0, 1000.0, 2000.0),
         open_fractions=(0.25, 0.5, 0.75),
-        open_duration_s=1.5,
-        open_min_samples=1500,
-        open_max_duration_s=8.0,
-        open_warmup_s=0.5,
+        open_round_s=1.0,
+        open_round_min_calls=300,
+        open_round_max_s=2.5,
+        open_warmup_s=0.3,
     ),
     "full": Profile(
         name="full",
-        sequential_rounds=20,
-        sequential_calls=40_000,
-        sequential_round_s=3.0,
+        sequential_rounds=30,
+        sequential_round_calls=5000,
+        sequential_round_s=1.5,
         sequential_warmup_calls=300,
-        closed_duration_s=10.0,
-        closed_warmup_s=2.0,
+        closed_rounds=10,
+        closed_duration_s=4.0,
+        closed_warmup_s=1.0,
         closed_channels_per_worker=2,
         closed_in_flight=8,
-        open_rates_per_s=(50.0, 200.0, 500.0),
+        open_rounds=10,
+        open_rates_per_s=(50.0, 200.0, 500.0, 1000.0, 2000.0),
         open_fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2),
-        open_duration_s=10.0,
-        open_min_samples=5_000,
-        open_max_duration_s=30.0,
-        open_warmup_s=2.0,
+        # 50/s: 10 rounds x 4 s = 2,000 calls per scenario for the pooled p99.
+        open_round_s=3.0,
+        open_round_min_calls=1000,
+        open_round_max_s=4.0,
+        open_warmup_s=1.0,
     ),
 }

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import intervals
+
 
 @dataclass(frozen=True)
 class Target:
@@ -76,10 +78,20 @@ TARGETS: tuple[Target, ...] = (
 """The issue's targets; the sequential p99 ratios use the one-call-in-flight mode."""
 
 OPEN_LOOP_CACHED_BOUND = 1.10
-"""observation_cached p99 / echo p99 at each open-loop rate up to half of echo's saturation."""
+"""observation_cached / echo latency at each fixed open-loop rate (capacity-relative rates have
+no target: they move with the run's measured capacity, so they do not compare across runs)."""
+OPEN_LOOP_P99_MIN_SAMPLES = 1000
+"""An open-loop round's ratio compares p99s when each side's round has at least this many
+planned calls (ten in the 1% tail); below it (low rates, short rounds) it compares p95s."""
 
 
 Row = dict[str, Any]
+
+
+def open_loop_percentile(planned_calls_per_round: float) -> str:
+    """The percentile an open-loop round's ratio compares: ``p99``, or ``p95`` when a round
+    has too few calls for its own p99 (it would be one of the two slowest calls)."""
+    return "p99" if planned_calls_per_round >= OPEN_LOOP_P99_MIN_SAMPLES else "p95"
 
 
 def _find(rows: list[Row], scenario: str, mode: str, rate: float | None = None) -> Row | None:
@@ -104,63 +116,158 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def evaluate_targets(
-    rows: list[dict[str, Any]], echo_saturation: float | None
-) -> list[dict[str, Any]]:
-    """Each target's ratio within this run, and whether it passes."""
+def _same_rate(row: Row, rate: float | None) -> bool:
+    offered = row.get("offered_rate")
+    return rate is None or (offered is not None and math.isclose(offered, rate))
+
+
+def _by_round(
+    rounds: list[Row], scenario: str, mode: str, rate: float | None = None
+) -> dict[int, Row]:
+    return {
+        r["round"]: r
+        for r in rounds
+        if r["scenario"] == scenario and r["mode"] == mode and _same_rate(r, rate)
+    }
+
+
+def per_round_ratios(
+    rounds: list[Row],
+    numerator: str,
+    denominator: str,
+    *,
+    mode: str,
+    key: str,
+    rate: float | None = None,
+) -> list[float]:
+    """``numerator``'s figure / ``denominator``'s figure, one ratio per round both ran in
+    (rounds where the floor saturated or a figure is missing have none)."""
+    nums = _by_round(rounds, numerator, mode, rate)
+    dens = _by_round(rounds, denominator, mode, rate)
+    ratios = []
+    for index in sorted(nums.keys() & dens.keys()):
+        if dens[index].get("saturated"):
+            continue
+        value = _ratio(_value(nums[index], key), _value(dens[index], key))
+        if value is not None:
+            ratios.append(value)
+    return ratios
+
+
+def _estimate_fields(estimate: intervals.Estimate | None) -> dict[str, Any]:
+    if estimate is None:
+        return {"median": None, "low": None, "high": None, "rounds": 0}
+    return {
+        "median": estimate.median,
+        "low": estimate.low,
+        "high": estimate.high,
+        "rounds": estimate.rounds,
+    }
+
+
+def _judge(
+    label: str,
+    ratios: list[float],
+    *,
+    mode: str,
+    metric: str,
+    bound: float,
+    at_most: bool,
+    rate: float | None = None,
+) -> dict[str, Any]:
+    estimate = intervals.bootstrap_median(ratios)
+    return {
+        "target": label,
+        "mode": mode,
+        "metric": metric,
+        "rate": rate,
+        **_estimate_fields(estimate),
+        "ratios": ratios,
+        "bound": f"{'<=' if at_most else '>='} {bound:.2f}",
+        "bound_value": bound,
+        "at_most": at_most,
+        "verdict": intervals.verdict(estimate, bound, at_most=at_most),
+    }
+
+
+def evaluate_targets(rounds: list[Row], open_percentiles: dict[float, str]) -> list[dict[str, Any]]:
+    """Each target: the median of its per-round ratios, a bootstrap 95% interval, a verdict.
+
+    ``rounds`` holds one summary per scenario, mode, rate and round (``round``, ``p95``,
+    ``p99``, ``achieved_rate``, ``saturated``); ``open_percentiles`` maps each FIXED open-loop
+    rate to the percentile its rounds compare (:func:`open_loop_percentile`).
+    """
     out: list[dict[str, Any]] = []
     for target in TARGETS:
-        num = _find(rows, target.numerator, target.mode)
-        den = _find(rows, target.denominator, target.mode)
         key = "p99" if target.metric == "p99" else "achieved_rate"
-        value = _ratio(_value(num, key), _value(den, key))
-        verdict = _verdict(target.label, target.mode, value, target.bound, target.at_most)
+        ratios = per_round_ratios(
+            rounds, target.numerator, target.denominator, mode=target.mode, key=key
+        )
+        verdict = _judge(
+            target.label,
+            ratios,
+            mode=target.mode,
+            metric=target.metric,
+            bound=target.bound,
+            at_most=target.at_most,
+        )
         if target.denominator != "echo" and target.floor:
             # The same ratio for the echo floor: what a server costing nothing beyond the gRPC
             # stack would score in this run. A target below it cannot be met on this machine.
-            floor = _find(rows, "echo", target.mode)
-            verdict["floor"] = _ratio(_value(floor, key), _value(den, key))
+            floor = intervals.bootstrap_median(
+                per_round_ratios(rounds, "echo", target.denominator, mode=target.mode, key=key)
+            )
+            verdict["floor"] = _estimate_fields(floor)
         out.append(verdict)
-    if echo_saturation:
-        for row in rows:
-            if row["scenario"] != "observation_cached" or row["mode"] != "open":
-                continue
-            if row["offered_rate"] > echo_saturation / 2 + 1e-9:
-                continue
-            echo = _find(rows, "echo", "open", row["offered_rate"])
-            value = _ratio(row["p99"], _value(echo, "p99"))
-            label = f"observation_cached p99 / echo p99 at {row['offered_rate']:.0f}/s"
-            out.append(_verdict(label, "open", value, OPEN_LOOP_CACHED_BOUND, True))
+    for rate, percentile in sorted(open_percentiles.items()):
+        label = f"observation_cached {percentile} / echo {percentile} at {rate:.0f}/s"
+        ratios = per_round_ratios(
+            rounds, "observation_cached", "echo", mode="open", key=percentile, rate=rate
+        )
+        verdict = _judge(
+            label,
+            ratios,
+            mode="open",
+            metric=percentile,
+            bound=OPEN_LOOP_CACHED_BOUND,
+            at_most=True,
+            rate=rate,
+        )
+        cached = _by_round(rounds, "observation_cached", "open", rate).values()
+        echo = _by_round(rounds, "echo", "open", rate).values()
+        if any(r.get("saturated") for r in echo):
+            verdict["verdict"] = intervals.NOT_APPLICABLE
+            verdict["why"] = "the echo floor itself saturated at this rate"
+        elif any(r.get("saturated") for r in cached):
+            verdict["verdict"] = intervals.MISS
+            verdict["why"] = "observation_cached saturated where the echo floor did not"
+        elif percentile != "p99":
+            verdict["why"] = (
+                f"p95: rounds under {OPEN_LOOP_P99_MIN_SAMPLES} calls, too few for a p99"
+            )
+        out.append(verdict)
     return out
 
 
 def metrics_cost_note(rows: list[Row]) -> str:
-    """The cached path's p99 / echo p99 with metrics on and off (sequential, this run)."""
+    """The cached path's p99 / echo p99 with metrics on and off (sequential, pooled)."""
     echo = _value(_find(rows, "echo", "sequential"), "p99")
     on = _ratio(_value(_find(rows, "observation_cached", "sequential"), "p99"), echo)
     off = _ratio(_value(_find(rows, "observation_cached_metrics_off", "sequential"), "p99"), echo)
     if on is None or off is None:
         return "metrics cost: n/a (a scenario has no sequential p99)"
     return (
-        f"metrics cost (sequential p99): observation_cached / echo = {on:.3f} with metrics on, "
-        f"{off:.3f} with metrics off; on / off = {on / off:.3f} (target <= 1.05)"
+        f"metrics cost (sequential p99, pooled over the rounds): observation_cached / echo = "
+        f"{on:.3f} with metrics on, {off:.3f} with metrics off; on / off = {on / off:.3f} "
+        "(the target row judges the per-round ratios)"
     )
 
 
-def _verdict(
-    label: str, mode: str, value: float | None, bound: float, at_most: bool
-) -> dict[str, Any]:
-    if value is None:
-        verdict = "n/a"
-    else:
-        verdict = "pass" if (value <= bound if at_most else value >= bound) else "MISS"
-    return {
-        "target": label,
-        "mode": mode,
-        "value": value,
-        "bound": f"{'<=' if at_most else '>='} {bound:.2f}",
-        "verdict": verdict,
-    }
+def target_estimate(target: dict[str, Any]) -> intervals.Estimate | None:
+    """The :class:`~benchmarks.intervals.Estimate` stored in a target row (or its floor)."""
+    if target.get("median") is None:
+        return None
+    return intervals.Estimate(target["median"], target["low"], target["high"], target["rounds"])
 
 
 def _ms(value: Any) -> str:
@@ -230,58 +337,83 @@ def render_markdown(record: dict[str, Any]) -> str:
             if r["mode"] == "closed"
         ],
     )
-    lines += ["", "## Open loop (fixed rates; each call timed from its scheduled send)", ""]
-    open_rows = sorted(
-        (r for r in rows if r["mode"] == "open"), key=lambda r: (r["scenario"], r["offered_rate"])
-    )
-    lines += _table(
-        [
-            "scenario",
-            "offered/s",
-            "achieved/s",
-            "p50",
-            "p90",
-            "p99",
-            "p99.9",
-            "max",
-            "sender lag p99",
-            "errors",
-        ],
-        [
+    open_header = [
+        "scenario",
+        "offered/s",
+        "achieved/s",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "sender lag p99",
+        "errors",
+    ]
+
+    def open_table(kind: str) -> list[str]:
+        selected = sorted(
+            (r for r in rows if r["mode"] == "open" and r.get("rate_kind", "fixed") == kind),
+            key=lambda r: (r["scenario"], r["offered_rate"]),
+        )
+        return _table(
+            open_header,
             [
-                r["scenario"],
-                _rate(r["offered_rate"]),
-                _rate(r["achieved_rate"]),
-                *_percentiles(r),
-                _ms(r.get("send_lag_p99")),
-                f"{r['errors']}{' (saturated)' if r.get('saturated') else ''}",
-            ]
-            for r in open_rows
-        ],
-    )
+                [
+                    r["scenario"],
+                    _rate(r["offered_rate"]),
+                    _rate(r["achieved_rate"]),
+                    *_percentiles(r),
+                    _ms(r.get("send_lag_p99")),
+                    f"{r['errors']}{' (saturated)' if r.get('saturated') else ''}",
+                ]
+                for r in selected
+            ],
+        )
+
     lines += [
         "",
-        "## Targets (ratios within this run)",
+        "## Open loop, fixed rates (each call timed from its scheduled send; rounds pooled)",
         "",
-        "`echo floor`: the same ratio with the echo floor in place of our server (against Feast's"
-        " servers), i.e. the best any server on this gRPC stack could score in this run.",
+        *open_table("fixed"),
+        "",
+        "## Open loop, capacity-relative rates (fractions of echo's closed-loop throughput in "
+        "this run: they move with the machine, so they have no target and do not compare "
+        "across runs)",
+        "",
+        *open_table("relative"),
+    ]
+    lines += [
+        "",
+        "## Targets (median of per-round ratios [bootstrap 95% interval])",
+        "",
+        "Each round runs the scenarios of a comparison back to back in a shuffled order; a"
+        " ratio divides two figures of the same round. `pass`: the whole interval is inside"
+        " the bound; `miss`: wholly outside; `undecided`: the bound lies inside the interval"
+        " (this run cannot tell, the bound sits within the machine's noise). `echo floor`: the"
+        " same ratio with the echo floor in place of our server (against Feast's servers).",
         "",
     ]
     lines += _table(
-        ["target", "mode", "value", "bound", "verdict", "echo floor"],
+        ["target", "mode", "ratio [95% interval]", "rounds", "bound", "verdict", "echo floor"],
         [
             [
                 t["target"],
                 t["mode"],
-                "-" if t["value"] is None else f"{t['value']:.3f}",
+                intervals.format_estimate(target_estimate(t)),
+                str(t["rounds"]),
                 t["bound"],
-                t["verdict"],
-                "-" if t.get("floor") is None else f"{t['floor']:.3f}",
+                t["verdict"] + (f" ({t['why']})" if t.get("why") else ""),
+                intervals.format_estimate(target_estimate(t["floor"])) if t.get("floor") else "-",
             ]
             for t in record["targets"]
         ],
-        right=frozenset({2, 5}),
+        right=frozenset({2, 3, 6}),
     )
+    verdicts = [t["verdict"] for t in record["targets"]]
+    lines += [
+        "",
+        ", ".join(f"{verdicts.count(v)} {v}" for v in intervals.VERDICTS if v in verdicts),
+    ]
     notes = record.get("notes", [])
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]

@@ -5,9 +5,12 @@ results.md, p99_vs_rate.png and the servers' logs; the markdown is also returned
 
 Order: materialize fresh data into one Redis -> start every server (separate processes) ->
 start the load generators (separate processes) -> probe each scenario's answer (a wrong
-answer fails the run, it is never measured) -> sequential rounds interleaved across scenarios
--> closed loop (echo's throughput sets the open-loop rates) -> open-loop rates stepped up,
-all scenarios at each rate, each scenario stopping at its saturation.
+answer fails the run, it is never measured) -> sequential rounds -> closed-loop rounds (echo's
+throughput sets the capacity-relative rates) -> open-loop rounds at each fixed rate, stepped
+up, each scenario stopping at its saturation -> one pass at each capacity-relative rate.
+Every round runs the scenarios of its mode (and rate) in a shuffled order; each keeps a
+summary per round (``record["rounds"]``: the targets' per-round ratios) and the tables pool
+the rounds' histograms.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import functools
 import importlib.metadata
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -31,7 +35,12 @@ import redis as redis_py
 from benchmarks import histograms, servers
 from benchmarks.data import BenchData, prepare_data
 from benchmarks.profiles import PROFILES, Profile
-from benchmarks.report import evaluate_targets, metrics_cost_note, write_outputs
+from benchmarks.report import (
+    evaluate_targets,
+    metrics_cost_note,
+    open_loop_percentile,
+    write_outputs,
+)
 from benchmarks.scrape import scrape_note
 from benchmarks.targets import (
     KIND_BATCH,
@@ -118,20 +127,17 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _row(
-    scenario: ScenarioSpec, mode: str, results: list[dict[str, Any]], *, sum_elapsed: bool
-) -> dict[str, Any]:
-    """Pool the per-process (or per-round) results of one measurement into one row."""
+def _row(scenario: ScenarioSpec, mode: str, rounds: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Pool the results of one measurement into one row: ``rounds`` run one after another
+    (their times add up), the results within a round ran at once in several processes (the
+    round lasts as long as its longest)."""
+    results = [r for round_results in rounds for r in round_results]
     pooled = histograms.merge(histograms.decode(r["histogram"]) for r in results)
     lag_parts = [r["send_lag"] for r in results if r.get("send_lag")]
     calls = sum(r["calls"] for r in results)
     errors = sum(r["errors"] for r in results)
-    elapsed = (
-        sum(r["elapsed_s"] for r in results)
-        if sum_elapsed
-        else max(r["elapsed_s"] for r in results)
-    )
-    offered = [r["offered_rate"] for r in results if r.get("offered_rate")]
+    elapsed = sum(max(r["elapsed_s"] for r in round_results) for round_results in rounds)
+    offered = [r["offered_rate"] for r in rounds[0] if r.get("offered_rate")]
     row: dict[str, Any] = {
         "scenario": scenario.name,
         "kind": scenario.kind,
@@ -141,13 +147,29 @@ def _row(
         "calls": calls,
         "errors": errors,
         "elapsed_s": elapsed,
+        "rounds": len(rounds),
         "error_samples": [s for r in results for s in r.get("error_samples", [])][:3],
         **histograms.summarize_ms(pooled),
+        # A short open-loop round's ratio compares p95s (report.open_loop_percentile).
+        "p95": histograms.percentile_ms(pooled, 95.0),
     }
     if lag_parts:
         lag = histograms.merge(histograms.decode(p) for p in lag_parts)
         row["send_lag_p99"] = histograms.summarize_ms(lag)["p99"]
     return row
+
+
+ROUND_FIELDS = ("scenario", "mode", "offered_rate", "count", "errors", "achieved_rate",
+                "p50", "p95", "p99")  # fmt: skip
+"""What the record keeps of each scenario's round (the targets' per-round ratios use them)."""
+
+
+def _round_summary(row: dict[str, Any], round_index: int) -> dict[str, Any]:
+    return {"round": round_index, **{key: row[key] for key in ROUND_FIELDS}}
+
+
+def _saturated(row: dict[str, Any], rate: float) -> bool:
+    return bool(row["errors"]) or row["achieved_rate"] < SATURATION_ACHIEVED_FRACTION * rate
 
 
 def _check_probe(name: str, probe: dict[str, Any]) -> list[str]:
@@ -186,6 +208,9 @@ class _Run:
         self.notes: list[str] = []
         self.probes: dict[str, dict[str, Any]] = {}
         self.metrics_ports: dict[str, int] = {}
+        self.rounds: list[dict[str, Any]] = []
+        """One summary per scenario, mode, rate and round (``_round_summary``)."""
+        self.rng = random.Random(profile.seed)
 
     # -- set-up -----------------------------------------------------------------------------
     def start(self) -> tuple[dict[str, ScenarioSpec], BenchData, WorkerPool]:
@@ -355,31 +380,43 @@ class _Run:
             f"echo answer {echo_bytes} bytes; real observation answer {real_bytes} bytes"
         )
 
+    def _shuffled(self, specs: dict[str, ScenarioSpec], *, feast_last: bool = False) -> list[str]:
+        """This round's order: shuffled, so no scenario always runs first or after another.
+
+        ``feast_last``: Feast's servers saturate at the open loop's middle rates and keep
+        working off their backlog after the generator gives up on it: they close the round
+        (in a shuffled order of their own), so that backlog lands in no other figure.
+        """
+        names = list(specs)
+        self.rng.shuffle(names)
+        if feast_last:
+            names.sort(key=lambda n: specs[n].kind in (KIND_FEAST_LISTEN, KIND_FEAST_SERVE))
+        return names
+
     def sequential(self, pool: WorkerPool, specs: dict[str, ScenarioSpec]) -> None:
         profile = self.profile
-        per_round = max(1, profile.sequential_calls // profile.sequential_rounds)
         # The first round warms connections and caches up; later rounds only re-warm after the
         # switch from the previous scenario.
         rewarm = min(REWARM_CALLS, profile.sequential_warmup_calls)
-        parts: dict[str, list[dict[str, Any]]] = {name: [] for name in specs}
-        names = list(specs)
+        parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in specs}
         for round_index in range(profile.sequential_rounds):
-            # Rotate the order each round: no scenario always runs first (or after Feast).
-            shift = round_index % len(names)
-            for name in names[shift:] + names[:shift]:
-                spec = specs[name]
-                _log(f"sequential round {round_index + 1}/{profile.sequential_rounds}: {name}")
-                warmup = profile.sequential_warmup_calls if round_index == 0 else rewarm
+            _log(f"sequential round {round_index + 1}/{profile.sequential_rounds}")
+            for name in self._shuffled(specs):
                 params = {
-                    "calls": per_round,
-                    "warmup_calls": warmup,
+                    "calls": profile.sequential_round_calls,
+                    "warmup_calls": profile.sequential_warmup_calls if round_index == 0 else rewarm,
                     "max_s": profile.sequential_round_s,
                 }
-                parts[name].append(pool.run(0, "sequential", spec, params))
+                result = [pool.run(0, "sequential", specs[name], params)]
+                parts[name].append(result)
+                self.rounds.append(
+                    _round_summary(_row(specs[name], "sequential", [result]), round_index)
+                )
         for name, spec in specs.items():
-            self.rows.append(_row(spec, "sequential", parts[name], sum_elapsed=True))
+            self.rows.append(_row(spec, "sequential", parts[name]))
 
     def closed(self, pool: WorkerPool, specs: dict[str, ScenarioSpec]) -> float:
+        """Closed-loop rounds; returns echo's throughput (pooled), calls/s."""
         profile = self.profile
         params = {
             "channels": profile.closed_channels_per_worker,
@@ -387,55 +424,102 @@ class _Run:
             "duration_s": profile.closed_duration_s,
             "warmup_s": profile.closed_warmup_s,
         }
-        for name, spec in specs.items():
-            if spec.networked:
-                _log(f"closed loop: {name}")
-                self.rows.append(
-                    _row(spec, "closed", pool.run_all("closed", spec, params), sum_elapsed=False)
+        networked = {name: spec for name, spec in specs.items() if spec.networked}
+        parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in networked}
+        for round_index in range(profile.closed_rounds):
+            _log(f"closed loop round {round_index + 1}/{profile.closed_rounds}")
+            for name in self._shuffled(networked):
+                result = pool.run_all("closed", networked[name], params)
+                parts[name].append(result)
+                self.rounds.append(
+                    _round_summary(_row(networked[name], "closed", [result]), round_index)
                 )
+        for name, spec in networked.items():
+            self.rows.append(_row(spec, "closed", parts[name]))
         echo = next(r for r in self.rows if r["scenario"] == "echo" and r["mode"] == "closed")
         return float(echo["achieved_rate"])
 
+    def _open_rate(
+        self,
+        pool: WorkerPool,
+        specs: dict[str, ScenarioSpec],
+        rate: float,
+        *,
+        rounds: int,
+        rate_kind: str,
+        saturated: set[str],
+    ) -> None:
+        """``rounds`` interleaved rounds at one rate; a scenario that saturates (achieved under
+        90 % of the rate, or errors) leaves this rate's later rounds and every higher rate."""
+        profile = self.profile
+        params = {
+            "rate": rate,
+            "duration_s": profile.open_round_duration_s(rate),
+            "warmup_s": profile.open_warmup_s,
+            "drain_timeout_s": 10.0,
+        }
+        parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in specs}
+        for round_index in range(rounds):
+            active = {n: s for n, s in specs.items() if n not in saturated}
+            if not active:
+                break
+            _log(f"open loop {rate:.0f}/s ({rate_kind}) round {round_index + 1}/{rounds}")
+            for name in self._shuffled(active, feast_last=True):
+                result = [pool.run(0, "open", specs[name], params)]
+                parts[name].append(result)
+                summary = _round_summary(_row(specs[name], "open", [result]), round_index)
+                summary["saturated"] = _saturated(summary, rate)
+                if rate_kind == "fixed":
+                    self.rounds.append(summary)
+                if summary["saturated"]:
+                    saturated.add(name)
+        for name, spec in specs.items():
+            if not parts[name]:
+                continue
+            row = _row(spec, "open", parts[name])
+            row["rate_kind"] = rate_kind
+            row["saturated"] = name in saturated
+            self.rows.append(row)
+
     def open_loop(
         self, pool: WorkerPool, specs: dict[str, ScenarioSpec], echo_saturation: float
-    ) -> None:
-        profile = self.profile
-        rates = open_rates(profile, echo_saturation)
+    ) -> list[float]:
+        """The fixed rates in rounds, then the capacity-relative rates (one pass each);
+        returns the capacity-relative rates."""
+        networked = {name: spec for name, spec in specs.items() if spec.networked}
         saturated: set[str] = set()
-        # Feast's servers saturate at the first rate and keep working off their backlog after
-        # the generator gives up on it: run them last at each rate, so that backlog does not
-        # land in the next scenario's figures.
-        ordered = sorted(
-            specs.items(), key=lambda item: item[1].kind in (KIND_FEAST_LISTEN, KIND_FEAST_SERVE)
-        )
-        for rate in rates:
-            for name, spec in ordered:
-                if not spec.networked or name in saturated:
-                    continue
-                _log(f"open loop {rate:.0f}/s: {name}")
-                params = {
-                    "rate": rate,
-                    # Long enough for open_min_samples (a p99 needs more than a few tail
-                    # samples), within open_max_duration_s (the low rates would take minutes).
-                    "duration_s": min(
-                        profile.open_max_duration_s,
-                        max(profile.open_duration_s, profile.open_min_samples / rate),
-                    ),
-                    "warmup_s": profile.open_warmup_s,
-                    "drain_timeout_s": 10.0,
-                }
-                row = _row(spec, "open", [pool.run(0, "open", spec, params)], sum_elapsed=False)
-                if row["errors"] or row["achieved_rate"] < SATURATION_ACHIEVED_FRACTION * rate:
-                    row["saturated"] = True
-                    saturated.add(name)
-                self.rows.append(row)
+        for rate in self.profile.open_rates_per_s:
+            self._open_rate(
+                pool,
+                networked,
+                rate,
+                rounds=self.profile.open_rounds,
+                rate_kind="fixed",
+                saturated=saturated,
+            )
+        relative = relative_rates(self.profile, echo_saturation)
+        saturated = set()
+        for rate in relative:
+            self._open_rate(
+                pool, networked, rate, rounds=1, rate_kind="relative", saturated=saturated
+            )
+        return relative
 
 
-def open_rates(profile: Profile, echo_saturation: float) -> list[float]:
-    """The fixed (realistic) rates, then the stress fractions of echo's saturation; ascending,
-    without repeats (a stress rate equal to a fixed one runs once)."""
-    stress = [max(1.0, round(fraction * echo_saturation)) for fraction in profile.open_fractions]
-    return sorted(set(profile.open_rates_per_s) | set(stress))
+def relative_rates(profile: Profile, echo_saturation: float) -> list[float]:
+    """The capacity-relative open-loop rates: fractions of echo's closed-loop throughput,
+    ascending, without repeats."""
+    return sorted(
+        {max(1.0, float(round(fraction * echo_saturation))) for fraction in profile.open_fractions}
+    )
+
+
+def open_percentiles(profile: Profile) -> dict[float, str]:
+    """The percentile each fixed open-loop rate's per-round ratios compare."""
+    return {
+        rate: open_loop_percentile(profile.open_round_calls(rate))
+        for rate in profile.open_rates_per_s
+    }
 
 
 def _timestamp() -> str:
@@ -457,7 +541,7 @@ def run_benchmarks(
         run.probe(pool, specs)
         run.sequential(pool, specs)
         echo_saturation = run.closed(pool, specs)
-        run.open_loop(pool, specs, echo_saturation)
+        relative = run.open_loop(pool, specs, echo_saturation)
         run.notes.append(metrics_cost_note(run.rows))
         run.notes.append(scrape_note(run.metrics_ports["observation_cached"]))
     record = {
@@ -475,12 +559,15 @@ def run_benchmarks(
             "closed_loop_connections": profile.workers * profile.closed_channels_per_worker,
             "closed_loop_in_flight": profile.closed_in_flight,
             "echo_saturation_per_s": echo_saturation,
+            "open_fixed_rates_per_s": list(profile.open_rates_per_s),
+            "open_relative_rates_per_s": relative,
             "duration_s": round(time.monotonic() - began, 1),
         },
         "data": data.detail,
         "probes": run.probes,
         "measurements": run.rows,
-        "targets": evaluate_targets(run.rows, echo_saturation),
+        "rounds": run.rounds,
+        "targets": evaluate_targets(run.rounds, open_percentiles(profile)),
         "notes": run.notes,
     }
     markdown = write_outputs(record, out_dir)

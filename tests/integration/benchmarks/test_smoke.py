@@ -73,8 +73,18 @@ def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
     assert {p["n_values"] for p in record["probes"].values()} == {15}
     run = record["run"]
     assert run["cpu_count"] and run["packages"]["feast"] and run["git_sha"]
-    assert {t["verdict"] for t in record["targets"]} <= {"pass", "MISS", "n/a"}
+    assert {t["verdict"] for t in record["targets"]} <= {"pass", "miss", "undecided", "n/a"}
     assert len(record["targets"]) >= 7
+    # every target is judged on per-round ratios of interleaved rounds (smoke: 3 sequential)
+    cached = next(
+        t for t in record["targets"] if t["target"] == "observation_cached p99 / echo p99"
+    )
+    assert len(cached["ratios"]) == 3 and cached["median"] > 0
+    rounds = {(r["scenario"], r["mode"], r["round"]) for r in record["rounds"]}
+    assert {("echo", "sequential", i) for i in range(3)} <= rounds
+    assert {("echo", "open", i) for i in range(2)} <= rounds
+    kinds = {r.get("rate_kind") for r in rows if r["mode"] == "open"}
+    assert kinds == {"fixed", "relative"}
     assert any(t["target"].startswith("metrics cost") for t in record["targets"])
     assert any(note.startswith("/metrics of observation_cached:") for note in record["notes"])
     markdown = (run_dir / "results.md").read_text()

@@ -1,25 +1,43 @@
-"""Open-loop rates: the realistic fixed rates first, then the stress fractions of echo's
-saturation, ascending and without repeats."""
+"""Open-loop rates: fixed ones in the profile (the same in every run, the targets' rates), then
+capacity-relative ones derived from this run's echo throughput; round durations bounded."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from benchmarks.profiles import PROFILES
-from benchmarks.runner import open_rates
+from benchmarks.runner import open_percentiles, relative_rates
 
 
-def test_quick_profile_runs_realistic_rates_before_stress_rates() -> None:
-    rates = open_rates(PROFILES["quick"], echo_saturation=2000.0)
-    assert rates == [50.0, 200.0, 500.0, 1000.0, 1500.0]
+def test_fixed_rates_do_not_depend_on_the_run() -> None:
+    for name in ("quick", "full"):
+        assert PROFILES[name].open_rates_per_s == (50.0, 200.0, 500.0, 1000.0, 2000.0)
 
 
-def test_a_stress_rate_equal_to_a_fixed_rate_runs_once() -> None:
-    profile = dataclasses.replace(PROFILES["quick"], open_fractions=(0.25, 0.5))
-    assert open_rates(profile, echo_saturation=800.0) == [50.0, 200.0, 400.0, 500.0]
+def test_relative_rates_are_fractions_of_echo_throughput_without_repeats() -> None:
+    assert relative_rates(PROFILES["quick"], echo_saturation=4000.0) == [1000.0, 2000.0, 3000.0]
+    profile = dataclasses.replace(PROFILES["quick"], open_fractions=(0.5, 0.25, 0.5))
+    assert relative_rates(profile, echo_saturation=800.0) == [200.0, 400.0]
 
 
-def test_every_profile_bounds_each_rate_duration() -> None:
+def test_every_profile_runs_interleaved_rounds_and_bounds_each_round() -> None:
     for profile in PROFILES.values():
         assert profile.open_rates_per_s == tuple(sorted(profile.open_rates_per_s))
-        assert profile.open_max_duration_s >= profile.open_duration_s
+        assert profile.open_round_max_s >= profile.open_round_s
+        for rate in profile.open_rates_per_s:
+            assert profile.open_round_duration_s(rate) <= profile.open_round_max_s
+        assert min(profile.sequential_rounds, profile.closed_rounds, profile.open_rounds) >= 2
+    for name in ("quick", "full"):
+        assert PROFILES[name].sequential_rounds >= 10
+
+
+def test_the_full_profile_pools_2000_calls_at_its_lowest_rate() -> None:
+    full = PROFILES["full"]
+    lowest = full.open_rates_per_s[0]
+    assert full.open_rounds * full.open_round_calls(lowest) >= 2000
+
+
+def test_short_rounds_compare_p95_and_long_ones_p99() -> None:
+    quick = open_percentiles(PROFILES["quick"])
+    assert quick[50.0] == "p95"  # 2.5 s x 50/s = 125 calls per round
+    assert quick[2000.0] == "p99"

@@ -1,0 +1,92 @@
+"""Two benchmark runs, target by target: the before/after figure of a change.
+
+What enters: two ``results.json`` files (A, e.g. main; B, e.g. a branch). What leaves: a
+markdown table printed to stdout: each target's median ratio and 95% interval in A and in
+B, both verdicts, B's median over A's, and whether the intervals say the target moved.
+
+    python -m benchmarks compare benchmarks/results/A/results.json benchmarks/results/B/results.json
+
+Two intervals that overlap do not show a change (the difference is within the noise of the
+two runs); disjoint intervals do. A target only one run has is listed with ``-`` for the
+other (e.g. a rate or a target added between the runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.intervals import Estimate, format_estimate
+from benchmarks.report import target_estimate
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("before", type=Path, help="results.json of run A (e.g. main)")
+    parser.add_argument("after", type=Path, help="results.json of run B (e.g. a branch)")
+
+
+def _estimate(target: dict[str, Any] | None) -> Estimate | None:
+    if target is None:
+        return None
+    if "median" not in target:  # a record from before the rounds: one ratio, no interval
+        value = target.get("value")
+        return None if value is None else Estimate(float(value), None, None, 1)
+    return target_estimate(target)
+
+
+def movement(before: Estimate | None, after: Estimate | None) -> str:
+    """``lower`` / ``higher`` when B's interval lies wholly below / above A's; ``no clear
+    change`` when they overlap; ``-`` when either lacks an interval."""
+    if before is None or after is None:
+        return "-"
+    if None in (before.low, before.high, after.low, after.high):
+        return "-"
+    assert before.low is not None and before.high is not None
+    assert after.low is not None and after.high is not None
+    if after.high < before.low:
+        return "lower"
+    if after.low > before.high:
+        return "higher"
+    return "no clear change"
+
+
+def compare(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The markdown comparison of two results records."""
+    a_targets = {t["target"]: t for t in before.get("targets", [])}
+    b_targets = {t["target"]: t for t in after.get("targets", [])}
+    labels = list(a_targets) + [label for label in b_targets if label not in a_targets]
+    a_run, b_run = before["run"], after["run"]
+    lines = [
+        f"# A {a_run['timestamp']} ({a_run['profile']}, git {a_run['git_sha'][:12]}) vs "
+        f"B {b_run['timestamp']} ({b_run['profile']}, git {b_run['git_sha'][:12]})",
+        "",
+        "Median of per-round ratios [bootstrap 95% interval]. `lower`/`higher`: B's interval"
+        " lies wholly below/above A's; `no clear change`: they overlap.",
+        "",
+        "| target | bound | A | A verdict | B | B verdict | B / A | B vs A |",
+        "| --- | --- | ---: | --- | ---: | --- | ---: | --- |",
+    ]
+    for label in labels:
+        a_target, b_target = a_targets.get(label), b_targets.get(label)
+        a_est, b_est = _estimate(a_target), _estimate(b_target)
+        bound = (a_target or b_target or {}).get("bound", "-")
+        ratio = (
+            f"{b_est.median / a_est.median:.3f}"
+            if a_est is not None and b_est is not None and a_est.median
+            else "-"
+        )
+        lines.append(
+            f"| {label} | {bound} | {format_estimate(a_est)} | "
+            f"{(a_target or {}).get('verdict', '-')} | {format_estimate(b_est)} | "
+            f"{(b_target or {}).get('verdict', '-')} | {ratio} | {movement(a_est, b_est)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(args: argparse.Namespace) -> int:
+    before = json.loads(Path(args.before).read_text())
+    after = json.loads(Path(args.after).read_text())
+    print(compare(before, after), end="")
+    return 0

@@ -1,0 +1,70 @@
+"""Two runs' targets side by side, with both intervals and whether they moved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.compare import compare, movement
+from benchmarks.intervals import Estimate
+
+
+def _record(timestamp: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    run = {"timestamp": timestamp, "profile": "quick", "git_sha": "0123456789abcdef"}
+    return {"run": run, "targets": targets}
+
+
+def _target(label: str, median: float, low: float, high: float, verdict: str) -> dict[str, Any]:
+    return {
+        "target": label,
+        "bound": "<= 1.10",
+        "median": median,
+        "low": low,
+        "high": high,
+        "rounds": 12,
+        "verdict": verdict,
+    }
+
+
+def test_movement_needs_disjoint_intervals() -> None:
+    before = Estimate(1.2, 1.15, 1.25, 12)
+    assert movement(before, Estimate(1.0, 0.95, 1.05, 12)) == "lower"
+    assert movement(before, Estimate(1.4, 1.30, 1.50, 12)) == "higher"
+    assert movement(before, Estimate(1.1, 1.05, 1.16, 12)) == "no clear change"
+    assert movement(before, Estimate(1.1, None, None, 2)) == "-"
+    assert movement(None, before) == "-"
+
+
+def test_compare_lists_every_target_of_either_run_with_both_intervals() -> None:
+    a = _record(
+        "A1",
+        [
+            _target("cached / echo", 1.20, 1.15, 1.25, "miss"),
+            _target("only in A", 1.0, 0.9, 1.1, "pass"),
+        ],
+    )
+    b = _record(
+        "B1",
+        [
+            _target("cached / echo", 1.00, 0.95, 1.05, "pass"),
+            _target("only in B", 1.0, 0.9, 1.2, "undecided"),
+        ],
+    )
+    lines = compare(a, b).splitlines()
+    row = next(line for line in lines if line.startswith("| cached / echo"))
+    assert row == (
+        "| cached / echo | <= 1.10 | 1.200 [1.150, 1.250] | miss | "
+        "1.000 [0.950, 1.050] | pass | 0.833 | lower |"
+    )
+    only_a = next(line for line in lines if line.startswith("| only in A"))
+    assert "| pass | - | - | - | - |" in only_a
+    assert any(
+        line.startswith("| only in B | <= 1.10 | - | - | 1.000 [0.900, 1.200]") for line in lines
+    )
+
+
+def test_a_record_from_before_the_rounds_shows_its_single_ratio() -> None:
+    old = _record("A0", [{"target": "cached / echo", "bound": "<= 1.10", "value": 1.3,
+                          "verdict": "MISS"}])  # fmt: skip
+    new = _record("B1", [_target("cached / echo", 1.0, 0.95, 1.05, "pass")])
+    row = next(line for line in compare(old, new).splitlines() if line.startswith("| cached"))
+    assert "1.300 [too few rounds: 1] | MISS |" in row and row.endswith("| 0.769 | - |")
