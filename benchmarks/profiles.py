@@ -40,7 +40,11 @@ class Profile:
     closed_in_flight: int
     """Back-to-back loops per channel."""
     open_rounds: int
-    """Interleaved open-loop rounds at each fixed rate."""
+    """Interleaved open-loop rounds at each fixed rate for the open-loop target's pair
+    (observation_cached and echo)..."""
+    open_table_rounds: int
+    """...of which the first ones also run every other networked scenario (no open-loop
+    target: their rows are for the tables and the plot)."""
     open_rates_per_s: tuple[float, ...]
     """Fixed open-loop rates, calls/s, ascending: the agent's realistic rates (a few calls per
     second per agent, a fleet of agents: 50-500/s) and beyond. The same in every run, so runs
@@ -84,6 +88,7 @@ PROFILES: dict[str, Profile] = {
         closed_channels_per_worker=1,
         closed_in_flight=2,
         open_rounds=2,
+        open_table_rounds=2,
         open_rates_per_s=(50.0,),
         open_fractions=(0.2,),
         open_round_s=0.3,
@@ -95,20 +100,21 @@ PROFILES: dict[str, Profile] = {
         name="quick",
         sequential_rounds=12,
         sequential_round_calls=1000,
-        sequential_round_s=0.8,
+        sequential_round_s=0.6,
         sequential_warmup_calls=100,
         closed_rounds=6,
-        closed_duration_s=1.0,
-        closed_warmup_s=0.3,
+        closed_duration_s=0.8,
+        closed_warmup_s=0.2,
         closed_channels_per_worker=2,
         closed_in_flight=4,
-        open_rounds=6,
+        open_rounds=8,
+        open_table_rounds=2,
         open_rates_per_s=(50.0, 200.0, 500.0, 1000.0, 2000.0),
         open_fractions=(0.25, 0.5, 0.75),
         open_round_s=1.0,
         open_round_min_calls=300,
         open_round_max_s=2.5,
-        open_warmup_s=0.3,
+        open_warmup_s=0.2,
     ),
     "full": Profile(
         name="full",
@@ -122,6 +128,7 @@ PROFILES: dict[str, Profile] = {
         closed_channels_per_worker=2,
         closed_in_flight=8,
         open_rounds=10,
+        open_table_rounds=10,
         open_rates_per_s=(50.0, 200.0, 500.0, 1000.0, 2000.0),
         open_fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2),
         # 50/s: 10 rounds x 4 s = 2,000 calls per scenario for the pooled p99.

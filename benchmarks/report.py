@@ -80,6 +80,8 @@ TARGETS: tuple[Target, ...] = (
 OPEN_LOOP_CACHED_BOUND = 1.10
 """observation_cached / echo latency at each fixed open-loop rate (capacity-relative rates have
 no target: they move with the run's measured capacity, so they do not compare across runs)."""
+OPEN_LOOP_PAIR = ("observation_cached", "echo")
+"""The open-loop target's numerator and floor: the scenarios every open-loop round runs."""
 OPEN_LOOP_P99_MIN_SAMPLES = 1000
 """An open-loop round's ratio compares p99s when each side's round has at least this many
 planned calls (ten in the 1% tail); below it (low rates, short rounds) it compares p95s."""
@@ -341,6 +343,7 @@ def render_markdown(record: dict[str, Any]) -> str:
         "scenario",
         "offered/s",
         "achieved/s",
+        "calls",
         "p50",
         "p90",
         "p99",
@@ -362,6 +365,7 @@ def render_markdown(record: dict[str, Any]) -> str:
                     r["scenario"],
                     _rate(r["offered_rate"]),
                     _rate(r["achieved_rate"]),
+                    str(r["count"]),
                     *_percentiles(r),
                     _ms(r.get("send_lag_p99")),
                     f"{r['errors']}{' (saturated)' if r.get('saturated') else ''}",

@@ -36,6 +36,7 @@ from benchmarks import histograms, servers
 from benchmarks.data import BenchData, prepare_data
 from benchmarks.profiles import PROFILES, Profile
 from benchmarks.report import (
+    OPEN_LOOP_PAIR,
     evaluate_targets,
     metrics_cost_note,
     open_loop_percentile,
@@ -446,11 +447,14 @@ class _Run:
         rate: float,
         *,
         rounds: int,
+        table_rounds: int,
         rate_kind: str,
         saturated: set[str],
     ) -> None:
-        """``rounds`` interleaved rounds at one rate; a scenario that saturates (achieved under
-        90 % of the rate, or errors) leaves this rate's later rounds and every higher rate."""
+        """``rounds`` interleaved rounds at one rate: the target's pair (``OPEN_LOOP_PAIR``) in
+        each, the other scenarios in the first ``table_rounds``. A scenario that saturates
+        (achieved under 90 % of the rate, or errors) leaves this rate's later rounds and every
+        higher rate."""
         profile = self.profile
         params = {
             "rate": rate,
@@ -460,7 +464,11 @@ class _Run:
         }
         parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in specs}
         for round_index in range(rounds):
-            active = {n: s for n, s in specs.items() if n not in saturated}
+            active = {
+                n: s
+                for n, s in specs.items()
+                if n not in saturated and (n in OPEN_LOOP_PAIR or round_index < table_rounds)
+            }
             if not active:
                 break
             _log(f"open loop {rate:.0f}/s ({rate_kind}) round {round_index + 1}/{rounds}")
@@ -494,6 +502,7 @@ class _Run:
                 networked,
                 rate,
                 rounds=self.profile.open_rounds,
+                table_rounds=self.profile.open_table_rounds,
                 rate_kind="fixed",
                 saturated=saturated,
             )
@@ -501,7 +510,13 @@ class _Run:
         saturated = set()
         for rate in relative:
             self._open_rate(
-                pool, networked, rate, rounds=1, rate_kind="relative", saturated=saturated
+                pool,
+                networked,
+                rate,
+                rounds=1,
+                table_rounds=1,
+                rate_kind="relative",
+                saturated=saturated,
             )
         return relative
 
