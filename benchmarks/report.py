@@ -143,13 +143,11 @@ def per_round_ratios(
     rate: float | None = None,
 ) -> list[float]:
     """``numerator``'s figure / ``denominator``'s figure, one ratio per round both ran in
-    (rounds where the floor saturated or a figure is missing have none)."""
+    (a round without a figure has none)."""
     nums = _by_round(rounds, numerator, mode, rate)
     dens = _by_round(rounds, denominator, mode, rate)
     ratios = []
     for index in sorted(nums.keys() & dens.keys()):
-        if dens[index].get("saturated"):
-            continue
         value = _ratio(_value(nums[index], key), _value(dens[index], key))
         if value is not None:
             ratios.append(value)
@@ -196,8 +194,10 @@ def evaluate_targets(rounds: list[Row], open_percentiles: dict[float, str]) -> l
     """Each target: the median of its per-round ratios, a bootstrap 95% interval, a verdict.
 
     ``rounds`` holds one summary per scenario, mode, rate and round (``round``, ``p95``,
-    ``p99``, ``achieved_rate``, ``saturated``); ``open_percentiles`` maps each FIXED open-loop
-    rate to the percentile its rounds compare (:func:`open_loop_percentile`).
+    ``p99``, ``achieved_rate``, ``saturated``); ``open_percentiles`` maps each open-loop target
+    rate (fixed rates only) to the percentile its rounds compare (:func:`open_loop_percentile`).
+    A saturated round's ratio counts like any other (timed from the schedule, its p99 is what a
+    caller saw); the target's ``why`` says how many rounds saturated.
     """
     out: list[dict[str, Any]] = []
     for target in TARGETS:
@@ -235,18 +235,15 @@ def evaluate_targets(rounds: list[Row], open_percentiles: dict[float, str]) -> l
             at_most=True,
             rate=rate,
         )
-        cached = _by_round(rounds, "observation_cached", "open", rate).values()
-        echo = _by_round(rounds, "echo", "open", rate).values()
-        if any(r.get("saturated") for r in echo):
-            verdict["verdict"] = intervals.NOT_APPLICABLE
-            verdict["why"] = "the echo floor itself saturated at this rate"
-        elif any(r.get("saturated") for r in cached):
-            verdict["verdict"] = intervals.MISS
-            verdict["why"] = "observation_cached saturated where the echo floor did not"
-        elif percentile != "p99":
-            verdict["why"] = (
-                f"p95: rounds under {OPEN_LOOP_P99_MIN_SAMPLES} calls, too few for a p99"
-            )
+        why = []
+        if percentile != "p99":
+            why.append(f"p95: rounds under {OPEN_LOOP_P99_MIN_SAMPLES} calls, too few for a p99")
+        for scenario in OPEN_LOOP_PAIR:
+            rows = _by_round(rounds, scenario, "open", rate).values()
+            if saturated := sum(1 for r in rows if r.get("saturated")):
+                why.append(f"{scenario} saturated in {saturated} of {len(rows)} rounds")
+        if why:
+            verdict["why"] = "; ".join(why)
         out.append(verdict)
     return out
 

@@ -454,7 +454,10 @@ class _Run:
         """``rounds`` interleaved rounds at one rate: the target's pair (``OPEN_LOOP_PAIR``) in
         each, the other scenarios in the first ``table_rounds``. A scenario that saturates
         (achieved under 90 % of the rate, or errors) leaves this rate's later rounds and every
-        higher rate."""
+        higher rate; at a target rate, the pair runs every round all the same, even after
+        saturating at a lower rate (a saturated round's p99 is what a caller would see: its
+        ratio counts like any other, and the target keeps all its rounds)."""
+        keep_pair = rate in profile_target_rates(self.profile) and rate_kind == "fixed"
         profile = self.profile
         params = {
             "rate": rate,
@@ -467,7 +470,8 @@ class _Run:
             active = {
                 n: s
                 for n, s in specs.items()
-                if n not in saturated and (n in OPEN_LOOP_PAIR or round_index < table_rounds)
+                if (n in OPEN_LOOP_PAIR or round_index < table_rounds)
+                and (n not in saturated or (keep_pair and n in OPEN_LOOP_PAIR))
             }
             if not active:
                 break
@@ -529,11 +533,16 @@ def relative_rates(profile: Profile, echo_saturation: float) -> list[float]:
     )
 
 
+def profile_target_rates(profile: Profile) -> tuple[float, ...]:
+    """The fixed open-loop rates with a target (a subset of the fixed rates)."""
+    return tuple(r for r in profile.open_rates_per_s if r in profile.open_target_rates_per_s)
+
+
 def open_percentiles(profile: Profile) -> dict[float, str]:
-    """The percentile each fixed open-loop rate's per-round ratios compare."""
+    """The percentile each target rate's per-round ratios compare."""
     return {
         rate: open_loop_percentile(profile.open_round_calls(rate))
-        for rate in profile.open_rates_per_s
+        for rate in profile_target_rates(profile)
     }
 
 

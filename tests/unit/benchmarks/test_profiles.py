@@ -40,4 +40,13 @@ def test_the_full_profile_pools_2000_calls_at_its_lowest_rate() -> None:
 def test_short_rounds_compare_p95_and_long_ones_p99() -> None:
     quick = open_percentiles(PROFILES["quick"])
     assert quick[50.0] == "p95"  # 2.5 s x 50/s = 125 calls per round
-    assert quick[2000.0] == "p99"
+    assert quick[1000.0] == "p99"  # 1 s x 1,000/s
+
+
+def test_open_loop_targets_sit_on_fixed_rates_up_to_half_of_echo_capacity() -> None:
+    for profile in PROFILES.values():
+        assert set(profile.open_target_rates_per_s) <= set(profile.open_rates_per_s)
+        assert set(open_percentiles(profile)) == set(profile.open_target_rates_per_s)
+    # echo's closed-loop capacity here: ~3,000 calls/s; issue 4 judges up to half of it
+    assert max(PROFILES["quick"].open_target_rates_per_s) == 1000.0
+    assert 2000.0 in PROFILES["quick"].open_rates_per_s

@@ -85,7 +85,7 @@ ROUND_ROWS = [
     *_steady("echo", "open", 2.0, offered=200.0),
     *_steady("observation_cached", "open", 2.1, offered=200.0),
     *_steady("echo", "open", 3.0, offered=1000.0),
-    *_rounds("observation_cached", "open", [9.0], offered=1000.0, saturated=True),
+    *_steady("observation_cached", "open", 9.0, offered=1000.0, saturated=True),
 ]
 OPEN = {200.0: "p95", 1000.0: "p99"}
 
@@ -122,24 +122,28 @@ def test_verdicts_pass_miss_and_undecided() -> None:
     assert math.isclose(throughput["median"], 0.85) and throughput["verdict"] == "miss"
 
 
-def test_open_loop_targets_sit_on_the_fixed_rates_with_their_percentile() -> None:
+def test_open_loop_targets_sit_on_the_target_rates_with_their_percentile() -> None:
     verdicts = _verdicts(ROUND_ROWS)
     low = verdicts["observation_cached p95 / echo p95 at 200/s"]
     assert low["verdict"] == "pass" and low["metric"] == "p95"
     assert math.isclose(low["median"], 2.1 / 2.0)
     assert "p99" in low["why"]
     high = verdicts["observation_cached p99 / echo p99 at 1000/s"]
-    assert high["verdict"] == "miss" and "saturated" in high["why"]
+    assert high["verdict"] == "miss" and math.isclose(high["median"], 3.0)
+    assert high["why"] == "observation_cached saturated in 8 of 8 rounds"
     assert open_loop_percentile(999) == "p95" and open_loop_percentile(1000) == "p99"
+    # a fixed rate without a target (not in open_percentiles) gets no row
+    assert not any("at 500/s" in label for label in verdicts)
 
 
-def test_a_saturated_floor_makes_the_rate_not_applicable() -> None:
-    rows = [
-        *_steady("echo", "open", 3.0, offered=1000.0, saturated=True),
-        *_steady("observation_cached", "open", 3.0, offered=1000.0),
-    ]
+def test_a_saturated_round_counts_like_any_other() -> None:
+    echo = _steady("echo", "open", 3.0, offered=1000.0)
+    echo[2] = {**echo[2], "p99": 300.0, "saturated": True}  # one round the floor fell behind
+    rows = [*echo, *_steady("observation_cached", "open", 3.0, offered=1000.0)]
     (target,) = evaluate_targets(rows, {1000.0: "p99"})[-1:]
-    assert target["verdict"] == "n/a" and "echo floor" in target["why"]
+    assert len(target["ratios"]) == ROUNDS and min(target["ratios"]) < 0.02
+    assert target["verdict"] == "pass" and math.isclose(target["median"], 1.0, rel_tol=0.02)
+    assert target["why"] == "echo saturated in 1 of 8 rounds"
 
 
 def test_a_missing_scenario_is_not_applicable_not_a_pass() -> None:
