@@ -5,9 +5,10 @@ results.md, p99_vs_rate.png and the servers' logs; the markdown is also returned
 
 Order: materialize fresh data into one Redis -> start every server (separate processes) ->
 start the load generators (separate processes) -> probe each scenario's answer (a wrong
-answer fails the run, it is never measured) -> sequential rounds -> closed-loop rounds (echo's
-throughput sets the capacity-relative rates) -> open-loop rounds at each fixed rate, stepped
-up, each scenario stopping at its saturation -> one pass at each capacity-relative rate.
+answer fails the run, it is never measured) -> a first block of sequential rounds ->
+closed-loop rounds (echo's throughput sets the capacity-relative rates) -> a second block of
+sequential rounds -> open-loop rounds at each fixed rate, stepped up, each scenario stopping
+at its saturation -> one pass at each capacity-relative rate -> the last sequential block.
 Every round runs the scenarios of its mode (and rate) in a shuffled order; each keeps a
 summary per round (``record["rounds"]``: the targets' per-round ratios) and the tables pool
 the rounds' histograms.
@@ -76,6 +77,12 @@ BATCH_SYMBOLS = ("USDCOP", "USDCOP_B", "USDCOP_C", "USDCOP_D")
 """observation_batch: USDCOP and three copies of its hash, one GetObservations call."""
 REWARM_CALLS = 10
 """Discarded sequential calls at the start of every round after the first."""
+SEQUENTIAL_BLOCKS = 3
+"""The sequential rounds run in three blocks spread over the run: before the closed loop,
+before the open loop and after it. Rounds of one block share the machine's state of those
+two or three minutes (another job's burst lasts that long); two quick runs whose rounds all
+ran in one block gave intervals that did not cover each other's medians. Spread out, the
+rounds sample more of the run's states, and the interval shows that variation too."""
 SATURATION_ACHIEVED_FRACTION = 0.9
 """An open-loop step whose achieved rate is below this fraction of the offered one saturated."""
 PACKAGES = (
@@ -212,6 +219,7 @@ class _Run:
         self.rounds: list[dict[str, Any]] = []
         """One summary per scenario, mode, rate and round (``_round_summary``)."""
         self.rng = random.Random(profile.seed)
+        self.sequential_parts: dict[str, list[list[dict[str, Any]]]] = {}
 
     # -- set-up -----------------------------------------------------------------------------
     def start(self) -> tuple[dict[str, ScenarioSpec], BenchData, WorkerPool]:
@@ -394,27 +402,33 @@ class _Run:
             names.sort(key=lambda n: specs[n].kind in (KIND_FEAST_LISTEN, KIND_FEAST_SERVE))
         return names
 
-    def sequential(self, pool: WorkerPool, specs: dict[str, ScenarioSpec]) -> None:
+    def sequential(
+        self, pool: WorkerPool, specs: dict[str, ScenarioSpec], round_indexes: range
+    ) -> None:
+        """One block of sequential rounds (``sequential_blocks``); :meth:`finish_sequential`
+        pools them all into the table's rows."""
         profile = self.profile
-        # The first round warms connections and caches up; later rounds only re-warm after the
-        # switch from the previous scenario.
+        # A block's first round warms connections and caches up (they idled through the other
+        # modes); later rounds only re-warm after the switch from the previous scenario.
         rewarm = min(REWARM_CALLS, profile.sequential_warmup_calls)
-        parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in specs}
-        for round_index in range(profile.sequential_rounds):
+        for round_index in round_indexes:
             _log(f"sequential round {round_index + 1}/{profile.sequential_rounds}")
+            first = round_index == round_indexes.start
             for name in self._shuffled(specs):
                 params = {
                     "calls": profile.sequential_round_calls,
-                    "warmup_calls": profile.sequential_warmup_calls if round_index == 0 else rewarm,
+                    "warmup_calls": profile.sequential_warmup_calls if first else rewarm,
                     "max_s": profile.sequential_round_s,
                 }
                 result = [pool.run(0, "sequential", specs[name], params)]
-                parts[name].append(result)
+                self.sequential_parts.setdefault(name, []).append(result)
                 self.rounds.append(
                     _round_summary(_row(specs[name], "sequential", [result]), round_index)
                 )
+
+    def finish_sequential(self, specs: dict[str, ScenarioSpec]) -> None:
         for name, spec in specs.items():
-            self.rows.append(_row(spec, "sequential", parts[name]))
+            self.rows.append(_row(spec, "sequential", self.sequential_parts[name]))
 
     def closed(self, pool: WorkerPool, specs: dict[str, ScenarioSpec]) -> float:
         """Closed-loop rounds; returns echo's throughput (pooled), calls/s."""
@@ -525,6 +539,18 @@ class _Run:
         return relative
 
 
+def sequential_blocks(rounds: int, blocks: int) -> list[range]:
+    """``rounds`` round indexes in ``blocks`` consecutive blocks, as even as possible (the
+    first ones one round longer); a block may be empty when there are fewer rounds."""
+    size, extra = divmod(rounds, blocks)
+    out, start = [], 0
+    for block in range(blocks):
+        stop = start + size + (1 if block < extra else 0)
+        out.append(range(start, stop))
+        start = stop
+    return out
+
+
 def relative_rates(profile: Profile, echo_saturation: float) -> list[float]:
     """The capacity-relative open-loop rates: fractions of echo's closed-loop throughput,
     ascending, without repeats."""
@@ -563,9 +589,13 @@ def run_benchmarks(
         run = _Run(profile, out_dir, stack)
         specs, data, pool = run.start()
         run.probe(pool, specs)
-        run.sequential(pool, specs)
+        blocks = sequential_blocks(profile.sequential_rounds, SEQUENTIAL_BLOCKS)
+        run.sequential(pool, specs, blocks[0])
         echo_saturation = run.closed(pool, specs)
+        run.sequential(pool, specs, blocks[1])
         relative = run.open_loop(pool, specs, echo_saturation)
+        run.sequential(pool, specs, blocks[2])
+        run.finish_sequential(specs)
         run.notes.append(metrics_cost_note(run.rows))
         run.notes.append(scrape_note(run.metrics_ports["observation_cached"]))
     record = {

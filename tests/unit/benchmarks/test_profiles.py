@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from benchmarks.profiles import PROFILES
-from benchmarks.runner import open_percentiles, relative_rates
+from benchmarks.runner import open_percentiles, relative_rates, sequential_blocks
 
 
 def test_fixed_rates_do_not_depend_on_the_run() -> None:
@@ -50,3 +50,9 @@ def test_open_loop_targets_sit_on_fixed_rates_up_to_half_of_echo_capacity() -> N
     # echo's closed-loop capacity here: ~3,000 calls/s; issue 4 judges up to half of it
     assert max(PROFILES["quick"].open_target_rates_per_s) == 1000.0
     assert 2000.0 in PROFILES["quick"].open_rates_per_s
+
+
+def test_sequential_rounds_split_into_blocks_that_cover_every_round_once() -> None:
+    assert sequential_blocks(20, 3) == [range(0, 7), range(7, 14), range(14, 20)]
+    assert sequential_blocks(3, 3) == [range(0, 1), range(1, 2), range(2, 3)]
+    assert sequential_blocks(2, 3) == [range(0, 1), range(1, 2), range(2, 2)]
