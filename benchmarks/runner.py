@@ -65,6 +65,7 @@ SCENARIOS = (
     "observation_cached",
     "observation_invalidated",
     "observation_cached_metrics_off",
+    "observation_cached_log_off",
     "observation_redis",
     "observation_batch",
     "observation_fallback",
@@ -185,6 +186,7 @@ def _check_probe(name: str, probe: dict[str, Any]) -> list[str]:
     if probe.get("n_values") != 15:
         problems.append(f"{probe.get('n_values')} values instead of 15")
     if name in ("observation_cached", "observation_cached_metrics_off",
+                "observation_cached_log_off",
                 "observation_invalidated", "observation_redis",
                 "observation_batch"):  # fmt: skip
         if set(probe["sources"]) != {"VALUE_SOURCE_ONLINE_STORE"}:
@@ -274,6 +276,20 @@ class _Run:
                 cache_tracking=False,
             )
         )
+        # The served log (the skew check's input) is on as deployed; a twin with it off, metrics
+        # on like observation_cached, prices it (the served-log cost target).
+        cached_log_off = self._launch(
+            observation(
+                "observation_cached_log_off",
+                free_port(),
+                cache_ttl_ms=1000,
+                redis_host=redis.host,
+                redis_port=redis.port,
+                cache_tracking=False,
+                metrics_port=free_port(),
+                served_log=False,
+            )
+        )
         invalidated = self._launch(
             observation(
                 "observation_invalidated",
@@ -348,6 +364,9 @@ class _Run:
             ),
             "observation_cached_metrics_off": ScenarioSpec(
                 "observation_cached_metrics_off", KIND_OBSERVATION, port=cached_off.port
+            ),
+            "observation_cached_log_off": ScenarioSpec(
+                "observation_cached_log_off", KIND_OBSERVATION, port=cached_log_off.port
             ),
             "observation_redis": ScenarioSpec(
                 "observation_redis", KIND_OBSERVATION, port=uncached.port

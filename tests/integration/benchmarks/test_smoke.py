@@ -22,6 +22,7 @@ ALL_SCENARIOS = {
     "observation_cached",
     "observation_invalidated",
     "observation_cached_metrics_off",
+    "observation_cached_log_off",
     "observation_redis",
     "observation_batch",
     "observation_fallback",

@@ -176,6 +176,16 @@ def test_metrics_cost_compares_the_twin_servers_round_by_round() -> None:
     assert "1.080 with metrics on, 1.000 with metrics off; on / off = 1.080" in note
 
 
+def test_served_log_cost_compares_its_twin_round_by_round() -> None:
+    rows = [
+        *_rounds("observation_cached", "sequential", [1.02 * d for d in DRIFT]),
+        *_rounds("observation_cached_log_off", "sequential", DRIFT),
+    ]
+    (cost,) = [t for t in evaluate_targets(rows, {}) if t["target"].startswith("served-log cost")]
+    assert math.isclose(cost["median"], 1.02) and cost["verdict"] == "pass"
+    assert "floor" not in cost
+
+
 def test_markdown_has_every_mode_and_the_targets_with_their_intervals() -> None:
     pooled = [
         _row("echo", "sequential", 1.0),
