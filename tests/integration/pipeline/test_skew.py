@@ -25,15 +25,12 @@ from canonical.served_log import decode_batch, stream_key
 from client import ObservationClient
 from devstack.embedded_redis import free_port
 from devstack.server_process import ServerProcess
-from pipeline.live import LiveFeed
 from pipeline.online_watch import feast_key
-from pipeline.run import run_pipeline
 from pipeline.served_log import read_served_log
 from pipeline.skew import skew_report
 from pipeline.state_events import sync_state_events
 from server import feast_layout
-from server.config import ServerConfig
-from tests.integration.feast._support import HISTORY_DAYS, address_of, copy_feature_repo
+from tests.integration.pipeline._live_stack import live_stack
 
 pytestmark = pytest.mark.integration
 
@@ -55,22 +52,12 @@ def _wait_for_entries(client: redis.Redis, count: int) -> None:
 def test_served_answers_are_logged_in_feasts_schema_and_skew_finds_only_real_differences(
     tmp_path, fresh_redis
 ) -> None:
-    repo = copy_feature_repo(tmp_path)
-    address = address_of(fresh_redis)
-    now = datetime.now(UTC)
-    result = run_pipeline(repo.repo_dir, repo.data_dir, now, address, days=HISTORY_DAYS)
-    assert result.store is not None
-    feed = LiveFeed(repo.data_dir, result.store, seed=7, catchup_bars=12, redis=address)
-    feed.step(now)
+    stack = live_stack(tmp_path, fresh_redis)
+    repo, address, result, feed = stack.repo, stack.address, stack.result, stack.feed
     client = redis.Redis(host=fresh_redis.host, port=fresh_redis.port)
     metrics_port = free_port()
-    config = ServerConfig(
-        redis_host=fresh_redis.host,
-        redis_port=fresh_redis.port,
-        port=0,
-        data_dir=repo.data_dir,
-        symbols=("USDCOP",),
-        redis_timeout_ms=1000.0,
+    config = stack.server_config(
+        fresh_redis,
         metrics_port=metrics_port,
     )
     started = datetime.now(UTC)

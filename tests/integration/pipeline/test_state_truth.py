@@ -23,15 +23,14 @@ from devstack.server_process import ServerProcess
 from market_data import files
 from market_data.generator import next_bars
 from pipeline.interval import Interval, build_l1, materialize_interval
-from pipeline.live import BAR, LiveFeed, due_bar_opens
+from pipeline.live import BAR, due_bar_opens
 from pipeline.online_watch import feast_key
-from pipeline.run import run_pipeline
 from pipeline.settings import PipelineSettings
 from pipeline.state_events import read_events
 from pipeline.training_set import build_training_set
 from server import feast_layout
-from server.config import ServerConfig
-from tests.integration.feast._support import HISTORY_DAYS, address_of, copy_feature_repo
+from tests.integration.feast._support import address_of
+from tests.integration.pipeline._live_stack import live_stack
 
 pytestmark = pytest.mark.integration
 
@@ -59,22 +58,12 @@ def _served(agent: ObservationClient) -> tuple[float, str]:
 def test_a_push_survives_the_live_tick_and_an_l1b_run_and_reaches_training_sets(
     tmp_path, fresh_redis
 ) -> None:
-    repo = copy_feature_repo(tmp_path)
-    address = address_of(fresh_redis)
-    now = datetime.now(UTC)
-    result = run_pipeline(repo.repo_dir, repo.data_dir, now, address, days=HISTORY_DAYS)
-    assert result.store is not None
-    feed = LiveFeed(repo.data_dir, result.store, seed=7, catchup_bars=12, redis=address)
-    feed.step(now)
+    stack = live_stack(tmp_path, fresh_redis)
+    repo, address, result, feed = stack.repo, stack.address, stack.result, stack.feed
     client = redis.Redis(host=fresh_redis.host, port=fresh_redis.port)
     key = feast_key("USDCOP", contract.PROJECT)
-    config = ServerConfig(
-        redis_host=fresh_redis.host,
-        redis_port=fresh_redis.port,
-        port=0,
-        data_dir=repo.data_dir,
-        symbols=("USDCOP",),
-        redis_timeout_ms=1000.0,
+    config = stack.server_config(
+        fresh_redis,
         max_clock_skew_s=3600.0,  # the feed steps up to 30 min ahead of the wall clock
     )
     try:
@@ -179,28 +168,17 @@ def test_the_whole_chain_l0_l1_l1b_agent_push_offline_event_training_set(
     """The guide's chain with its L5: the pipeline materializes, the agent (the shipped example
     policy) observes the served features and pushes its position, the next tick records it
     offline and materializes it back, and a training set shows the position the agent chose."""
-    from pathlib import Path
-
+    from agent.__main__ import DEFAULT_POLICY
     from agent.loop import Agent, AgentSettings
     from agent.policy import load_policy
 
-    repo = copy_feature_repo(tmp_path)
-    address = address_of(fresh_redis)
-    now = datetime.now(UTC)
-    result = run_pipeline(repo.repo_dir, repo.data_dir, now, address, days=HISTORY_DAYS)
-    assert result.store is not None
-    feed = LiveFeed(repo.data_dir, result.store, seed=7, catchup_bars=12, redis=address)
-    feed.step(now)
-    config = ServerConfig(
-        redis_host=fresh_redis.host,
-        redis_port=fresh_redis.port,
-        port=0,
-        data_dir=repo.data_dir,
-        symbols=("USDCOP",),
-        redis_timeout_ms=1000.0,
+    stack = live_stack(tmp_path, fresh_redis)
+    repo, result, feed = stack.repo, stack.result, stack.feed
+    config = stack.server_config(
+        fresh_redis,
         max_clock_skew_s=3600.0,
     )
-    policy = load_policy(Path(__file__).resolve().parents[3] / "agent" / "policies" / "example.npz")
+    policy = load_policy(DEFAULT_POLICY)
     with ServerProcess(config) as server, ObservationClient(server.target) as client:
         server.wait_serving()
         decision = Agent(client, policy, AgentSettings()).step()
