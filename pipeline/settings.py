@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.settings import SettingsError
 from offline_store.connection import PostgresAddress
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,10 +30,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPO_DIR = REPO_ROOT / "feature_repo"
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
 """``feature_repo/feature_store.yaml`` points at ``../data``: the two must stay siblings."""
-
-
-class SettingsError(ValueError):
-    """An environment variable or flag has an invalid value (the message names it)."""
 
 
 OfflineStoreType = Literal["file", "postgres"]
