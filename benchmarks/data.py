@@ -38,9 +38,9 @@ class BenchData:
 
 def prepare_data(workdir: Path, redis: EmbeddedRedis, now: datetime | None = None) -> BenchData:
     """Run the pipeline and the live catch-up at ``now`` (default: the wall clock)."""
+    from online_store.address import RedisAddress
     from pipeline.live import LiveFeed
     from pipeline.run import run_pipeline
-    from pipeline.settings import RedisAddress
 
     now = now or datetime.now(UTC)
     repo_dir = workdir / "feature_repo"

@@ -52,7 +52,8 @@ from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 from canonical import contract
 from devstack.embedded_redis import EmbeddedRedis
 from devstack.server_process import ServerProcess
-from server import feast_layout
+from online_store import feast_layout
+from online_store.address import RedisAddress
 from server.config import ServerConfig
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -87,7 +88,7 @@ def position_value(n: int) -> float:
 @contextmanager
 def serving(workers: int, **overrides: Any) -> Iterator[tuple[ServerProcess, redis.Redis]]:
     with EmbeddedRedis() as redis_server, tempfile.TemporaryDirectory() as scratch:
-        client = redis.Redis(host=redis_server.host, port=redis_server.port)
+        client = RedisAddress(redis_server.host, redis_server.port).connect()
         write_fresh_observation(client)
         config = ServerConfig(
             redis_host=redis_server.host,

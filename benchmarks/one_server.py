@@ -24,10 +24,10 @@ from usdcop.observation.v1 import observation_pb2 as pb
 
 from benchmarks.data import prepare_data
 from benchmarks.targets import GET_OBSERVATION
+from core.lifetime import preexec_die_with_parent
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from devstack.server_process import server_environment
 from server.config import ServerConfig
-from server.lifetime import preexec_die_with_parent
 
 _SETTLE_S = 3.0
 """After SERVING-ready: the first fallback computation finishes and connections warm up."""

@@ -3,7 +3,7 @@
 What enters: ports, Redis address, data and repo folders. What leaves: running child
 processes (their output in log files of the results folder), ready when returned; a server
 that fails to start raises with the tail of its log. Each child gets SIGTERM when the run dies
-(``server.lifetime``), and the observation servers get their environment from
+(``core.lifetime``), and the observation servers get their environment from
 ``ServerConfig.to_env()``.
 """
 
@@ -24,9 +24,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from core.lifetime import preexec_die_with_parent
 from devstack.server_process import server_environment
 from server.config import ServerConfig
-from server.lifetime import preexec_die_with_parent
 
 _READY_TIMEOUT_S = 90.0
 

@@ -213,14 +213,16 @@ class Target:
         # The server's own read path, built as server.app builds it: the read plan's key and
         # 18 fields, one pipelined HMGET, Feast Value decoding and TTL checks; then the 15
         # values packed as float32.
-        from server.clock import SystemClock
+        from core.clock import SystemClock
+        from online_store.read_plan import read_plans
+        from online_store.reader import StoreReader
         from server.config import ServerConfig
-        from server.read_plan import read_plans
-        from server.store_reader import StoreReader
 
         config = ServerConfig.from_env(dict(self.spec.env))
         plans = read_plans((self.spec.symbol,), config.project)
-        reader = StoreReader(config, plans, SystemClock())
+        reader = StoreReader(
+            config.redis_address, plans, SystemClock(), timeout_s=config.redis_timeout_s
+        )
         self._async_closers.append(reader.aclose)
         plan = plans[self.spec.symbol]
         timeout_s = 1.0

@@ -37,7 +37,7 @@ import sys, time
 from pathlib import Path
 import pandas as pd
 from pipeline.feast_repo import apply_definitions, open_feature_store
-from pipeline.settings import RedisAddress
+from online_store.address import RedisAddress
 from pipeline.training_set import build_training_set, grid, parse_every
 from offline_store.connection import PostgresAddress
 import os

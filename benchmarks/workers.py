@@ -29,7 +29,7 @@ from benchmarks.scheduler import (
     run_sequential_sync,
 )
 from benchmarks.targets import ScenarioSpec, SyncCall, Target
-from server.lifetime import die_with_parent
+from core.lifetime import die_with_parent
 
 _COMMAND_TIMEOUT_S = 600.0
 
@@ -129,7 +129,7 @@ def _warm_imports() -> None:
     # `import feast` costs seconds of CPU: pay it while the servers start, not mid-measurement.
     import feast.protos.feast.serving.ServingService_pb2  # noqa: F401
 
-    import server.store_reader  # noqa: F401
+    import online_store.reader  # noqa: F401
 
 
 def _worker_main(

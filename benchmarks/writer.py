@@ -18,7 +18,7 @@ import threading
 
 import redis
 
-from server import feast_layout
+from online_store import feast_layout
 
 WRITE_PERIOD_S = 1.0
 

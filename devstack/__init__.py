@@ -13,17 +13,17 @@ processes on 127.0.0.1, each a context manager that stops what it started:
 - ``processes``: the process tree and port listeners as ``/proc`` shows them.
 
 Lifetime: every process started here dies with the thread that started it, whatever signal ends
-the parent (parent-death signal, ``server.lifetime``), so a SIGKILLed quick start, test or
+the parent (parent-death signal, ``core.lifetime``), so a SIGKILLed quick start, test or
 benchmark run leaves nothing behind.
 
 Dependencies point one way: ``pipeline``, ``benchmarks`` and the tests import ``devstack``;
 ``devstack`` never imports ``pipeline``. The services need only ``server.config`` and
-``server.lifetime`` (and the generated stubs for the probe); ``fixture_server`` also writes its
-test data with ``canonical``, ``market_data`` and ``server.feast_layout``.
+``core.lifetime`` (and the generated stubs for the probe); ``fixture_server`` also writes its
+test data with ``canonical``, ``market_data`` and ``online_store.feast_layout``.
 """
 
 import os
 
-# Before anything imports grpc: children started with preexec_fn (server.lifetime) while a gRPC
-# channel is busy in another thread die before exec without this (see server/lifetime.py).
+# Before anything imports grpc: children started with preexec_fn (core.lifetime) while a gRPC
+# channel is busy in another thread die before exec without this (see core/lifetime.py).
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")

@@ -24,8 +24,9 @@ from types import TracebackType
 
 import redis
 
+from core.lifetime import preexec_die_with_parent
 from devstack.embedded_redis import RedisBinaryNotFoundError, find_redis_server, free_port
-from server.lifetime import preexec_die_with_parent
+from online_store.address import RedisAddress
 
 SLOTS = 16384
 _START_TIMEOUT_S = 20.0
@@ -60,7 +61,8 @@ class ClusterNode:
         return f"127.0.0.1:{self.port}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        client: redis.Redis = RedisAddress("127.0.0.1", self.port).connect(5.0)
+        return client
 
 
 @dataclass

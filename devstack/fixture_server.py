@@ -31,13 +31,12 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-import redis
-
 from canonical import contract
 from devstack.embedded_redis import EmbeddedRedis
 from devstack.server_process import ServerProcess
 from market_data import files, generator
-from server import feast_layout
+from online_store import feast_layout
+from online_store.address import RedisAddress
 from server.config import ServerConfig
 
 SYMBOL = "USDCOP"
@@ -62,7 +61,7 @@ def write_observation(redis_server: EmbeddedRedis, symbol: str = SYMBOL) -> None
         mapping[field] = feast_layout.encode_float32(STORE_VALUES[feature.index])
     for view in contract.VIEWS:
         mapping[feast_layout.ts_field(view.name)] = feast_layout.encode_timestamp(event_ns)
-    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    client = RedisAddress(redis_server.host, redis_server.port).connect()
     try:
         client.hset(feast_layout.entity_key(symbol, contract.PROJECT), mapping=mapping)  # type: ignore[arg-type]
     finally:

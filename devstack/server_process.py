@@ -8,7 +8,7 @@ nothing leaks in). What leaves: a running server that answers ``grpc.health.v1``
 that asks it for a real observation per symbol, a watch that reports the child's death, and a
 clean stop (SIGTERM: the server finishes in-flight calls, then exits).
 
-The child dies with the thread that started it (parent-death SIGTERM, ``server.lifetime``), so a
+The child dies with the thread that started it (parent-death SIGTERM, ``core.lifetime``), so a
 SIGKILLed quick start leaves no server behind; start it from the main thread.
 """
 
@@ -27,10 +27,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from usdcop.observation.v1 import observation_pb2, observation_pb2_grpc
 
+from core.lifetime import preexec_die_with_parent
 from devstack import processes
 from devstack.embedded_redis import free_port
 from server.config import ServerConfig
-from server.lifetime import preexec_die_with_parent
 
 _STOP_TIMEOUT_S = 10.0
 _SERVER_ENV = frozenset(f.metadata["env"] for f in dataclasses.fields(ServerConfig))

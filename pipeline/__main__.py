@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from client._version import version_line
+from core.settings import SettingsError
+from online_store.address import RedisAddress
 from pipeline.settings import (
     OPS_COMMANDS,
     SCHEDULED_COMMANDS,
     PipelineSettings,
-    RedisAddress,
-    SettingsError,
     parse_setting,
     setting_fields,
 )

@@ -31,13 +31,14 @@ from typing import Any, Literal, Protocol
 
 from canonical import contract
 from offline_store.connection import PostgresAddress
+from online_store.address import RedisAddress
 from pipeline.registry_file import (
     RegistryError,
     RegistrySummary,
     read_registry,
     registry_path,
 )
-from pipeline.settings import PipelineSettings, RedisAddress
+from pipeline.settings import PipelineSettings
 
 Verdict = Literal["ok", "warn", "FAIL"]
 
@@ -363,7 +364,7 @@ def _redis(
     repository's project."""
     import redis
 
-    from server import feast_layout
+    from online_store import feast_layout
 
     with record.timed() as add:
         if address is None:

@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from offline_store.connection import PostgresAddress
-from pipeline.settings import RedisAddress
+from online_store.address import RedisAddress
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -33,6 +33,7 @@ import pandas as pd
 from market_data import files
 from market_data.generator import extend_macro, next_bars
 from market_data.session import BAR_MINUTES, session_bar_opens
+from online_store.address import RedisAddress
 from pipeline.materialize import (
     VIEW_NAMES,
     OnlineWriteCounter,
@@ -43,7 +44,7 @@ from pipeline.offline import OfflineRefresh, append_offline_rows
 from pipeline.raw_data import ensure_raw_data
 from pipeline.registry_file import read_registry, registry_path, require_contract_match
 from pipeline.served_log import drain_served_log
-from pipeline.settings import PipelineSettings, RedisAddress
+from pipeline.settings import PipelineSettings
 from pipeline.state_events import sync_state_events
 
 BAR = timedelta(minutes=BAR_MINUTES)

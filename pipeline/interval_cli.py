@@ -18,7 +18,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pipeline.settings import PipelineSettings, RedisAddress
+from online_store.address import RedisAddress
+from pipeline.settings import PipelineSettings
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -47,10 +47,11 @@ from market_data import files
 from market_data.generator import extend_macro, next_bars
 from market_data.session import BAR_MINUTES
 from offline_store.connection import PostgresAddress
+from online_store.address import RedisAddress
 from pipeline.materialize import ViewMaterialization, materialize_incremental
 from pipeline.offline import OfflineRefresh, append_offline_rows
 from pipeline.served_log import drain_served_log
-from pipeline.settings import PipelineSettings, RedisAddress
+from pipeline.settings import PipelineSettings
 from pipeline.state_events import StateSync, earliest, sync_state_events
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from canonical import contract
-from pipeline.settings import RedisAddress
+from online_store.address import RedisAddress
 
 _TS_FIELDS: tuple[bytes, ...] = tuple(b"_ts:" + v.name.encode() for v in contract.VIEWS)
 

@@ -67,7 +67,7 @@ def add_commands(
 def escaped_key(symbol: str) -> str:
     """The key as redis-cli's quoted-string syntax (printable ASCII kept, other bytes \\xNN)."""
     from canonical import contract
-    from server import feast_layout
+    from online_store import feast_layout
 
     raw = feast_layout.entity_key(symbol, contract.PROJECT)
     body = "".join(

@@ -17,7 +17,7 @@ What enters: ``PipelineSettings`` and a clock. What leaves, in order:
 6. the live loop, until Ctrl-C or SIGTERM: new bars every tick, and a refill of every view when
    Redis comes back empty (pipeline.online_watch); if the server dies, exit 1 with one line.
    Then the server, the state file and the embedded Redis are stopped, in that order. If ``up``
-   itself is killed (SIGKILL), the kernel ends the server and redis-server (server.lifetime).
+   itself is killed (SIGKILL), the kernel ends the server and redis-server (core.lifetime).
 
 ``python -m pipeline live`` (:func:`run_live`) is steps 1, 2 and 6 without the server: the
 pipeline's container in ``deploy/compose.yaml``, next to a server that runs on its own.
@@ -38,11 +38,12 @@ from pathlib import Path
 from types import FrameType
 
 from offline_store.connection import PostgresAddress
+from online_store.address import RedisAddress
 from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
 from pipeline.metrics import write_pipeline_metrics
 from pipeline.online_watch import OnlineStoreWatch
 from pipeline.run import run_configured_pipeline
-from pipeline.settings import PipelineSettings, RedisAddress
+from pipeline.settings import PipelineSettings
 from pipeline.state_file import remove_redis_state, write_redis_state
 from server.config import ServerConfig
 

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from offline_store.connection import PostgresAddress
+from online_store.address import RedisAddress
 from pipeline.feast_repo import apply_definitions, open_feature_store
 from pipeline.materialize import ViewMaterialization, materialize_incremental
 from pipeline.offline import OfflineRefresh, refresh_offline_tables
 from pipeline.raw_data import ensure_raw_data
-from pipeline.settings import PipelineSettings, RedisAddress
+from pipeline.settings import PipelineSettings
 from pipeline.state_events import earliest, sync_state_events
 
 if TYPE_CHECKING:

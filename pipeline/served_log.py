@@ -33,7 +33,7 @@ from canonical import contract
 from canonical.offline_tables import OFFLINE_DIR
 from canonical.served_log import ServedRow, decode_batch, stream_key
 from market_data.files import atomic_write
-from pipeline.settings import RedisAddress
+from online_store.address import RedisAddress
 
 LOG_DIR = "served_log"
 REQUEST_ID = "__request_id"

@@ -14,15 +14,14 @@ from the seed's ``POSTGRES_HOST/PORT/DB/USER/PASSWORD`` (``offline_store.connect
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.settings import SettingsError
+from core.settings import SettingsError, parse_int
 from offline_store.connection import PostgresAddress
+from online_store.address import RedisAddress
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout this package lives in (feature_repo/ and data/ sit beside pipeline/)."""
@@ -58,7 +57,7 @@ def postgres_from_env(environ: Mapping[str, str]) -> PostgresAddress | None:
     try:
         return PostgresAddress(
             host=host,
-            port=_parse_int("POSTGRES_PORT", environ.get("POSTGRES_PORT", "").strip() or "5432"),
+            port=parse_int("POSTGRES_PORT", environ.get("POSTGRES_PORT", "").strip() or "5432"),
             database=environ.get("POSTGRES_DB", "").strip() or "usdcop",
             user=environ.get("POSTGRES_USER", "").strip() or "postgres",
             password=environ.get("POSTGRES_PASSWORD", ""),
@@ -67,133 +66,6 @@ def postgres_from_env(environ: Mapping[str, str]) -> PostgresAddress | None:
         raise
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-
-
-@dataclass(frozen=True)
-class RedisAddress:
-    """Where the Feast online store (Redis) listens."""
-
-    host: str
-    """Host name or IP address."""
-    port: int
-    """TCP port."""
-    password: str = ""
-    """``AUTH`` password; empty for none. Must not contain ',' (Feast's connection string)."""
-    tls: bool = False
-    """Connect over TLS."""
-    cluster: bool = False
-    """A Redis Cluster (Feast's ``redis_type: redis_cluster``); host:port is a startup node."""
-    tls_ca_file: str = ""
-    """PEM CA bundle that signed Redis' certificate (``FEAST_REDIS_SSL_CA_CERTS``)."""
-    tls_cert_file: str = ""
-    """PEM client certificate for Redis TLS (``FEAST_REDIS_SSL_CERTFILE``)."""
-    tls_key_file: str = ""
-    """PEM key of ``tls_cert_file`` (``FEAST_REDIS_SSL_KEYFILE``)."""
-
-    def __post_init__(self) -> None:
-        if not self.host:
-            raise SettingsError("FEAST_REDIS_HOST must not be empty")
-        if not 0 < self.port < 65536:
-            raise SettingsError(f"FEAST_REDIS_PORT must be 1-65535: got {self.port}")
-        if "," in self.password:
-            raise SettingsError("FEAST_REDIS_PASSWORD must not contain ',' (Feast splits on it)")
-        for env, path in self._tls_files().items():
-            if "," in path:
-                raise SettingsError(f"{env} must not contain ',' (Feast splits on it)")
-            if path and not self.tls:
-                raise SettingsError(f"{env} needs FEAST_REDIS_SSL=true")
-        if bool(self.tls_cert_file) != bool(self.tls_key_file):
-            raise SettingsError("FEAST_REDIS_SSL_CERTFILE and FEAST_REDIS_SSL_KEYFILE go together")
-
-    def _tls_files(self) -> dict[str, str]:
-        return {
-            "FEAST_REDIS_SSL_CA_CERTS": self.tls_ca_file,
-            "FEAST_REDIS_SSL_CERTFILE": self.tls_cert_file,
-            "FEAST_REDIS_SSL_KEYFILE": self.tls_key_file,
-        }
-
-    def _feast_tls_options(self) -> str:
-        # redis-py's keyword arguments, appended to Feast's connection string (Feast passes
-        # every key=value to redis.Redis). Only the set ones: an empty ssl_ca_certs would be
-        # loaded as a file named "".
-        options = {
-            "ssl_ca_certs": self.tls_ca_file,
-            "ssl_certfile": self.tls_cert_file,
-            "ssl_keyfile": self.tls_key_file,
-        }
-        return "".join(f",{key}={value}" for key, value in options.items() if value)
-
-    def connect(self, timeout_s: float = 2.0) -> Any:
-        """A redis-py client of this address (``redis.RedisCluster`` for a cluster)."""
-        import redis
-
-        options: dict[str, Any] = {
-            "host": self.host,
-            "port": self.port,
-            "password": self.password or None,
-            "ssl": self.tls,
-            "socket_timeout": timeout_s,
-            "socket_connect_timeout": timeout_s,
-        }
-        if self.tls:
-            options.update(
-                ssl_ca_certs=self.tls_ca_file or None,
-                ssl_certfile=self.tls_cert_file or None,
-                ssl_keyfile=self.tls_key_file or None,
-            )
-        if self.cluster:
-            return redis.RedisCluster(**options)
-        return redis.Redis(**options)
-
-    def feast_env(self) -> dict[str, str]:
-        """The ``FEAST_REDIS_*`` variables ``feature_store.yaml`` expands."""
-        return {
-            "FEAST_REDIS_HOST": self.host,
-            "FEAST_REDIS_PORT": str(self.port),
-            "FEAST_REDIS_PASSWORD": self.password,
-            "FEAST_REDIS_SSL": "true" if self.tls else "false",
-            "FEAST_REDIS_TYPE": "redis_cluster" if self.cluster else "redis",
-            **self._tls_files(),
-            "FEAST_REDIS_TLS_OPTIONS": self._feast_tls_options(),
-        }
-
-    @contextmanager
-    def exported(self, environ: MutableMapping[str, str] | None = None) -> Iterator[None]:
-        """Set the ``FEAST_REDIS_*`` variables (in ``os.environ`` by default) for the block,
-        then restore what was there.
-
-        Construct ``FeatureStore(repo_path=...)`` inside it: Feast expands the yaml then, once
-        (the store keeps the expanded connection string), so nothing leaks to the rest of the
-        process.
-        """
-        target = os.environ if environ is None else environ
-        saved = {key: target.get(key) for key in self.feast_env()}
-        target.update(self.feast_env())
-        try:
-            yield
-        finally:
-            for key, old in saved.items():
-                if old is None:
-                    target.pop(key, None)
-                else:
-                    target[key] = old
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> RedisAddress | None:
-        """The address from ``FEAST_REDIS_*``; None when ``FEAST_REDIS_HOST`` is unset or empty."""
-        host = environ.get("FEAST_REDIS_HOST", "").strip()
-        if not host:
-            return None
-        return cls(
-            host=host,
-            port=_parse_int("FEAST_REDIS_PORT", environ.get("FEAST_REDIS_PORT", "6379")),
-            password=environ.get("FEAST_REDIS_PASSWORD", ""),
-            tls=_parse_bool("FEAST_REDIS_SSL", environ.get("FEAST_REDIS_SSL", "false")),
-            cluster=_parse_redis_type(environ.get("FEAST_REDIS_TYPE", "redis")),
-            tls_ca_file=environ.get("FEAST_REDIS_SSL_CA_CERTS", "").strip(),
-            tls_cert_file=environ.get("FEAST_REDIS_SSL_CERTFILE", "").strip(),
-            tls_key_file=environ.get("FEAST_REDIS_SSL_KEYFILE", "").strip(),
-        )
 
 
 COMMANDS_RUN_UP = ("run", "up", "live")
@@ -390,7 +262,7 @@ def parse_setting(name: str, raw: str, *, source: str) -> Any:
     """One field's text value (from ``source``: its variable or flag), or SettingsError."""
     type_name = str({f.name: f.type for f in dataclasses.fields(PipelineSettings)}[name])
     if type_name == "int":
-        return _parse_int(source, raw)
+        return parse_int(source, raw)
     if type_name == "float":
         return _parse_float(source, raw)
     if type_name in ("Path", "Path | None"):
@@ -400,32 +272,8 @@ def parse_setting(name: str, raw: str, *, source: str) -> Any:
     raise TypeError(f"no parser for {name}: {type_name}")  # a new field's type: add it above
 
 
-def _parse_int(name: str, raw: str) -> int:
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-
-
 def _parse_float(name: str, raw: str) -> float:
     try:
         return float(raw.strip())
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
-
-
-def _parse_redis_type(raw: str) -> bool:
-    """``FEAST_REDIS_TYPE``: True for redis_cluster, False for redis (or empty)."""
-    value = raw.strip() or "redis"
-    if value not in ("redis", "redis_cluster"):
-        raise SettingsError(f"FEAST_REDIS_TYPE must be redis or redis_cluster: got {raw!r}")
-    return value == "redis_cluster"
-
-
-def _parse_bool(name: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("", "0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name}={raw!r} is not true or false")

@@ -36,7 +36,7 @@ from canonical.offline_tables import (
 from canonical.state_events import EVENT_COLUMNS, StateEvent, stream_key
 from market_data.files import atomic_write
 from offline_store.connection import PostgresAddress
-from pipeline.settings import RedisAddress
+from online_store.address import RedisAddress
 
 EVENTS_TABLE = "state_events"
 _KEY = ["symbol", "event_timestamp"]

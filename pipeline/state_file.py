@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.settings import RedisAddress
+from online_store.address import RedisAddress
 
 STATE_FILE = "redis.env"
 

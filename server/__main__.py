@@ -6,7 +6,7 @@ exists (gRPC does not survive a fork of a running core); each binds the same exp
 SO_REUSEPORT, and the parent forwards SIGTERM/SIGINT to them and waits. Before any bind, the
 process claims its port (``server.port_guard``): a second instance on a port another one serves
 exits 1 with one line, while a server's own workers still share it. No process outlives the
-server: each worker gets SIGTERM when the parent dies (``server.lifetime``); the compute
+server: each worker gets SIGTERM when the parent dies (``core.lifetime``); the compute
 fallback (``server.fallback``) is a thread of each worker, not a process.
 """
 
@@ -23,9 +23,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from core.lifetime import die_with_parent
 from server.config import ServerConfig, parse_field, unknown_variables
 from server.errors import ConfigError, StartupError
-from server.lifetime import die_with_parent
 from server.logging_setup import configure_logging
 from server.port_guard import PortGuard
 

@@ -37,25 +37,25 @@ from grpc_reflection.v1alpha import reflection
 
 from canonical.served_log import stream_key as served_stream_key
 from canonical.state_events import stream_key
-from server.circuit_breaker import CircuitBreaker
-from server.clock import Clock, SystemClock
+from core.clock import Clock, SystemClock
+from online_store.breaker import CircuitBreaker
+from online_store.errors import StoreError
+from online_store.health import CONFIRM_TIMEOUT_S, TimeoutJudge
+from online_store.read_plan import ReadPlan, read_plans
+from online_store.reader import StoreReader, new_cluster_clients
+from online_store.startup_check import fatal_store_problem
+from online_store.tracking import CacheInvalidator, InvalidationTracker
+from online_store.writer import StateWriter
 from server.config import ServerConfig
-from server.errors import StartupError, StoreError
+from server.errors import StartupError
 from server.fallback import ComputeFallback
-from server.invalidation import CacheInvalidator, InvalidationTracker
 from server.metrics import Handler, StreamHandler
 from server.metrics_wiring import MetricsRuntime, start_metrics
 from server.observation import SerializedObservation
 from server.operator_warnings import warn_operator
-from server.read_plan import ReadPlan, read_plans
-from server.security import PushAuthorizer
+from server.security import PushAuthorizer, server_credentials
 from server.service import SERVICE_NAME, ObservationService
 from server.serving_log import ServingLog
-from server.state_writer import StateWriter
-from server.store_check import fatal_store_problem
-from server.store_health import CONFIRM_TIMEOUT_S, TimeoutJudge
-from server.store_reader import StoreReader, new_cluster_clients, new_redis_client
-from server.tls import server_credentials
 from server.ttl_cache import TtlCache
 from server.watch import WatchHub
 
@@ -254,13 +254,20 @@ async def create_server(
 ) -> tuple[ObservationServer, int]:
     """Build, bind and start the server; returns it with the bound port (``config.port`` 0 ok)."""
     clock = clock or SystemClock()
-    problem = await fatal_store_problem(config, _STARTUP_PING_TIMEOUT_S)
+    address = config.redis_address
+    problem = await fatal_store_problem(address, _STARTUP_PING_TIMEOUT_S)
     if problem is not None:
         raise StartupError(problem)
     plans = read_plans(config.symbols, config.project)
-    redis_client = new_redis_client(config)
-    cluster_clients = new_cluster_clients(config)
-    reader = StoreReader(config, plans, clock)
+    redis_client = address.async_client(config.redis_timeout_s)
+    cluster_clients = new_cluster_clients(address, config.redis_timeout_s)
+    reader = StoreReader(
+        address,
+        plans,
+        clock,
+        timeout_s=config.redis_timeout_s,
+        max_skew_ns=int(config.max_clock_skew_s * 1_000_000_000),
+    )
     fallback = ComputeFallback(
         config.data_dir,
         config.symbols,
@@ -325,7 +332,7 @@ async def create_server(
         # One tracking connection per master is not built yet: TTL mode, said once.
         logger.warning("cache invalidation tracking is not supported on redis_cluster: TTL mode")
     elif config.cache_tracking:
-        tracker = InvalidationTracker(config, {plan.key: plan.symbol for plan in plans.values()})
+        tracker = InvalidationTracker(address, {plan.key: plan.symbol for plan in plans.values()})
         tracker.add_listener(CacheInvalidator(cache))  # first: the hub's reloads see it dropped
         tracker.add_listener(service.watch_hub)
         if observability is not None:
@@ -356,19 +363,19 @@ async def create_server(
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), inner
         )
-    address = f"{config.bind_address}:{config.port}"
+    bind = f"{config.bind_address}:{config.port}"
     credentials = server_credentials(config)
     try:
         if credentials is None:
-            port = inner.add_insecure_port(address)
+            port = inner.add_insecure_port(bind)
         else:
-            port = inner.add_secure_port(address, credentials)
+            port = inner.add_secure_port(bind, credentials)
     except RuntimeError:  # grpc's "Failed to bind to address"
         port = 0
     if port == 0:
         if observability is not None:
             await observability.close()
-        raise StartupError(f"cannot bind {address}: is the port in use or the address wrong?")
+        raise StartupError(f"cannot bind {bind}: is the port in use or the address wrong?")
 
     # Start-up work (not on any request path): a warm Redis connection, and whether Redis alone
     # can answer every served symbol now. If so, SERVING at once: the fallback's first rows are

@@ -8,7 +8,7 @@ it), so one bad symbol never fails the others.
 
 Per distinct valid symbol: a valid cache entry answers it (``from_cache = true``); all the
 others are read together, one pipeline of HMGETs on one connection (``StoreReader.read_many``)
-through the same guarded read as GetObservation (``server.guarded_read``: breaker, bound,
+through the same guarded read as GetObservation (``online_store.guarded_read``: breaker, bound,
 metrics, log), assembled with the fallback per
 view, and stored in the cache under tickets taken before the read (an invalidation during the
 read keeps them out of the cache, as for single reads). Wire assembly concatenates the
@@ -21,12 +21,12 @@ from collections.abc import Callable
 
 from usdcop.observation.v1 import observation_pb2 as pb
 
-from server.clock import Clock
+from core.clock import Clock
+from online_store.guarded_read import GuardedRead
+from online_store.read_plan import ReadPlan
 from server.errors import ServerError
 from server.fallback import ComputeFallback
-from server.guarded_read import GuardedRead
 from server.observation import SerializedObservation, assemble_observation
-from server.read_plan import ReadPlan
 from server.ttl_cache import TtlCache
 
 _RESULTS_TAG = bytes((1 << 3 | 2,))  # GetObservationsResponse.results (field 1)

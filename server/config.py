@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from canonical import contract
+from core.settings import SettingsError
 from offline_store.connection import PostgresAddress
-from server.cluster import parse_node
+from online_store.address import RedisAddress
+from online_store.cluster import parse_node
 from server.errors import ConfigError
 
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9_]{1,16}")
@@ -219,7 +221,7 @@ class ServerConfig:
         default="text",
         metadata=_about("USDCOP_LOG_FORMAT", "log lines as 'text' or 'json' (one object a line)"),
     )
-    # --- faults and security (server/security.py, server/tls.py) ---
+    # --- faults and security (server/security.py) ---
     max_clock_skew_s: float = field(
         default=5.0,
         metadata=_about(
@@ -288,6 +290,26 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
+        try:
+            self.redis_address  # noqa: B018 - the address checks its own rules once, here
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
+
+    @property
+    def redis_address(self) -> RedisAddress:
+        """The online store's address (the one type every settings model holds)."""
+        return RedisAddress(
+            host=self.redis_host,
+            port=self.redis_port,
+            password=self.redis_password,
+            tls=self.redis_tls,
+            cluster=self.redis_type == "redis_cluster",
+            tls_ca_file=self.redis_tls_ca_file,
+            tls_cert_file=self.redis_tls_cert_file,
+            tls_key_file=self.redis_tls_key_file,
+            db=self.redis_db,
+            startup_nodes=self.cluster_startup_nodes,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ServerConfig:

@@ -80,19 +80,12 @@ class PermissionDeniedError(RequestError):
     status_code = grpc.StatusCode.PERMISSION_DENIED
 
 
-class StoreError(ServerError):
-    """The online store (Redis) returned an error or could not be reached."""
+class OnlineStoreUnavailableError(ServerError):
+    """The online store failed a call that has no fallback (PushState's write)."""
 
     status_code = grpc.StatusCode.UNAVAILABLE
 
     def __init__(self, public_message: str = "the online store is unavailable") -> None:
-        super().__init__(public_message)
-
-
-class StoreTimeoutError(StoreError):
-    """The online store did not answer within the configured bound (or the caller's deadline)."""
-
-    def __init__(self, public_message: str = "the online store did not answer in time") -> None:
         super().__init__(public_message)
 
 
@@ -119,7 +112,7 @@ class ResourceExhaustedError(ServerError):
     status_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-class StoreFullError(ResourceExhaustedError):
+class OnlineStoreFullError(ResourceExhaustedError):
     """Redis refused a write because it is out of memory (``maxmemory`` reached under the
     ``noeviction`` policy): retrying soon cannot help until an operator frees or adds memory."""
 

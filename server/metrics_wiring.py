@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
-from server.circuit_breaker import CircuitBreaker
-from server.clock import Clock
+from core.clock import Clock
+from online_store.breaker import CircuitBreaker
+from online_store.memory import run_sampler
 from server.config import ServerConfig
 from server.fallback import ComputeFallback
 from server.metrics import ServerMetrics
-from server.redis_memory import run_sampler
 
 if TYPE_CHECKING:
     # prometheus_client and its HTTP server: imported only when metrics are on (start_metrics)

@@ -28,11 +28,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
+from online_store.read_plan import VIEW_LAYOUTS
+from online_store.reader import StoreRead
 from server.errors import NoDataAvailableError
 from server.fallback import FallbackRow
 from server.provenance import Provenance, provenance_of
-from server.read_plan import VIEW_LAYOUTS
-from server.store_reader import StoreRead
 
 _FROM_CACHE_TRUE = pb.Observation(from_cache=True).SerializeToString()
 _NS_PER_S = 1_000_000_000

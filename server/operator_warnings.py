@@ -26,8 +26,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from online_store.read_plan import ReadPlan
 from server.config import ServerConfig
-from server.read_plan import ReadPlan
 
 logger = logging.getLogger(__name__)
 

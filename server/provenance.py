@@ -12,7 +12,7 @@ import functools
 
 from usdcop.observation.v1 import observation_pb2 as pb
 
-from server.read_plan import VIEW_LAYOUTS
+from online_store.read_plan import VIEW_LAYOUTS
 
 
 def source_label(source: pb.ValueSource.ValueType) -> str:

@@ -1,4 +1,9 @@
-"""Who may call PushState: a bearer token or an allowed client-certificate identity.
+"""Transport security and who may call PushState: the port's TLS credentials, a bearer token or
+an allowed client-certificate identity.
+
+``server_credentials(config)`` -> ``grpc.ServerCredentials`` for TLS (mTLS when a client CA is
+set: client certificates are then required and verified by the handshake) or None for a
+plaintext port; key files are read once at start-up and their contents never logged.
 
 What enters: the call's context (its ``authorization`` metadata and, over mTLS, the peer's
 certificate identities from gRPC's auth context) and the configured token / allowed identities.
@@ -15,11 +20,15 @@ the configured token nor a presented one is ever logged or echoed.
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from server.errors import PermissionDeniedError, UnauthenticatedError
+
+if TYPE_CHECKING:
+    from server.config import ServerConfig
 
 _IDENTITY_KEYS = ("x509_common_name", "x509_subject_alternative_name", "x509_subject")
 """gRPC auth-context properties that name a TLS peer (the CN, each SAN, the full subject)."""
@@ -91,3 +100,17 @@ class PushAuthorizer:
 
 ALLOW_EVERY_CALLER = PushAuthorizer(token="", allowed_clients=())
 """PushState open to every caller (no token, no allowed identities configured)."""
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials of the gRPC port, or None when it serves plaintext."""
+    if not config.tls_cert_file:
+        return None
+    chain = Path(config.tls_cert_file).read_bytes()
+    key = Path(config.tls_key_file).read_bytes()
+    client_ca = Path(config.tls_client_ca_file).read_bytes() if config.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(key, chain)],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )

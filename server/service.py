@@ -26,30 +26,32 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
+from core.clock import Clock
+from online_store.breaker import CircuitBreaker
+from online_store.errors import StoreError, StoreFullError
+from online_store.guarded_read import GuardedRead
+from online_store.read_plan import ReadPlan
+from online_store.reader import StoreReader
+from online_store.writer import StateWriter
 from server.batch import BatchObserver, varint
-from server.circuit_breaker import CircuitBreaker
-from server.clock import Clock
 from server.config import SYMBOL_PATTERN, ServerConfig
 from server.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
+    OnlineStoreFullError,
+    OnlineStoreUnavailableError,
     RequestError,
     ResourceExhaustedError,
     ServerError,
     ShuttingDownError,
-    StoreError,
     SymbolNotFoundError,
 )
 from server.fallback import ComputeFallback
-from server.guarded_read import GuardedRead
 from server.metrics import ServerMetrics
 from server.observation import SerializedObservation, assemble_observation
 from server.provenance import Provenance
-from server.read_plan import ReadPlan
 from server.security import ALLOW_EVERY_CALLER, PushAuthorizer
 from server.serving_log import ServingLog
-from server.state_writer import StateWriter
-from server.store_reader import StoreReader
 from server.ttl_cache import TtlCache
 from server.validation import push_event_time_ns
 from server.watch import WatchHub, heartbeat_period_s
@@ -444,8 +446,12 @@ class ObservationService:
                 timeout_s,
                 plausible_until_ns=now_ns + self._max_clock_skew_ns,
             )
+        except StoreFullError:
+            raise OnlineStoreFullError() from None
         except StoreError as exc:
-            raise StoreError("the online store could not be written; nothing was changed") from exc
+            raise OnlineStoreUnavailableError(
+                "the online store could not be written; nothing was changed"
+            ) from exc
         answer = pb.PushStateResponse(applied=outcome.applied, time_normalized=time_normalized)
         if outcome.applied:
             self._cache.invalidate(plan.symbol)

@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from canonical.served_log import Record, encode_batch
-from server.clock import Clock
+from core.clock import Clock
 from server.observation import SerializedObservation
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ one load.
 - An entry's age counts from when its load *started*, so an answer is never older than its
   lifetime.
 - Lifetime: ``ttl_ns`` (TTL mode). While an invalidation stream is healthy (server-assisted
-  client-side caching, ``server.invalidation``) an entry lives ``tracked_ttl_ns`` instead,
+  client-side caching, ``online_store.tracking``) an entry lives ``tracked_ttl_ns`` instead,
   further capped by ``max_age_of(value)`` (e.g. until a view's own TTL would expire it), but
   only when the stream was already up when its load started: a load that began before
   tracking came up could have missed a write, so it gets the plain TTL.
@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from server.clock import Clock
+from core.clock import Clock
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -19,9 +19,6 @@ A stored ``_ts`` beyond the skew, or values outside the contract's validity rang
 
 from __future__ import annotations
 
-from usdcop.observation.v1 import observation_pb2 as pb
-
-from canonical import contract
 from server.errors import InvalidArgumentError
 
 _NS = 1_000_000_000
@@ -57,17 +54,3 @@ def push_event_time_ns(
 
 def _seconds(ns: int) -> str:
     return f"{ns / _NS:.3f}".rstrip("0").rstrip(".")
-
-
-_VIEW_FEATURES: dict[str, tuple[str, ...]] = {v.name: v.features for v in contract.VIEWS}
-
-
-def view_corruption(
-    view: str, values: tuple[float, ...], event_time_ns: int, *, now_ns: int, max_skew_ns: int
-) -> pb.FallbackReason.ValueType:
-    """NONE when a stored view is plausible; else why it must not be served."""
-    if event_time_ns > now_ns + max_skew_ns:
-        return pb.FALLBACK_REASON_VIEW_FROM_FUTURE
-    if contract.out_of_range(_VIEW_FEATURES[view], values) is not None:
-        return pb.FALLBACK_REASON_VIEW_OUT_OF_RANGE
-    return pb.FALLBACK_REASON_NONE

@@ -1,6 +1,6 @@
 """WatchObservations' fan-out: subscribers per symbol, each with a "latest" slot per symbol.
 
-What enters: subscriptions (symbols), invalidations from ``server.invalidation`` (a symbol was
+What enters: subscriptions (symbols), invalidations from ``online_store.tracking`` (a symbol was
 written, or everything was flushed) and the stream's health. What leaves: for every
 subscriber, the newest observation of each of its symbols that it has not been sent yet.
 
@@ -92,7 +92,7 @@ class Subscription:
 
 
 class WatchHub:
-    """Subscribers per process; an ``InvalidationListener`` (see ``server.invalidation``)."""
+    """Subscribers per process; an ``InvalidationListener`` (see ``online_store.tracking``)."""
 
     def __init__(
         self,

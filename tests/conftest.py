@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-# Before anything imports grpc (see server/lifetime.py: forked children and busy channels).
+# Before anything imports grpc (see core/lifetime.py: forked children and busy channels).
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import dataclasses

@@ -29,10 +29,10 @@ import pytest
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
+from core.clock import ManualClock
 from devstack.embedded_redis import EmbeddedRedis
 from market_data import files
-from server import feast_layout
-from server.clock import ManualClock
+from online_store import feast_layout
 from tests.integration.feast._support import RepoCopy, copy_feature_repo, dump_redis
 from tests.integration.server.conftest import running, server_config
 

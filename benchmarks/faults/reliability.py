@@ -159,10 +159,10 @@ def refill_rows(stack: FaultStack, tick_s: float = 1.0) -> list[Row]:
     stack's data; FLUSHALL, then at once a PushState: how long until every view is served from
     the online store again."""
     from canonical import contract
+    from online_store.address import RedisAddress
     from pipeline.feast_repo import open_feature_store
     from pipeline.live import LiveFeed
     from pipeline.online_watch import OnlineStoreWatch
-    from pipeline.settings import RedisAddress
 
     address = RedisAddress(host=stack.redis.host, port=stack.redis.port)
     store = open_feature_store(stack.data_dir.parent / "feature_repo", address)

@@ -33,7 +33,7 @@ from benchmarks.faults.load import (
 )
 from benchmarks.faults.stack import FaultStack
 from canonical import contract
-from server import feast_layout
+from online_store import feast_layout
 from server.app import REFUSE_BEFORE_CLOSE_S
 
 BAD_CODES = ("INTERNAL", "UNKNOWN")

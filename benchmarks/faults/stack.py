@@ -4,7 +4,7 @@ What enters: a scratch folder and ``ServerConfig`` overrides. What leaves: ``Fau
 the Redis (its pid, SIGSTOP/SIGCONT/SIGKILL, restart with the materialized rows put back) and
 ``start_server`` -> a ``python -m server`` child (pid, RSS, open fds, SIGTERM), its log in the
 results folder. Everything is stopped when the ``with`` block ends, and every child dies with
-this process (``server.lifetime``).
+this process (``core.lifetime``).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import redis as redis_py
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.data import prepare_data
+from core.lifetime import preexec_die_with_parent
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from devstack.server_process import server_environment
 from server.config import ServerConfig
-from server.lifetime import preexec_die_with_parent
 
 
 @dataclass

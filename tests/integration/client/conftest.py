@@ -14,11 +14,11 @@ import pytest
 import redis
 
 from canonical import contract
+from core.clock import ManualClock
 from devstack.embedded_redis import EmbeddedRedis
 from market_data import files, generator
-from server import feast_layout
+from online_store import feast_layout
 from server.app import ObservationServer, create_server
-from server.clock import ManualClock
 from server.config import ServerConfig
 from tests.plausible import PLAUSIBLE_VALUES
 

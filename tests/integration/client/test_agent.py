@@ -17,7 +17,7 @@ from agent.train import TrainingSetEnv, episode_return
 from canonical.contract import FEATURE_INDEX, N_FEATURES
 from client import ObservationClient
 from devstack.embedded_redis import EmbeddedRedis
-from server import feast_layout
+from online_store import feast_layout
 from tests.integration.client.conftest import NOW, PROJECT, ServerThread
 
 pytestmark = pytest.mark.integration

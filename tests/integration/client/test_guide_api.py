@@ -23,7 +23,7 @@ from feature_store import (
     get_features_with_fallback,
 )
 from market_data import columnar, files
-from server import feast_layout
+from online_store import feast_layout
 from tests.integration.client.conftest import PROJECT, STORE_VALUES, ServerThread
 
 GUIDE = Path(__file__).resolve().parents[3] / "docs" / "feast-integration-guide.md"

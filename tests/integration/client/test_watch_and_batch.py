@@ -15,7 +15,7 @@ import redis
 from canonical import contract
 from client import AsyncObservationClient, BatchError, ObservationClient, ObservationRpcError
 from devstack.embedded_redis import EmbeddedRedis
-from server import feast_layout
+from online_store import feast_layout
 from tests.integration.client.conftest import (
     PROJECT,
     STORE_VALUES,

@@ -19,12 +19,13 @@ from redis.exceptions import AskError, MovedError
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
+from core.clock import ManualClock
 from devstack.embedded_cluster import ClusterNode, EmbeddedCluster
+from online_store import feast_layout
+from online_store.address import RedisAddress
+from online_store.cluster import key_slot
 from pipeline.run import run_pipeline
-from pipeline.settings import REPO_ROOT, RedisAddress
-from server import feast_layout
-from server.clock import ManualClock
-from server.cluster import key_slot
+from pipeline.settings import REPO_ROOT
 from server.fallback import compute_rows
 from tests.integration.cluster.conftest import cluster_client, cluster_config
 from tests.integration.server.conftest import (

@@ -18,7 +18,7 @@ import subprocess, threading
 from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from server.lifetime import preexec_die_with_parent
+from core.lifetime import preexec_die_with_parent
 
 server = grpc.server(futures.ThreadPoolExecutor(4))
 health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)

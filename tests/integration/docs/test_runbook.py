@@ -28,12 +28,12 @@ import pandas as pd
 import pytest
 
 from canonical import contract
+from core.clock import ManualClock
 from devstack.embedded_redis import EmbeddedRedis, find_redis_server
+from online_store import feast_layout
 from pipeline.ops_cli import escaped_key
 from pipeline.run import run_pipeline
 from pipeline.settings import REPO_ROOT
-from server import feast_layout
-from server.clock import ManualClock
 from tests.integration.feast._support import (
     FRIDAY_CLOSE,
     HISTORY_DAYS,

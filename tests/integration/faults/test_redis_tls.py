@@ -14,15 +14,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
+from core.clock import ManualClock
+from online_store import feast_layout
+from online_store.address import RedisAddress
+from online_store.startup_check import fatal_store_problem
 from pipeline.observation import read_online_observation
 from pipeline.run import run_pipeline
-from pipeline.settings import RedisAddress
-from server import feast_layout
 from server.app import create_server
-from server.clock import ManualClock
 from server.config import ServerConfig
 from server.errors import StartupError
-from server.store_check import fatal_store_problem
 from tests.integration.faults._tls_redis import TlsRedis, tls_redis
 from tests.integration.feast._support import FRIDAY_CLOSE, HISTORY_DAYS, copy_feature_repo
 from tests.integration.server.conftest import running
@@ -127,7 +127,7 @@ def test_cache_tracking_runs_over_tls(tls_server: TlsRedis, tmp_path: Path) -> N
 
 def test_plaintext_against_a_tls_port_is_fatal(tls_server: TlsRedis, tmp_path: Path) -> None:
     config = ServerConfig(redis_port=tls_server.port, port=0, data_dir=tmp_path)
-    problem = asyncio.run(fatal_store_problem(config, 2.0))
+    problem = asyncio.run(fatal_store_problem(config.redis_address, 2.0))
     assert problem is not None and "TLS-only port" in problem
 
     async def start() -> None:
@@ -139,16 +139,18 @@ def test_plaintext_against_a_tls_port_is_fatal(tls_server: TlsRedis, tmp_path: P
 
 def test_an_untrusted_redis_certificate_is_fatal(tls_server: TlsRedis, tmp_path: Path) -> None:
     config = _config(tls_server, tmp_path, redis_tls_ca_file=tls_server.other_ca_file)
-    problem = asyncio.run(fatal_store_problem(config, 2.0))
+    problem = asyncio.run(fatal_store_problem(config.redis_address, 2.0))
     assert problem is not None and "TLS certificate is not trusted" in problem
 
 
 def test_a_missing_client_certificate_is_fatal(tls_server: TlsRedis, tmp_path: Path) -> None:
     config = _config(tls_server, tmp_path, redis_tls_cert_file="", redis_tls_key_file="")
-    problem = asyncio.run(fatal_store_problem(config, 2.0))
+    problem = asyncio.run(fatal_store_problem(config.redis_address, 2.0))
     # An alert (TLSV13_ALERT_CERTIFICATE_REQUIRED) or a reset, depending on timing.
     assert problem is not None and "client certificate" in problem
 
 
 def test_a_correct_tls_configuration_is_not_a_problem(tls_server: TlsRedis, tmp_path: Path) -> None:
-    assert asyncio.run(fatal_store_problem(_config(tls_server, tmp_path), 2.0)) is None
+    assert (
+        asyncio.run(fatal_store_problem(_config(tls_server, tmp_path).redis_address, 2.0)) is None
+    )

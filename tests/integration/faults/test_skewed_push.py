@@ -21,7 +21,7 @@ from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
 from devstack.embedded_redis import EmbeddedRedis
-from server import feast_layout
+from online_store import feast_layout
 from server.config import ServerConfig
 from tests.integration.server.conftest import (
     NOW_NS,

@@ -11,7 +11,8 @@ from pathlib import Path
 import redis
 
 from devstack.embedded_redis import EmbeddedRedis
-from pipeline.settings import REPO_ROOT, RedisAddress
+from online_store.address import RedisAddress
+from pipeline.settings import REPO_ROOT
 
 FRIDAY_CLOSE = datetime(2026, 1, 9, 18, 0, tzinfo=UTC)
 """A Friday at 18:00 UTC: the week's last session has just closed."""

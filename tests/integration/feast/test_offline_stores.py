@@ -18,6 +18,7 @@ import pytest
 
 from canonical import contract
 from canonical.offline_tables import build_offline_tables, offline_table_path
+from core.clock import ManualClock
 from devstack.embedded_postgres import EmbeddedPostgres
 from devstack.embedded_redis import EmbeddedRedis
 from market_data import files
@@ -27,7 +28,6 @@ from pipeline.__main__ import main as pipeline_main
 from pipeline.point_in_time import join, read_feature_tables
 from pipeline.run import PipelineResult, run_pipeline
 from pipeline.training_set import build_training_set
-from server.clock import ManualClock
 from tests.conftest import new_database
 from tests.integration.feast._support import (
     FRIDAY_CLOSE,

@@ -24,11 +24,11 @@ import redis
 
 from canonical import contract
 from devstack.embedded_redis import EmbeddedRedis
+from online_store import feast_layout
 from pipeline.feast_repo import apply_definitions, open_feature_store
 from pipeline.live import LiveFeed
 from pipeline.run import run_pipeline
 from pipeline.settings import REPO_ROOT
-from server import feast_layout
 from tests.integration.feast._support import address_of, copy_feature_repo, dump_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

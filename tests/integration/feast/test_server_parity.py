@@ -17,8 +17,8 @@ from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
 from canonical import contract
+from core.clock import ManualClock
 from server.app import create_server
-from server.clock import ManualClock
 from server.config import ServerConfig
 from tests.integration.feast._support import FRIDAY_CLOSE, SUNDAY_NOON
 from tests.integration.feast.conftest import SYMBOLS

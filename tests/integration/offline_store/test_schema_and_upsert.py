@@ -148,8 +148,8 @@ def test_pushes_recorded_in_postgres_set_the_state_rows_after_them(
 
     from canonical.state_events import StateEvent, stream_key
     from offline_store.read import read_view_table
+    from online_store.address import RedisAddress
     from pipeline.offline_postgres import append_postgres, sync_postgres
-    from pipeline.settings import RedisAddress
     from pipeline.state_events import read_events, sync_state_events
 
     bars, macro = raw

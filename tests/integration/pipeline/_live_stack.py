@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from devstack.embedded_redis import EmbeddedRedis
+from online_store.address import RedisAddress
 from pipeline.live import LiveFeed
 from pipeline.run import PipelineResult, run_pipeline
-from pipeline.settings import RedisAddress
 from server.config import ServerConfig
 from tests.integration.feast._support import (
     HISTORY_DAYS,

@@ -24,14 +24,14 @@ import pytest
 import redis
 
 from canonical import contract
+from core.clock import ManualClock
 from devstack.embedded_redis import EmbeddedRedis, free_port
+from online_store import feast_layout
 from pipeline.doctor import Report, run_doctor
 from pipeline.feast_repo import apply_definitions, open_feature_store
 from pipeline.registry_file import read_registry, registry_path
 from pipeline.run import run_pipeline
 from pipeline.settings import PipelineSettings
-from server import feast_layout
-from server.clock import ManualClock
 from tests.integration.feast._support import (
     FRIDAY_CLOSE,
     HISTORY_DAYS,

@@ -14,7 +14,7 @@ import pytest
 
 from canonical import contract
 from devstack.embedded_redis import EmbeddedRedis
-from server import feast_layout
+from online_store import feast_layout
 from tests.integration.feast._support import HISTORY_DAYS, copy_feature_repo, dump_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

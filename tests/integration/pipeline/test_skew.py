@@ -25,11 +25,11 @@ from canonical.served_log import decode_batch, stream_key
 from client import ObservationClient
 from devstack.embedded_redis import free_port
 from devstack.server_process import ServerProcess
+from online_store import feast_layout
 from pipeline.online_watch import feast_key
 from pipeline.served_log import read_served_log
 from pipeline.skew import skew_report
 from pipeline.state_events import sync_state_events
-from server import feast_layout
 from tests.integration.pipeline._live_stack import live_stack
 
 pytestmark = pytest.mark.integration

@@ -22,13 +22,13 @@ from client import ObservationClient
 from devstack.server_process import ServerProcess
 from market_data import files
 from market_data.generator import next_bars
+from online_store import feast_layout
 from pipeline.interval import Interval, build_l1, materialize_interval
 from pipeline.live import BAR, due_bar_opens
 from pipeline.online_watch import feast_key
 from pipeline.settings import PipelineSettings
 from pipeline.state_events import read_events
 from pipeline.training_set import build_training_set
-from server import feast_layout
 from tests.integration.feast._support import address_of
 from tests.integration.pipeline._live_stack import live_stack
 

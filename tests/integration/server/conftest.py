@@ -17,11 +17,11 @@ from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
 from canonical import contract
+from core.clock import ManualClock
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from market_data import files, generator
-from server import feast_layout
+from online_store import feast_layout
 from server.app import ObservationServer, create_server
-from server.clock import ManualClock
 from server.config import ServerConfig
 from tests.plausible import PLAUSIBLE_VALUES
 

@@ -15,10 +15,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
+from core.clock import ManualClock
 from devstack.embedded_redis import EmbeddedRedis
+from online_store.address import RedisAddress
 from pipeline.run import run_pipeline
-from pipeline.settings import REPO_ROOT, RedisAddress
-from server.clock import ManualClock
+from pipeline.settings import REPO_ROOT
 from tests.integration.server.conftest import running, server_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

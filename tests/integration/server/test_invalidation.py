@@ -91,7 +91,7 @@ def test_lost_tracking_falls_back_to_ttl_at_once_then_recovers(
 ) -> None:
     client = redis_client(fresh_redis)
     write_observation(client)
-    caplog.set_level(logging.INFO, logger="server.invalidation")
+    caplog.set_level(logging.INFO, logger="online_store.tracking")
 
     async def scenario() -> None:
         async with running(server_config(fresh_redis.port, data_dir)) as app:

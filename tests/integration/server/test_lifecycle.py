@@ -24,10 +24,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
+from core.clock import ManualClock
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from server import fallback as fallback_module
 from server.app import create_server
-from server.clock import ManualClock
 from tests.integration.server.conftest import (
     NOW_NS,
     STORE_VALUES,

@@ -15,7 +15,7 @@ from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
 from devstack.embedded_redis import EmbeddedRedis
-from server import feast_layout
+from online_store import feast_layout
 from server.fallback import compute_rows
 from tests.integration.server.conftest import (
     LAST_BAR_EVENT_NS,
@@ -486,7 +486,7 @@ def test_breaker_stops_calling_a_stalled_redis_then_probes(
         async with running(config) as app:
             loop = asyncio.get_running_loop()
             assert {v.source for v in (await app.get()).views} == {STORE}
-            # Longer than the 1 s confirmation PING (server/store_health.py): a timeout alone
+            # Longer than the 1 s confirmation PING (online_store/health.py): a timeout alone
             # does not open the breaker, a Redis that stays silent does.
             client.execute_command("CLIENT", "PAUSE", "1500", "ALL")
             for _ in range(3):  # each pays the 30 ms timeout, then the fallback answers

@@ -8,8 +8,9 @@ import io
 
 import pytest
 
+from core.settings import SettingsError
 from pipeline.__main__ import build_parser
-from pipeline.settings import PipelineSettings, SettingsError
+from pipeline.settings import PipelineSettings
 from server.__main__ import build_parser as server_parser
 from server.config import ServerConfig
 

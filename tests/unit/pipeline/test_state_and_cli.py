@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from client._version import __version__
+from online_store.address import RedisAddress
 from pipeline.__main__ import build_parser, main, settings_from
 from pipeline.quickstart import how_to_call
 from pipeline.run import RepoLayoutError, check_repo_layout
-from pipeline.settings import RedisAddress
 from pipeline.state_file import (
     read_redis_state,
     remove_redis_state,

@@ -7,12 +7,12 @@ import pytest
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
-from server import feast_layout
+from online_store import feast_layout
+from online_store.read_plan import VIEW_LAYOUTS
+from online_store.reader import decode_reply
 from server.errors import NoDataAvailableError
 from server.fallback import FallbackRow
 from server.observation import assemble_observation
-from server.read_plan import VIEW_LAYOUTS
-from server.store_reader import decode_reply
 from tests.plausible import PLAUSIBLE_VALUES
 
 NOW_NS = 1_765_562_400_000_000_000  # 2025-12-12 18:00 UTC

@@ -15,8 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 from usdcop.observation.v1 import observation_pb2 as pb
 
-from server.circuit_breaker import CircuitBreaker
-from server.clock import ManualClock
+from core.clock import ManualClock
+from online_store.breaker import CircuitBreaker
+from online_store.read_plan import VIEW_LAYOUTS
+from online_store.reader import StoreRead, ViewRead
 from server.config import ServerConfig
 from server.errors import ConfigError
 from server.fallback import FallbackRow
@@ -30,8 +32,6 @@ from server.metrics_export import (
 )
 from server.observation import assemble_observation
 from server.provenance import provenance_of
-from server.read_plan import VIEW_LAYOUTS
-from server.store_reader import StoreRead, ViewRead
 
 NOW_NS = 1_765_564_200_000_000_000
 STORE_EVENT_NS = NOW_NS - 90 * 10**9

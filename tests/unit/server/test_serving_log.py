@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from canonical.served_log import decode_batch, encode_batch
-from server.clock import ManualClock
+from core.clock import ManualClock
+from online_store.reader import decode_reply
 from server.observation import assemble_observation
 from server.serving_log import ServingLog
-from server.store_reader import decode_reply
 from tests.unit.server.test_assembly import FALLBACK, NOW_NS, STORE_VALUES, reply
 
 

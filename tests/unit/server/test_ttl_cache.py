@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.clock import ManualClock
+from core.clock import ManualClock
 from server.ttl_cache import TtlCache
 
 pytestmark = pytest.mark.timeout(10)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from usdcop.observation.v1 import observation_pb2 as pb
 
+from online_store.reader import view_corruption
 from server.errors import InvalidArgumentError
-from server.validation import push_event_time_ns, view_corruption
+from server.validation import push_event_time_ns
 
 NOW_NS = 1_765_562_400_000_000_000
 S = 10**9

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
+from online_store.read_plan import VIEW_LAYOUTS
+from online_store.reader import StoreRead, ViewRead
 from server.errors import ResourceExhaustedError
 from server.observation import SerializedObservation, assemble_observation
-from server.read_plan import VIEW_LAYOUTS
-from server.store_reader import StoreRead, ViewRead
 from server.watch import HEARTBEAT_MAX_MS, HEARTBEAT_MIN_MS, WatchHub, heartbeat_period_s
 
 pytestmark = pytest.mark.timeout(10)

@@ -34,8 +34,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from server.config import ServerConfig
-from server.tls import redis_connection_options
+from online_store.address import RedisAddress
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +61,11 @@ class TrackingLostError(Exception):
 class InvalidationTracker:
     """One tracking connection per server process; see the module docstring."""
 
-    def __init__(self, config: ServerConfig, symbol_by_key: Mapping[bytes, str]) -> None:
+    def __init__(self, address: RedisAddress, symbol_by_key: Mapping[bytes, str]) -> None:
         # The same connection class and TLS files as the request path's connections.
-        self._connection_class, self._connection_kwargs = redis_connection_options(config)
+        self._connection_class, self._connection_kwargs = address.connection_options(
+            _CONNECT_TIMEOUT_S
+        )
         self._connection_kwargs["socket_connect_timeout"] = _CONNECT_TIMEOUT_S
         self._symbol_by_key = dict(symbol_by_key)
         self._listeners: list[InvalidationListener] = []

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from server.circuit_breaker import BreakerState, CircuitBreaker
+from online_store.breaker import BreakerState, CircuitBreaker
 
 logger = logging.getLogger(__name__)
 

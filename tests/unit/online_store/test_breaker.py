@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.circuit_breaker import BreakerState, CircuitBreaker
-from server.clock import ManualClock
+from core.clock import ManualClock
+from online_store.breaker import BreakerState, CircuitBreaker
 
 
 def test_opens_after_threshold_then_probes_and_closes() -> None:

@@ -8,7 +8,7 @@ metrics (latency, failures by kind), the breaker-transition log line and metric,
 callbacks that tell the health judge the store answered or timed out.
 
 A timeout is not counted against Redis: the time also includes waiting for this process's own
-busy event loop, and Redis is judged apart from the request path (``server/store_health.py``).
+busy event loop, and Redis is judged apart from the request path (``online_store/health.py``).
 A timeout caused by the caller's own deadline (``deadline_bound``) says nothing about Redis and
 is neither counted nor reported.
 """
@@ -18,14 +18,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from server.circuit_breaker import BreakerState, CircuitBreaker
-from server.errors import StoreError, StoreTimeoutError
-from server.metrics import ServerMetrics
-from server.read_plan import ReadPlan
-from server.store_reader import StoreRead, StoreReader
+from online_store.breaker import BreakerState, CircuitBreaker
+from online_store.errors import StoreError, StoreTimeoutError
+from online_store.read_plan import ReadPlan
+from online_store.reader import StoreRead, StoreReader
 
 logger = logging.getLogger("server.service")
+
+
+class ReadMetrics(Protocol):
+    """What the guarded read reports (the server's metrics implement it)."""
+
+    def redis_answered(self, elapsed_ns: int) -> None: ...
+
+    def redis_failed(self, kind: str) -> None:
+        """``kind``: ``error`` or ``timeout``."""
+
+    def breaker_changed(self, state: BreakerState) -> None: ...
 
 
 class GuardedRead:
@@ -36,7 +47,7 @@ class GuardedRead:
         reader: StoreReader,
         breaker: CircuitBreaker,
         *,
-        metrics: ServerMetrics | None = None,
+        metrics: ReadMetrics | None = None,
         on_answered: Callable[[], None] = lambda: None,
         on_timeout: Callable[[], None] = lambda: None,
     ) -> None:

@@ -14,60 +14,35 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from usdcop.observation.v1 import observation_pb2 as pb
 
-from server import feast_layout
-from server.clock import Clock
-from server.cluster import ClusterNodeClients, ClusterRouter
-from server.config import ServerConfig
-from server.errors import StoreError, StoreTimeoutError
-from server.read_plan import VIEW_LAYOUTS, ReadPlan
-from server.tls import redis_client_tls_kwargs, redis_connection_options
-from server.validation import view_corruption
+from canonical import contract
+from core.clock import Clock
+from online_store import feast_layout
+from online_store.address import RedisAddress
+from online_store.cluster import ClusterNodeClients, ClusterRouter
+from online_store.connections import NodeConnections
+from online_store.errors import StoreError, StoreTimeoutError
+from online_store.read_plan import VIEW_LAYOUTS, ReadPlan
 
 _NO_REASON = pb.FALLBACK_REASON_NONE
-DEFAULT_MAX_SKEW_NS = int(ServerConfig.max_clock_skew_s * 1_000_000_000)
+DEFAULT_MAX_SKEW_NS = 5_000_000_000
+"""The allowed clock skew when none is given (the server's ``USDCOP_MAX_CLOCK_SKEW_S`` default)."""
 
 
-def new_redis_client(config: ServerConfig) -> aioredis.Redis:
-    """The asyncio Redis client for PushState's transaction (hiredis parser when installed; no
-    client retries: a failure is reported at once instead of retried past its bound)."""
-    return aioredis.Redis(
-        host=config.redis_host,
-        port=config.redis_port,
-        db=config.redis_db,
-        password=config.redis_password or None,
-        socket_connect_timeout=max(config.redis_timeout_s, 0.5),
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=False,
-        **redis_client_tls_kwargs(config),
-    )
-
-
-def new_cluster_clients(config: ServerConfig) -> ClusterNodeClients | None:
-    """redis_cluster: per-master clients for PushState's transaction; None for one Redis."""
-    if config.redis_type != "redis_cluster":
+def new_cluster_clients(address: RedisAddress, timeout_s: float) -> ClusterNodeClients | None:
+    """A cluster: per-master clients for PushState's transaction; None for one Redis."""
+    if not address.cluster:
         return None
-    connection_class, connection_kwargs = redis_connection_options(config)
+    connection_class, connection_kwargs = address.connection_options(timeout_s)
     router = ClusterRouter(
-        config.cluster_startup_nodes,
+        address.cluster_nodes,
         connection_class,
         **{k: v for k, v in connection_kwargs.items() if k not in ("host", "port", "db")},
     )
-    return ClusterNodeClients(
-        router,
-        password=config.redis_password or None,
-        socket_connect_timeout=max(config.redis_timeout_s, 0.5),
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=False,
-        **redis_client_tls_kwargs(config),
-    )
+    return ClusterNodeClients(router, **address.async_client_options(timeout_s))
 
 
 @dataclass(frozen=True)
@@ -93,7 +68,7 @@ def decode_reply(
     reply: list[bytes | None], now_ns: int, max_skew_ns: int = DEFAULT_MAX_SKEW_NS
 ) -> StoreRead:
     """Turn an HMGET reply (plan field order) into per-view reads, enforcing TTLs at ``now_ns``
-    and the plausibility rules of ``server.validation`` (future ``_ts``, validity ranges)."""
+    and the plausibility rules (``view_corruption``) (future ``_ts``, validity ranges)."""
     if all(raw is None for raw in reply):
         return _ENTITY_MISSING
     decode_value = feast_layout.decode_value
@@ -144,24 +119,28 @@ class StoreReader:
     cancelled mid-reply is disconnected and dropped, never reused.
     """
 
-    _MAX_IDLE_CONNECTIONS = 32
-
-    def __init__(self, config: ServerConfig, plans: Mapping[str, ReadPlan], clock: Clock) -> None:
+    def __init__(
+        self,
+        address: RedisAddress,
+        plans: Mapping[str, ReadPlan],
+        clock: Clock,
+        *,
+        timeout_s: float,
+        max_skew_ns: int = DEFAULT_MAX_SKEW_NS,
+    ) -> None:
         self._clock = clock
-        self._max_skew_ns = int(config.max_clock_skew_s * 1_000_000_000)
-        self._connection_class, self._connection_kwargs = redis_connection_options(config)
+        self._max_skew_ns = max_skew_ns
+        self._connection_class, self._connection_kwargs = address.connection_options(timeout_s)
         self._commands = {
             symbol: resp_command(b"HMGET", plan.key, *plan.fields) for symbol, plan in plans.items()
         }
         self._ping = resp_command(b"PING")
-        self._idle: list[aioredis.Connection] = []
+        self._node = NodeConnections(self._connection_class, **self._connection_kwargs)
         self._cluster: ClusterRouter | None = None
-        if config.redis_type == "redis_cluster":
-            # db is always 0 in a cluster (config rejects another).
+        if address.cluster:
+            # db is always 0 in a cluster (the address rejects another).
             kwargs = {k: v for k, v in self._connection_kwargs.items() if k not in ("host", "port")}
-            self._cluster = ClusterRouter(
-                config.cluster_startup_nodes, self._connection_class, **kwargs
-            )
+            self._cluster = ClusterRouter(address.cluster_nodes, self._connection_class, **kwargs)
 
     async def read(self, plan: ReadPlan, timeout_s: float) -> StoreRead:
         """HMGET the plan's 18 fields within ``timeout_s``; StoreError (or a timeout) if not."""
@@ -169,7 +148,7 @@ class StoreReader:
             async with asyncio.timeout(timeout_s):
                 command = self._commands[plan.symbol]
                 if self._cluster is None:
-                    reply = await self._round_trip(command)
+                    (reply,) = await self._node.round_trip(command)
                 else:
                     reply = await self._cluster.execute(plan.key, command)
         except TimeoutError:
@@ -186,8 +165,9 @@ class StoreReader:
         try:
             async with asyncio.timeout(timeout_s):
                 if self._cluster is None:
-                    command = b"".join(self._commands[plan.symbol] for plan in plans)
-                    replies = await self._round_trip(command, len(plans))
+                    replies = await self._node.round_trip(
+                        *(self._commands[plan.symbol] for plan in plans)
+                    )
                 else:  # keys on several nodes: one concurrent round trip per key
                     replies = await asyncio.gather(
                         *(self._cluster.execute(p.key, self._commands[p.symbol]) for p in plans)
@@ -210,35 +190,27 @@ class StoreReader:
             async with asyncio.timeout(timeout_s):
                 if self._cluster is not None:
                     return await self._cluster.ping()
-                return bool(await self._round_trip(self._ping) in (b"PONG", "PONG", True))
+                (reply,) = await self._node.round_trip(self._ping)
+                return reply in (b"PONG", "PONG", True)
         except (TimeoutError, RedisError, OSError):
             return False
 
     async def aclose(self) -> None:
         """Disconnect the idle connections (calls in flight have finished by now)."""
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            await connection.disconnect()
+        await self._node.aclose()
         if self._cluster is not None:
             await self._cluster.aclose()
 
-    async def _round_trip(self, command: bytes, replies: int = 0) -> Any:
-        """One command's reply; with ``replies`` > 0, that many pipelined replies (a list)."""
-        connection = (
-            self._idle.pop() if self._idle else self._connection_class(**self._connection_kwargs)
-        )
-        try:
-            await connection.send_packed_command(command, check_health=False)
-            if replies:
-                reply = [await connection.read_response() for _ in range(replies)]
-            else:
-                reply = await connection.read_response()
-        except BaseException:
-            # A half-read reply would poison the next call on this connection.
-            await connection.disconnect(nowait=True)
-            raise
-        if len(self._idle) < self._MAX_IDLE_CONNECTIONS:
-            self._idle.append(connection)
-        else:
-            await connection.disconnect()
-        return reply
+
+_VIEW_FEATURES: dict[str, tuple[str, ...]] = {v.name: v.features for v in contract.VIEWS}
+
+
+def view_corruption(
+    view: str, values: tuple[float, ...], event_time_ns: int, *, now_ns: int, max_skew_ns: int
+) -> pb.FallbackReason.ValueType:
+    """NONE when a stored view is plausible; else why it must not be served."""
+    if event_time_ns > now_ns + max_skew_ns:
+        return pb.FALLBACK_REASON_VIEW_FROM_FUTURE
+    if contract.out_of_range(_VIEW_FEATURES[view], values) is not None:
+        return pb.FALLBACK_REASON_VIEW_OUT_OF_RANGE
+    return pb.FALLBACK_REASON_NONE

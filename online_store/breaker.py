@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from server.clock import Clock
+from core.clock import Clock
 
 
 class BreakerState(enum.Enum):

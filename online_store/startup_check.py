@@ -21,16 +21,15 @@ from redis.exceptions import (
     ResponseError,
 )
 
-from server.config import ServerConfig
-from server.tls import redis_connection_options
+from online_store.address import RedisAddress
 
 _AUTH_REPLIES = ("WRONGPASS", "NOAUTH", "NOPERM", "AUTH")
 
 
-async def fatal_store_problem(config: ServerConfig, timeout_s: float) -> str | None:
+async def fatal_store_problem(address: RedisAddress, timeout_s: float) -> str | None:
     """One line saying why the configured Redis can never work, or None (fine, or just down)."""
-    where = f"Redis at {config.redis_host}:{config.redis_port}"
-    connection_class, kwargs = redis_connection_options(config)
+    where = f"Redis at {address.host}:{address.port}"
+    connection_class, kwargs = address.connection_options(timeout_s)
     connection = connection_class(**kwargs)
     try:
         async with asyncio.timeout(timeout_s):
@@ -44,24 +43,24 @@ async def fatal_store_problem(config: ServerConfig, timeout_s: float) -> str | N
             return f"{where} refused the credentials: check FEAST_REDIS_PASSWORD (and the ACL user)"
         return None
     except ConnectionError as exc:
-        problem = _tls_problem(where, config, exc)
+        problem = _tls_problem(where, address, exc)
     except (TimeoutError, RedisError, OSError):
         problem = None
     else:
         return None
     finally:
         await connection.disconnect(nowait=True)
-    if problem is None and config.redis_tls and await _speaks_plaintext(config, timeout_s):
+    if problem is None and address.tls and await _speaks_plaintext(address, timeout_s):
         # A plaintext Redis reads a TLS ClientHello as an unfinished command and waits.
         problem = f"{where} speaks plaintext, not TLS: unset FEAST_REDIS_SSL or use its TLS port"
     return problem
 
 
-async def _speaks_plaintext(config: ServerConfig, timeout_s: float) -> bool:
+async def _speaks_plaintext(address: RedisAddress, timeout_s: float) -> bool:
     """True when a plaintext PING gets a Redis reply (``+PONG``, or an error such as NOAUTH)."""
     try:
         async with asyncio.timeout(timeout_s):
-            reader, writer = await asyncio.open_connection(config.redis_host, config.redis_port)
+            reader, writer = await asyncio.open_connection(address.host, address.port)
             try:
                 writer.write(b"PING\r\n")
                 await writer.drain()
@@ -83,7 +82,7 @@ def _dropped(exc: BaseException) -> bool:
     return "closed by server" in str(exc).lower()
 
 
-def _tls_problem(where: str, config: ServerConfig, exc: BaseException) -> str | None:
+def _tls_problem(where: str, address: RedisAddress, exc: BaseException) -> str | None:
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -98,7 +97,7 @@ def _tls_problem(where: str, config: ServerConfig, exc: BaseException) -> str | 
             )
         cause = cause.__cause__ or cause.__context__
     dropped = _dropped(exc)
-    if dropped and not config.redis_tls:
+    if dropped and not address.tls:
         return (
             f"{where} closed the connection before answering PING: is it a TLS-only port "
             "(set FEAST_REDIS_SSL=true)?"

@@ -1,18 +1,15 @@
-"""Slots of Redis Cluster keys: CRC16-XMODEM with hash tags (golden values from the cluster
-spec and from ``CLUSTER KEYSLOT`` of Redis 7.0); config of the cluster mode."""
+"""Slots of Redis Cluster keys as the router computes them: CRC16-XMODEM with hash tags
+(golden values from the cluster spec and from ``CLUSTER KEYSLOT`` of Redis 7.0); config of the
+cluster mode."""
 
 from __future__ import annotations
 
 import pytest
 from redis.exceptions import AskError, MovedError, ResponseError
 
-from server.cluster import crc16, key_slot, parse_node, redirection
+from online_store.cluster import key_slot, parse_node, redirection
 from server.config import ServerConfig
 from server.errors import ConfigError
-
-
-def test_crc16_matches_the_cluster_specs_check_value() -> None:
-    assert crc16(b"123456789") == 0x31C3  # the spec's reference output
 
 
 @pytest.mark.parametrize(

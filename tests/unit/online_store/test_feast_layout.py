@@ -8,8 +8,8 @@ import struct
 import pytest
 
 from canonical import contract
-from server import feast_layout
-from server.read_plan import VIEW_LAYOUTS, read_plan
+from online_store import feast_layout
+from online_store.read_plan import VIEW_LAYOUTS, read_plan
 
 # Pinned bytes (computed once with feast 0.67's serialize_entity_key/_mmh3; a change here
 # means the server would no longer read what Feast writes).
@@ -191,7 +191,7 @@ def test_timestamp_matches_protobuf() -> None:
 def test_resp_command_matches_redis_py_packing() -> None:
     from redis.asyncio import Connection
 
-    from server.store_reader import resp_command
+    from online_store.reader import resp_command
 
     plan = read_plan("USDCOP", contract.PROJECT)
     args = (b"HMGET", plan.key, *plan.fields)

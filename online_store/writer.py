@@ -11,7 +11,7 @@ a state dated in the future under a wider rule cannot hold back correct pushes.
 Feast itself reads ``_ts`` then writes in a second round trip, so two writers can race. This
 writer makes the check and the write one optimistic transaction: WATCH the key, HGET ``_ts``,
 compare, MULTI/HSET/EXEC; if the key changed in between, EXEC aborts and the check runs again.
-With a Redis Cluster the transaction runs on the key's owner (``server.cluster``), again after
+With a Redis Cluster the transaction runs on the key's owner (``online_store.cluster``), again after
 a MOVED or ASK redirection. Redis at ``maxmemory`` under ``noeviction`` refuses the write:
 StoreFullError (RESOURCE_EXHAUSTED), not the generic StoreError (UNAVAILABLE).
 
@@ -37,10 +37,10 @@ from redis.exceptions import AskError, OutOfMemoryError, RedisError, WatchError
 
 from canonical import contract
 from canonical.state_events import StateEvent
-from server import feast_layout
-from server.cluster import ClusterNodeClients
-from server.errors import StoreError, StoreFullError, StoreTimeoutError
-from server.read_plan import ReadPlan
+from online_store import feast_layout
+from online_store.cluster import ClusterNodeClients
+from online_store.errors import StoreError, StoreFullError, StoreTimeoutError
+from online_store.read_plan import ReadPlan
 
 _TS_FIELD = feast_layout.ts_field(contract.STATE.name)
 _POSITION_FIELD = feast_layout.feature_field(contract.STATE.name, "position")

@@ -8,13 +8,15 @@ node, once). Redis errors other than redirections raise ``RedisError``; a node t
 reached raises ``ConnectionError``/``OSError`` (the caller's fallback decides).
 
 Slots follow the cluster spec: ``CRC16-XMODEM(key) mod 16384``, or of the key's hash tag
-(the bytes between the first ``{`` and the next ``}``, when not empty). Feast's keys are binary
-(a serialized entity key + project name), so the function works on bytes; it is pinned against
+(the bytes between the first ``{`` and the next ``}``, when not empty): redis-py's ``key_slot``
+(``redis.crc``, over ``binascii.crc_hqx``); Feast's keys are binary (a
+serialized entity key + project name) and it takes bytes; it is pinned against
 ``CLUSTER KEYSLOT`` of a real server in the tests.
 
-Each node keeps a free list of ``redis.asyncio`` connections sending precomputed RESP bytes,
-as ``StoreReader`` does for a single Redis (redis-py's cluster client would add its command
-layer, locks and retries to every call: the cost the single-node path already removed).
+Each node keeps a free list of ``redis.asyncio`` connections sending precomputed RESP bytes
+(``online_store.connections``, the free list ``StoreReader`` uses for a single Redis too):
+redis-py's cluster client would add its command layer, locks and retries to every call, the
+cost the single-node path already removed.
 """
 
 from __future__ import annotations
@@ -25,47 +27,23 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis import crc
 from redis.exceptions import AskError, MovedError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from online_store.connections import NodeConnections
+
 logger = logging.getLogger(__name__)
 
-SLOTS = 16384
+SLOTS = crc.REDIS_CLUSTER_HASH_SLOTS
 """Hash slots of a Redis Cluster."""
 _MAX_REDIRECTIONS = 3
 """A call follows at most this many MOVED/ASK replies (a slot map in flux), then fails."""
 
 
-def _crc16_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC16_TABLE = _crc16_table()
-
-
-def crc16(data: bytes) -> int:
-    """CRC16-XMODEM (polynomial 0x1021, initial 0), as Redis Cluster uses."""
-    crc = 0
-    table = _CRC16_TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ table[((crc >> 8) ^ byte) & 0xFF]
-    return crc
-
-
 def key_slot(key: bytes) -> int:
     """The hash slot of ``key`` (its hash tag's, when it has a non-empty one)."""
-    start = key.find(b"{")
-    if start != -1:
-        end = key.find(b"}", start + 1)
-        if end > start + 1:
-            key = key[start + 1 : end]
-    return crc16(key) % SLOTS
+    return crc.key_slot(key)
 
 
 def parse_node(address: str) -> tuple[str, int]:
@@ -82,44 +60,6 @@ def redirection(error: ResponseError) -> tuple[bool, int, tuple[str, int]] | Non
     if not isinstance(error, AskError):  # MovedError is an AskError
         return None
     return isinstance(error, MovedError), int(error.slot_id), (str(error.host), int(error.port))
-
-
-class NodeConnections:
-    """A free list of connections to one node; a connection that fails mid-reply is dropped."""
-
-    _MAX_IDLE = 32
-
-    def __init__(self, connection_class: type[aioredis.Connection], **kwargs: Any) -> None:
-        self._connection_class = connection_class
-        self._kwargs = kwargs
-        self._idle: list[aioredis.Connection] = []
-
-    async def round_trip(self, *commands: bytes) -> list[Any]:
-        """Send the packed commands on one connection; their replies, in order. A Redis error
-        reply is returned as a ``ResponseError`` object, not raised."""
-        connection = self._idle.pop() if self._idle else self._connection_class(**self._kwargs)
-        try:
-            await connection.send_packed_command(b"".join(commands), check_health=False)
-            replies = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as error:
-                    replies.append(error)
-        except BaseException:
-            # A half-read reply would poison the next call on this connection.
-            await connection.disconnect(nowait=True)
-            raise
-        if len(self._idle) < self._MAX_IDLE:
-            self._idle.append(connection)
-        else:
-            await connection.disconnect()
-        return replies
-
-    async def aclose(self) -> None:
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            await connection.disconnect()
 
 
 _ASKING = b"*1\r\n$6\r\nASKING\r\n"

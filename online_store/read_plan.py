@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from canonical import contract
-from server import feast_layout
+from online_store import feast_layout
 
 
 @dataclass(frozen=True)
