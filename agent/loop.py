@@ -22,10 +22,11 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from agent.decision import Decision
 from agent.metrics import AgentMetrics
 from agent.policy import LinearPolicy
 from canonical.contract import FEATURE_NAMES
@@ -49,25 +50,6 @@ class AgentSettings:
     only)."""
     metrics_dir: Path | None = None
     """Folder of the agent's node-exporter textfile (None: no metrics)."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One step of the loop, as logged."""
-
-    decided_at: str
-    symbol: str
-    action: str
-    """``push`` (position applied), ``stale`` (pushed but the store held a newer state) or
-    ``hold``."""
-    position: float | None
-    reason: str
-    values: dict[str, float] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
-    observe_ms: float | None = None
-    push_ms: float | None = None
-    since_bar_ms: float | None = None
-    """Bar close (the newest technical/macro event time) to this push's answer, wall clock."""
 
 
 def _why_hold(result: ObservationResult, now: datetime, max_fallback_age_s: float) -> str | None:

@@ -1,6 +1,6 @@
 """The agent's metrics as a node-exporter textfile, like the pipeline's (``pipeline.metrics``).
 
-What enters: each :class:`~agent.loop.Decision`. What leaves: ``<folder>/usdcop_agent.prom``,
+What enters: each :class:`~agent.decision.Decision`. What leaves: ``<folder>/usdcop_agent.prom``,
 replaced atomically after every decision: decisions by action (push / stale / hold), when the
 last one was taken and when the last push was applied, and the last observe and push latencies.
 A textfile because the agent, like the pipeline's steps, is not scraped itself: node-exporter's
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 if TYPE_CHECKING:
-    from agent.loop import Decision
+    from agent.decision import Decision
 
 TEXTFILE_NAME = "usdcop_agent.prom"
 ACTIONS = ("push", "stale", "hold")

@@ -270,7 +270,8 @@ def start_agent(
     and decides on each new bar the live feed materializes (its first decision at once), says
     each decision on ``out``, logs them in ``data/offline/agent_decisions`` and keeps its
     metrics textfile beside the pipeline's; its pushes are recorded offline by the next tick."""
-    from agent.loop import Agent, AgentSettings, Decision
+    from agent.decision import Decision
+    from agent.loop import Agent, AgentSettings
     from agent.policy import PolicyError, load_policy
     from client import ObservationClient
 
