@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PROTO  := proto/usdcop/observation/v1/observation.proto
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test wheels test-wheels bench-footprint bench-training-set test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
+.PHONY: help setup run test wheels test-wheels bench-footprint bench-cluster bench-training-set test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
         clients generate-clients check-proto test-clients test-typescript test-go \
         airflow-setup airflow-constraints test-airflow \
         deploy-conf deploy-base deploy-wheels deploy-images deploy-standins test-deploy
@@ -98,6 +98,9 @@ bench-full: $(STAMP) ## Longer, steadier benchmark
 
 bench-footprint: $(STAMP) ## Start to SERVING and RSS per serving process, --workers 1 and 2 (~2 min)
 	$(PY) -m benchmarks footprint
+
+bench-cluster: $(STAMP) ## Cluster read path: our slot router vs redis-py's RedisCluster, 3 masters (~20 s)
+	$(PY) -m benchmarks.cluster_client
 
 bench-training-set: $(STAMP) ## Training sets, ours vs Feast's join, both stores (~10 min)
 	$(PY) -m benchmarks training-set

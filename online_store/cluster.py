@@ -144,6 +144,34 @@ class ClusterRouter:
                 asking = True
         raise RedisError(f"too many cluster redirections for slot {key_slot(key)}")
 
+    async def execute_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[Any]:
+        """Each ``(key, command)``'s reply, in order: the commands grouped by the master
+        believed to own their key, one pipelined round trip per master, concurrently; a reply
+        that is a redirection is followed for its key alone (``execute``)."""
+        groups: dict[tuple[str, int], list[int]] = {}
+        for index, (key, _) in enumerate(items):
+            groups.setdefault(self.owner(key), []).append(index)
+        try:
+            per_node = await asyncio.gather(
+                *(
+                    self.node(address).round_trip(*(items[i][1] for i in indexes))
+                    for address, indexes in groups.items()
+                )
+            )
+        except (RedisConnectionError, OSError):
+            self._refresh_in_background()
+            raise
+        replies: list[Any] = [None] * len(items)
+        for indexes, node_replies in zip(groups.values(), per_node, strict=True):
+            for index, reply in zip(indexes, node_replies, strict=True):
+                replies[index] = reply
+        for index, reply in enumerate(replies):
+            if isinstance(reply, ResponseError):
+                if redirection(reply) is None:
+                    raise reply
+                replies[index] = await self.execute(*items[index])
+        return replies
+
     async def refresh_slots(self) -> None:
         """Reload the slot map from the first node that answers ``CLUSTER SLOTS``."""
         if self._refresh is None or self._refresh.done():

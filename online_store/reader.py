@@ -161,16 +161,16 @@ class StoreReader:
 
     async def read_many(self, plans: list[ReadPlan], timeout_s: float) -> list[StoreRead]:
         """Several plans' HMGETs pipelined in one round trip within ``timeout_s`` (a cluster:
-        concurrently, one round trip per key to its owner)."""
+        one pipelined round trip per master, concurrently)."""
         try:
             async with asyncio.timeout(timeout_s):
                 if self._cluster is None:
                     replies = await self._node.round_trip(
                         *(self._commands[plan.symbol] for plan in plans)
                     )
-                else:  # keys on several nodes: one concurrent round trip per key
-                    replies = await asyncio.gather(
-                        *(self._cluster.execute(p.key, self._commands[p.symbol]) for p in plans)
+                else:  # one pipelined round trip per master, concurrently
+                    replies = await self._cluster.execute_many(
+                        [(p.key, self._commands[p.symbol]) for p in plans]
                     )
         except TimeoutError:
             raise StoreTimeoutError() from None
