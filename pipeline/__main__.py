@@ -175,9 +175,9 @@ def settings_from(args: argparse.Namespace) -> PipelineSettings:
 
 
 def command_run(settings: PipelineSettings) -> int:
+    from pipeline.feast_online import format_observation, read_online_observation
     from pipeline.live import wall_clock
     from pipeline.metrics import write_pipeline_metrics
-    from pipeline.observation import format_observation, read_online_observation
     from pipeline.quickstart import offline_database, online_store
     from pipeline.run import run_configured_pipeline
     from pipeline.state_file import read_redis_state

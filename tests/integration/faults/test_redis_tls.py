@@ -18,7 +18,7 @@ from core.clock import ManualClock
 from online_store import feast_layout
 from online_store.address import RedisAddress
 from online_store.startup_check import fatal_store_problem
-from pipeline.observation import read_online_observation
+from pipeline.feast_online import read_online_observation
 from pipeline.run import run_pipeline
 from server.app import create_server
 from server.config import ServerConfig

@@ -9,8 +9,8 @@ import pytest
 
 from canonical import contract
 from devstack.embedded_redis import EmbeddedRedis
+from pipeline.feast_online import read_online_observation
 from pipeline.feast_repo import open_feature_store
-from pipeline.observation import read_online_observation
 from pipeline.run import run_pipeline
 from tests.integration.feast._support import (
     FRIDAY_CLOSE,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from canonical import contract
-from pipeline.observation import read_online_observation
+from pipeline.feast_online import read_online_observation
 from pipeline.run import run_pipeline
 from tests.integration.feast._support import (
     HISTORY_DAYS,

@@ -14,8 +14,8 @@ import pytest
 from canonical import contract
 from canonical.offline_tables import build_offline_tables, offline_table_path
 from market_data import files
+from pipeline.feast_online import read_online_observation
 from pipeline.live import LiveFeed
-from pipeline.observation import read_online_observation
 from pipeline.run import run_pipeline
 from tests.integration.feast._support import (
     HISTORY_DAYS,
