@@ -3,7 +3,8 @@
 What enters: the contract (canonical/contract.py), the offline store type
 (``FEAST_OFFLINE_STORE_TYPE``, parsed by pipeline.settings: ``file``, the default, or
 ``postgres``) and the offline tables: ../data/offline/<view>.parquet written by
-canonical.offline_tables, or the PostgreSQL tables of offline_store/sql/ (one per view).
+canonical.offline_tables, or the PostgreSQL tables of offline_store/sql/ (one per view), each
+view's source made by offline_store.feast_sources.
 What leaves: the Entity ``symbol``, one FeatureView per contract view (features, float32
 dtypes and TTLs from the contract), a PushSource for live positions on ``state_features``,
 and the FeatureService ``observation_15d`` with the views in contract order.
@@ -32,6 +33,7 @@ from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source i
 from feast.types import Float32, PrimitiveFeastType
 
 from canonical import contract
+from offline_store.feast_sources import batch_source
 from pipeline.settings import offline_store_type_from_env
 
 _FEAST_DTYPES: dict[str, PrimitiveFeastType] = {"float32": Float32}
@@ -56,22 +58,7 @@ OFFLINE_STORE_TYPE = offline_store_type_from_env(os.environ)
 
 
 def _offline_source(view: contract.FeatureView) -> FileSource | PostgreSQLSource:
-    if OFFLINE_STORE_TYPE == "postgres":
-        return PostgreSQLSource(
-            name=f"{view.name}_offline",
-            table=view.name,
-            timestamp_field="event_timestamp",
-            created_timestamp_column="created",
-            description=f"PostgreSQL table {view.name} (offline_store/sql/).",
-        )
-    # Relative to this folder: Feast resolves file paths against the repo path.
-    return FileSource(
-        name=f"{view.name}_offline",
-        path=f"../data/offline/{view.name}.parquet",
-        timestamp_field="event_timestamp",
-        created_timestamp_column="created",
-        description=f"Offline table of {view.name} written by canonical.offline_tables.",
-    )
+    return batch_source(OFFLINE_STORE_TYPE, view)
 
 
 def _index_range(view: contract.FeatureView) -> str:

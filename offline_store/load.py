@@ -1,8 +1,9 @@
 """Idempotent loading into the offline store: COPY into a temporary table, then upsert.
 
 What enters: a psycopg connection and validated frames (L0 bars and macro; L1 view tables with
-``symbol``, ``event_timestamp``, ``created`` and the view's float32 features). What leaves: the
-rows in their tables, and an :class:`Upserted` count.
+``symbol``, ``event_timestamp``, ``created`` and the view's float32 features; the agent's
+pushes). What leaves: the rows in their tables, and an :class:`Upserted` count (for pushes:
+the ones inserted, an already recorded push being left as it is).
 
 Idempotence: ``INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE (values) IS DISTINCT FROM
 (new values)``, so a row whose values are unchanged is not touched at all (not even its
@@ -75,6 +76,31 @@ def upsert_view_table(
         *(["bool"] * len(extra)),
     ]
     return _upsert(conn, view.name, frame, columns, types, key=_L1_KEYS, touch=("created",))
+
+
+def insert_events(
+    conn: psycopg.Connection[Any], events: pd.DataFrame, created: datetime
+) -> pd.DataFrame:
+    """The agent's pushes (``canonical.state_events.EVENT_COLUMNS``, unique keys) into
+    ``state_events``, ``recorded`` = ``created``; an event already stored is left as it is.
+    Returns the events inserted now."""
+    inserted = []
+    with conn.transaction():
+        for row in events.itertuples(index=False):
+            done = conn.execute(
+                "INSERT INTO state_events "
+                "(symbol, event_timestamp, position, time_normalized, recorded) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                (
+                    row.symbol,
+                    pd.Timestamp(row.event_timestamp).to_pydatetime(),
+                    float(row.position),
+                    float(row.time_normalized),
+                    created,
+                ),
+            ).fetchone()
+            inserted.append(done is not None)
+    return events[inserted]
 
 
 def _upsert(

@@ -3,7 +3,8 @@
 What enters: a psycopg connection (and optionally symbols and a trailing bar count). What
 leaves: validated frames -- bars and macro exactly as ``market_data.files`` reads them
 (``market_data.schema``), and L1 view tables as ``canonical.offline_tables`` builds them --
-plus a cheap change signature the server's fallback polls.
+the agent's recorded pushes (``state_events``), plus a cheap change signature the server's
+fallback polls.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from psycopg import sql
 
 from canonical import contract
 from canonical.offline_tables import offline_columns
+from canonical.state_events import EVENT_COLUMNS
 from market_data.schema import (
     BARS_COLUMNS,
     BARS_TABLE,
@@ -111,6 +113,23 @@ def read_view_table(
         frame[name] = frame[name].astype(np.float32)
     for name in extra:
         frame[name] = frame[name].astype(bool)
+    return frame
+
+
+def read_events(conn: psycopg.Connection[Any]) -> pd.DataFrame:
+    """Every recorded push of ``state_events`` (``EVENT_COLUMNS``), by symbol then event time
+    (the schema must be applied)."""
+    rows = conn.execute(
+        "SELECT symbol, event_timestamp, position, time_normalized FROM state_events "
+        "ORDER BY symbol, event_timestamp"
+    ).fetchall()
+    frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    frame["symbol"] = frame["symbol"].astype(object)
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True).astype(
+        "datetime64[ns, UTC]"
+    )
+    for name in ("position", "time_normalized"):
+        frame[name] = frame[name].astype("float32")
     return frame
 
 

@@ -178,7 +178,7 @@ def command_run(settings: PipelineSettings) -> int:
     from pipeline.feast_online import format_observation, read_online_observation
     from pipeline.live import wall_clock
     from pipeline.metrics import write_pipeline_metrics
-    from pipeline.quickstart import offline_database, online_store
+    from pipeline.quickstart import online_store, open_offline_store
     from pipeline.run import run_configured_pipeline
     from pipeline.state_file import read_redis_state
 
@@ -188,10 +188,10 @@ def command_run(settings: PipelineSettings) -> int:
             settings = settings.with_overrides(redis=running_up)
             print(f"redis: using {running_up.host}:{running_up.port} (data/redis.env of `up`)")
         redis = stack.enter_context(online_store(settings))
-        postgres = stack.enter_context(offline_database(settings))
+        offline = stack.enter_context(open_offline_store(settings))
         now = wall_clock()
         try:
-            result = run_configured_pipeline(settings, redis, now, postgres)
+            result = run_configured_pipeline(settings, redis, now, offline)
         except Exception:
             write_pipeline_metrics(settings.metrics_folder, finished_at=wall_clock(), success=False)
             raise
@@ -229,8 +229,8 @@ def _utc(text: str) -> datetime:
 
 def command_training_set(settings: PipelineSettings, args: argparse.Namespace) -> int:
     from pipeline.live import wall_clock
-    from pipeline.point_in_time import join, read_feature_tables
-    from pipeline.quickstart import offline_database
+    from pipeline.point_in_time import join
+    from pipeline.quickstart import open_offline_store
     from pipeline.run import prepare_offline_tables
     from pipeline.training_set import concatenate, grid, parse_every, write_training_set
 
@@ -246,16 +246,14 @@ def command_training_set(settings: PipelineSettings, args: argparse.Namespace) -
     moments = timestamps.as_unit("ns").asi8
     parts = []
     with ExitStack() as stack:
-        postgres = stack.enter_context(offline_database(settings))
-        prepare_offline_tables(settings, wall_clock(), postgres)
+        offline = stack.enter_context(open_offline_store(settings))
+        prepare_offline_tables(settings, wall_clock(), offline)
         # One symbol at a time: memory holds one symbol's rows of the range, and the output.
         progress = stack.enter_context(
             tqdm(total=rows, unit="rows", desc="training set", disable=rows < 200_000)
         )
         for symbol in settings.symbols:
-            tables = read_feature_tables(
-                settings.data_dir, postgres, [symbol], int(moments[0]), int(moments[-1])
-            )
+            tables = offline.read_feature_tables([symbol], int(moments[0]), int(moments[-1]))
             part = join(tables, [symbol], moments)
             if len(part.values) == 0:
                 print(
@@ -298,19 +296,24 @@ def command_feast(settings: PipelineSettings, feast_args: Sequence[str]) -> int:
         )
     else:
         env.update(redis.feast_env())
-    if settings.offline_store == "postgres":
-        from pipeline.feast_repo import POSTGRES_YAML, offline_env
+    from offline_store.store import MissingDatabaseError, open_store
 
-        if settings.postgres is None:
-            print(
-                "error: FEAST_OFFLINE_STORE_TYPE=postgres needs POSTGRES_HOST (and PORT/DB/USER/"
-                "PASSWORD) for the feast CLI: an embedded PostgreSQL lives only as long as the "
-                "command that started it",
-                file=sys.stderr,
-            )
-            return 2
-        env.update(offline_env(settings.postgres))
-        feast_args = ["-f", str(settings.repo_dir / POSTGRES_YAML), *feast_args]
+    try:
+        offline = open_store(settings.data_dir, settings.postgres, settings.offline_store)
+    except MissingDatabaseError:
+        print(
+            "error: FEAST_OFFLINE_STORE_TYPE=postgres needs POSTGRES_HOST (and PORT/DB/USER/"
+            "PASSWORD) for the feast CLI: an embedded PostgreSQL lives only as long as the "
+            "command that started it",
+            file=sys.stderr,
+        )
+        return 2
+    env.update(offline.feast_env())
+    feast_args = [
+        "-f",
+        str(settings.repo_dir / offline.feast_yaml(settings.repo_dir).name),
+        *feast_args,
+    ]
     sibling = Path(sys.executable).parent / "feast"
     executable = str(sibling) if sibling.exists() else shutil.which("feast")
     if executable is None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from canonical import contract
-from offline_store.connection import PostgresAddress
+from offline_store.store import MissingDatabaseError, OfflineStore, open_store
 from online_store.address import RedisAddress
 from pipeline.registry_file import (
     RegistryError,
@@ -136,31 +136,31 @@ def run_doctor(
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     record = _Recorder()
-    if settings.offline_store == "postgres":
-        _offline_postgres(record, settings.postgres)
-    else:
-        _offline_store(record, settings.data_dir)
+    offline = _offline_store(record, settings)
     summary = _registry(record, registry_path(settings.data_dir, settings.offline_store))
     _last_materialization(record, summary, now)
     redis_address = settings.redis or _state_file_redis(settings.data_dir)
     keyed = _redis(record, redis_address, settings.symbols, now)
     _server(record, target, settings.symbols, grpc_timeout_s, keyed)
-    _skew(record, settings, now)
+    _skew(record, offline, now)
     return Report(tuple(record.checks), time.perf_counter() - started, now)
 
 
 SKEW_WINDOW = timedelta(hours=1)
 
 
-def _skew(record: _Recorder, settings: PipelineSettings, now: datetime) -> None:
+def _skew(record: _Recorder, offline: OfflineStore | None, now: datetime) -> None:
     """The served answers recorded in the last hour against the offline store (read-only: what
     the pipeline recorded; ``pipeline skew`` records what Redis still holds first)."""
     from pipeline.skew import skew_report
 
     with record.timed() as add:
         start = now - SKEW_WINDOW
+        if offline is None:
+            add("served vs offline", "warn", "cannot compare: no offline store configured")
+            return
         try:
-            report = skew_report(settings.data_dir, start, now, settings.postgres)
+            report = skew_report(offline, start, now)
         except Exception as exc:
             add("served vs offline", "warn", f"cannot compare: {type(exc).__name__}: {exc}")
             return
@@ -197,90 +197,23 @@ def _state_file_redis(data_dir: Path) -> RedisAddress | None:
     return read_redis_state(data_dir)
 
 
-def _offline_store(record: _Recorder, data_dir: Path) -> None:
-    from canonical.offline_tables import offline_table_path
-    from market_data import files
-
+def _offline_store(record: _Recorder, settings: PipelineSettings) -> OfflineStore | None:
+    """The offline store's health (``OfflineStore.health``); None when none is configured."""
     with record.timed() as add:
-        if not data_dir.is_dir():
+        try:
+            offline = open_store(settings.data_dir, settings.postgres, settings.offline_store)
+        except MissingDatabaseError as exc:
             add(
-                "offline store (files)",
+                f"offline store ({settings.offline_store})",
                 "FAIL",
-                f"data folder {data_dir} does not exist (the server's fallback has no data either)",
-                "set USDCOP_DATA_DIR to the data folder, or build it (`python -m pipeline run`)",
-            )
-            return
-        wanted = [files.bars_path(data_dir), files.macro_path(data_dir)]
-        wanted += [offline_table_path(data_dir, v.name) for v in contract.VIEWS]
-        missing = [str(p) for p in wanted if not p.is_file()]
-        if missing:
-            add(
-                "offline store (files)",
-                "FAIL",
-                f"missing: {', '.join(missing)}",
-                "run L0 and L1 for the interval (`airflow dags trigger v3.l0_ingest` then "
-                "`v3.l1_features`, or `python -m pipeline l0|l1 --start T --end T`)",
-            )
-        else:
-            add("offline store (files)", "ok", f"{len(wanted)} files in {data_dir}")
-
-
-_POSTGRES_TABLES = ("usdcop_5m", "macro_daily", *(v.name for v in contract.VIEWS))
-
-
-def _offline_postgres(record: _Recorder, address: PostgresAddress | None) -> None:
-    """The PostgreSQL offline store answers (a pg_isready-equivalent connect + query), its
-    schema is applied and every L0/L1 table holds rows."""
-    name = "offline store (postgres)"
-    with record.timed() as add:
-        if address is None:
-            add(
-                name,
-                "FAIL",
-                "FEAST_OFFLINE_STORE_TYPE=postgres but POSTGRES_HOST is unset",
+                str(exc),
                 "export POSTGRES_HOST/PORT/DB/USER/PASSWORD of the offline store (an embedded "
                 "database lives only while the `pipeline up` that started it runs)",
             )
-            return
-        import psycopg
-
-        from offline_store.schema import applied_versions
-
-        started = time.perf_counter()
-        try:
-            with address.connect(connect_timeout=2) as conn:
-                versions = applied_versions(conn)
-                counts = {
-                    table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-                    for table in _POSTGRES_TABLES
-                }
-        except psycopg.Error as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
-            add(
-                name,
-                "FAIL",
-                f"{address}: {first_line}",
-                f"check the server answers (`pg_isready -h {address.host} -p {address.port}`), "
-                "the POSTGRES_* credentials, and that `python -m pipeline run` applied the schema",
-            )
-            return
-        connect_ms = (time.perf_counter() - started) * 1000
-        empty = [table for table, row in counts.items() if row is None or row[0] == 0]
-        if empty:
-            add(
-                name,
-                "FAIL",
-                f"{address}: schema v{max(versions, default=0)}, empty: {', '.join(empty)}",
-                "run L0 and L1 (`python -m pipeline run`, or the `v3.l0_ingest` and "
-                "`v3.l1_features` DAGs)",
-            )
-            return
-        rows = ", ".join(f"{t} {row[0]}" for t, row in counts.items() if row is not None)
-        add(
-            name,
-            "ok",
-            f"{address}: schema v{max(versions)}, {rows} rows ({connect_ms:.1f} ms)",
-        )
+            return None
+        health = offline.health()
+        add(health.name, "ok" if health.ok else "FAIL", health.detail, health.fix)
+    return offline
 
 
 def _registry(record: _Recorder, where: Path) -> RegistrySummary | None:

@@ -1,8 +1,8 @@
 """The Feast repository (``feature_repo/``): open its FeatureStore and apply its definitions.
 
-What enters: the repository folder, the Redis address and, for the PostgreSQL offline store,
-its address. What leaves: a ``FeatureStore`` configured from ``feature_store.yaml`` (file
-offline store) or ``feature_store.postgres.yaml`` (postgres offline store), whose
+What enters: the repository folder, the Redis address and the offline store
+(``offline_store.store``). What leaves: a ``FeatureStore`` configured from the store's yaml
+(``feature_store.yaml`` for the files, ``feature_store.postgres.yaml`` for PostgreSQL), whose
 ``${FEAST_REDIS_*}`` / ``${POSTGRES_*}`` placeholders are filled from the addresses, and, after
 :func:`apply_definitions`, a registry holding the objects that ``features.py`` defines for that
 offline store (``FileSource`` or ``PostgreSQLSource`` per view).
@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from offline_store.connection import PostgresAddress
+from offline_store.store import FEAST_KIND_VARIABLE, OfflineStore, open_store
 from online_store.address import RedisAddress
 
 if TYPE_CHECKING:
@@ -38,20 +38,6 @@ if TYPE_CHECKING:
 
 DEFINITIONS_FILE = "features.py"
 """The only file of the repository that holds definitions (see its .feastignore)."""
-POSTGRES_YAML = "feature_store.postgres.yaml"
-"""The repository's configuration with the PostgreSQL offline store."""
-
-
-def yaml_file(repo_dir: Path, postgres: PostgresAddress | None) -> Path:
-    """``feature_store.yaml``, or its postgres variant when ``postgres`` is given."""
-    return Path(repo_dir).resolve() / (POSTGRES_YAML if postgres else "feature_store.yaml")
-
-
-def offline_env(postgres: PostgresAddress | None) -> dict[str, str]:
-    """``FEAST_OFFLINE_STORE_TYPE`` and, for postgres, the ``POSTGRES_*`` the yaml expands."""
-    if postgres is None:
-        return {"FEAST_OFFLINE_STORE_TYPE": "file"}
-    return {"FEAST_OFFLINE_STORE_TYPE": "postgres", **postgres.feast_env()}
 
 
 @contextmanager
@@ -69,19 +55,21 @@ def _exported(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def open_feature_store(
-    repo_dir: Path, redis: RedisAddress, postgres: PostgresAddress | None = None
+    repo_dir: Path, redis: RedisAddress, offline: OfflineStore | None = None
 ) -> FeatureStore:
     """A FeatureStore over ``repo_dir`` whose online store is ``redis`` and whose offline store
-    is the parquet files, or the PostgreSQL database ``postgres``.
+    is ``offline`` (the parquet files of ``repo_dir/../data`` when None).
 
-    The ``FEAST_REDIS_*`` (and ``POSTGRES_*``) variables are set in ``os.environ`` while the
-    store is constructed: Feast expands them when it reads the yaml, then keeps the result.
+    The ``FEAST_REDIS_*`` (and the offline store's: ``POSTGRES_*``) variables are set in
+    ``os.environ`` while the store is constructed: Feast expands them when it reads the yaml,
+    then keeps the result.
     """
     from feast import FeatureStore
 
-    with redis.exported(), _exported(offline_env(postgres)):
+    offline = offline or open_store(Path(repo_dir).resolve().parent / "data")
+    with redis.exported(), _exported(offline.feast_env()):
         return FeatureStore(
-            repo_path=str(Path(repo_dir).resolve()), fs_yaml_file=yaml_file(repo_dir, postgres)
+            repo_path=str(Path(repo_dir).resolve()), fs_yaml_file=offline.feast_yaml(repo_dir)
         )
 
 
@@ -130,7 +118,7 @@ def _import_definitions(path: Path, offline_store_type: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        with _exported({"FEAST_OFFLINE_STORE_TYPE": offline_store_type}):
+        with _exported({FEAST_KIND_VARIABLE: offline_store_type}):
             spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[module_name]

@@ -33,6 +33,7 @@ import pandas as pd
 from market_data import files
 from market_data.generator import extend_macro, next_bars
 from market_data.session import BAR_MINUTES, session_bar_opens
+from offline_store.store import OfflineRefresh, open_store
 from online_store.address import RedisAddress
 from pipeline.materialize import (
     VIEW_NAMES,
@@ -40,7 +41,6 @@ from pipeline.materialize import (
     ViewMaterialization,
     materialize_incremental,
 )
-from pipeline.offline import OfflineRefresh, append_offline_rows
 from pipeline.raw_data import ensure_raw_data
 from pipeline.registry_file import read_registry, registry_path, require_contract_match
 from pipeline.served_log import drain_served_log
@@ -124,11 +124,12 @@ def build_l1(
     """Record the agent's pushes held in ``redis`` (``pipeline.state_events``), then add the
     offline rows of raw bars that have none yet (``created`` = the interval's end)."""
     data_dir = settings.data_dir
-    sync_state_events(data_dir, redis, created=interval.end)
+    offline = open_store(data_dir)
+    sync_state_events(offline, redis, created=interval.end)
     drain_served_log(data_dir, redis)
     bars = files.read_bars(files.bars_path(data_dir))
     macro = files.read_macro(files.macro_path(data_dir))
-    return append_offline_rows(data_dir, bars, macro, created=interval.end)
+    return offline.append(bars, bars, macro, created=interval.end)
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def materialize_interval(
     from pipeline.feast_repo import open_feature_store
 
     # The pushes since L1 ran first: the rows materialized carry the agent's position.
-    sync_state_events(settings.data_dir, redis, created=interval.end)
+    sync_state_events(open_store(settings.data_dir), redis, created=interval.end)
     store = open_feature_store(settings.repo_dir, redis)
     writes = OnlineWriteCounter(store)
     done = []
@@ -218,7 +219,7 @@ def materialize_up_to(
     from pipeline.feast_repo import open_feature_store
 
     # The pushes since L1 ran first: the rows materialized carry the agent's position.
-    pushes = sync_state_events(settings.data_dir, redis, created=now)
+    pushes = sync_state_events(open_store(settings.data_dir), redis, created=now)
     store = open_feature_store(settings.repo_dir, redis)
     return UpToMaterialization(
         now=now,

@@ -46,10 +46,9 @@ import pandas as pd
 from market_data import files
 from market_data.generator import extend_macro, next_bars
 from market_data.session import BAR_MINUTES
-from offline_store.connection import PostgresAddress
+from offline_store.store import OfflineRefresh, OfflineStore, open_store
 from online_store.address import RedisAddress
 from pipeline.materialize import ViewMaterialization, materialize_incremental
-from pipeline.offline import OfflineRefresh, append_offline_rows
 from pipeline.served_log import drain_served_log
 from pipeline.settings import PipelineSettings
 from pipeline.state_events import StateSync, earliest, sync_state_events
@@ -121,12 +120,12 @@ class LiveFeed:
         catchup_bars: int = DEFAULT_CATCHUP_BARS,
         clock: Clock = wall_clock,
         store_lost: Callable[[datetime], bool] | None = None,
-        postgres: PostgresAddress | None = None,
+        offline: OfflineStore | None = None,
         redis: RedisAddress | None = None,
     ) -> None:
         self._data_dir = Path(data_dir)
         self._redis = redis
-        self._postgres = postgres
+        self._offline = offline or open_store(self._data_dir)
         self._store = store
         self._seed = seed
         self._catchup_bars = catchup_bars
@@ -148,9 +147,7 @@ class LiveFeed:
         if now.tzinfo is None:
             raise ValueError(f"now must be tz-aware (UTC), got naive {now!r}")
         lost = self._store_lost is not None and self._store_lost(now)
-        pushes = sync_state_events(
-            self._data_dir, self._redis, self._store.project, self._postgres, created=now
-        )
+        pushes = sync_state_events(self._offline, self._redis, self._store.project, created=now)
         drain_served_log(self._data_dir, self._redis, self._store.project)
         opens = due_bar_opens(self.last_bar_open, now, self._catchup_bars)
         if not opens:
@@ -166,12 +163,7 @@ class LiveFeed:
             ["symbol", "time"], kind="stable", ignore_index=True
         )
         files.write_bars(files.bars_path(self._data_dir), self._bars)
-        if self._postgres is None:
-            offline = append_offline_rows(self._data_dir, self._bars, self._macro, created=now)
-        else:
-            from pipeline.offline_postgres import append_postgres
-
-            offline = append_postgres(self._postgres, self._bars, new, self._macro, created=now)
+        offline = self._offline.append(self._bars, new, self._macro, created=now)
         materialized = materialize_incremental(
             self._store,
             now,

@@ -96,7 +96,7 @@ def _skew(args: argparse.Namespace, settings: PipelineSettings) -> int:
     from datetime import UTC
 
     from pipeline.metrics import write_pipeline_metrics
-    from pipeline.quickstart import offline_database
+    from pipeline.quickstart import open_offline_store
     from pipeline.served_log import drain_served_log
     from pipeline.skew import skew_report
     from pipeline.state_events import sync_state_events
@@ -104,10 +104,10 @@ def _skew(args: argparse.Namespace, settings: PipelineSettings) -> int:
 
     redis = settings.redis or read_redis_state(settings.data_dir)
     now = datetime.now(UTC)
-    with offline_database(settings, lambda _line: None) as postgres:
-        sync_state_events(settings.data_dir, redis, postgres=postgres, created=now)
+    with open_offline_store(settings, lambda _line: None) as offline:
+        sync_state_events(offline, redis, created=now)
         drain_served_log(settings.data_dir, redis)
-        report = skew_report(settings.data_dir, args.start, args.end, postgres)
+        report = skew_report(offline, args.start, args.end)
     write_pipeline_metrics(
         settings.metrics_folder,
         finished_at=datetime.now(UTC),

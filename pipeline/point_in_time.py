@@ -1,8 +1,9 @@
 """The point-in-time join of training sets, computed here: Feast's rule, without Feast's engine.
 
 What enters: the three offline feature tables (``symbol``, ``event_timestamp``, ``created`` and
-the view's features; from the parquet files or the PostgreSQL tables), symbols and entity
-timestamps. What leaves: a :class:`~pipeline.training_set.TrainingSet` of complete rows.
+the view's features; ``OfflineStore.read_feature_tables``, from the parquet files or the
+PostgreSQL tables), symbols and entity timestamps. What leaves: a
+:class:`~pipeline.training_set.TrainingSet` of complete rows.
 
 The rule is Feast's ``get_historical_features`` through ``observation_15d`` (its file store's
 ``_filter_ttl`` and its postgres store's SQL agree): for an entity timestamp t, each view gives
@@ -19,61 +20,13 @@ here), its postgres SQL took 273 s for a year. The join itself is a binary searc
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from canonical import contract
-from canonical.offline_tables import offline_table_path
 from pipeline.training_set import TrainingSet
-
-if TYPE_CHECKING:
-    from offline_store.connection import PostgresAddress
-
-
-def read_feature_tables(
-    data_dir: Path,
-    postgres: PostgresAddress | None,
-    symbols: Sequence[str],
-    first_ns: int | None = None,
-    last_ns: int | None = None,
-) -> dict[str, pd.DataFrame]:
-    """The three offline tables of ``symbols``, from the files under ``data_dir/offline`` or,
-    with ``postgres``, from its tables; with ``first_ns``/``last_ns`` (grid times), only the
-    rows a join over ``[first_ns, last_ns]`` can pick: event times in
-    ``[first_ns - ttl, last_ns]``."""
-    tables: dict[str, pd.DataFrame] = {}
-    wanted = list(symbols)
-
-    def window(view: contract.FeatureView) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-        since = None if first_ns is None else pd.Timestamp(first_ns, tz="UTC") - view.ttl
-        until = None if last_ns is None else pd.Timestamp(last_ns, tz="UTC")
-        return since, until
-
-    if postgres is None:
-        for view in contract.VIEWS:
-            since, until = window(view)
-            filters: list[tuple[str, str, Any]] = [("symbol", "in", wanted)]
-            if since is not None:
-                filters.append(("event_timestamp", ">=", since))
-            if until is not None:
-                filters.append(("event_timestamp", "<=", until))
-            tables[view.name] = pd.read_parquet(
-                offline_table_path(data_dir, view.name),
-                columns=["symbol", "event_timestamp", "created", *view.features],
-                filters=filters,
-            )
-        return tables
-    from offline_store.read import read_view_table
-
-    with postgres.connect() as conn:
-        for view in contract.VIEWS:
-            since, until = window(view)
-            tables[view.name] = read_view_table(conn, view, wanted, since, until)
-    return tables
 
 
 def _ns(series: pd.Series) -> npt.NDArray[np.int64]:

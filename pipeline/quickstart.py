@@ -37,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from offline_store.connection import PostgresAddress
+from offline_store.store import OfflineStore, open_store
 from online_store.address import RedisAddress
 from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
 from pipeline.metrics import write_pipeline_metrics
@@ -76,26 +76,23 @@ def online_store(settings: PipelineSettings, out: Printer = _print) -> Iterator[
 
 
 @contextmanager
-def offline_database(
-    settings: PipelineSettings, out: Printer = _print
-) -> Iterator[PostgresAddress | None]:
-    """None for the file offline store; else the configured PostgreSQL, or an embedded one
-    (started here, stopped at the end of the block)."""
-    if settings.offline_store != "postgres":
-        yield None
-        return
-    if settings.postgres is not None:
-        out(f"postgres: using {settings.postgres} (POSTGRES_HOST)")
-        yield settings.postgres
-        return
-    from devstack.embedded_postgres import EmbeddedPostgres
+def open_offline_store(settings: PipelineSettings, out: Printer = _print) -> Iterator[OfflineStore]:
+    """The offline store ``settings`` name (``offline_store.store.open_store``); PostgreSQL
+    without POSTGRES_HOST is an embedded one (started here, stopped at the end of the block)."""
+    if settings.offline_store == "postgres" and settings.postgres is None:
+        from devstack.embedded_postgres import EmbeddedPostgres
 
-    with EmbeddedPostgres() as embedded:
-        out(
-            f"postgres: started an embedded PostgreSQL on {embedded.host}:{embedded.port} "
-            f"in {embedded.start_seconds:.1f} s"
-        )
-        yield embedded.address
+        with EmbeddedPostgres() as embedded:
+            out(
+                f"postgres: started an embedded PostgreSQL on {embedded.host}:{embedded.port} "
+                f"in {embedded.start_seconds:.1f} s"
+            )
+            yield open_store(settings.data_dir, embedded.address)
+        return
+    store = open_store(settings.data_dir, settings.postgres, settings.offline_store)
+    if store.database is not None:
+        out(f"postgres: using {store.describe()} (POSTGRES_HOST)")
+    yield store
 
 
 def how_to_call(target: str, symbol: str) -> str:
@@ -158,7 +155,7 @@ class _Fed:
     """What :func:`_pipeline_then_catch_up` leaves running."""
 
     redis: RedisAddress
-    postgres: PostgresAddress | None
+    offline: OfflineStore
     feed: LiveFeed
     textfile: Path
 
@@ -169,9 +166,9 @@ def _pipeline_then_catch_up(
     """Steps 1-2 of the module docstring: the stores (closed by ``stack``), the pipeline, the
     pipeline metrics textfile, and the live feed caught up to now."""
     redis = stack.enter_context(online_store(settings, out))
-    postgres = stack.enter_context(offline_database(settings, out))
+    offline = stack.enter_context(open_offline_store(settings, out))
     now: datetime = clock()
-    result = run_configured_pipeline(settings, redis, now, postgres)
+    result = run_configured_pipeline(settings, redis, now, offline)
     out(result.summary())
     textfile = write_pipeline_metrics(
         settings.metrics_folder,
@@ -194,13 +191,13 @@ def _pipeline_then_catch_up(
         catchup_bars=settings.live_catchup_bars,
         clock=clock,
         store_lost=watch.lost,
-        postgres=postgres,
+        offline=offline,
         redis=redis,
     )
     catch_up = feed.step()
     out(describe_step(catch_up))
     record_live_step(settings, catch_up, clock)
-    return _Fed(redis, postgres, feed, textfile)
+    return _Fed(redis, offline, feed, textfile)
 
 
 def _stop_after(stop: threading.Event, exit_after_s: float | None) -> threading.Timer:
@@ -229,7 +226,7 @@ def run_up(
 
         from devstack.server_process import ServerProcess
 
-        config = server_config(server_defaults, settings, fed.redis, fed.postgres)
+        config = server_config(server_defaults, settings, fed.redis, fed.offline)
         server = stack.enter_context(ServerProcess(config))
         server.wait_serving()
         server.probe()  # every symbol the pipeline built answers, or the start-up failed
@@ -377,12 +374,13 @@ def server_config(
     defaults: ServerConfig,
     settings: PipelineSettings,
     redis: RedisAddress,
-    postgres: PostgresAddress | None = None,
+    offline: OfflineStore | None = None,
 ) -> ServerConfig:
     """The server ``up`` starts: ``defaults`` (the server's own settings, e.g. from the
     environment) with the pipeline's Redis, data folder, symbols, port and metrics port (port
-    0 picks a free one); with the PostgreSQL offline store, its fallback reads the raw window
-    from that database."""
+    0 picks a free one); when the offline store is a database, its fallback reads the raw
+    window from that database."""
+    postgres = None if offline is None else offline.database
     if postgres is not None:
         defaults = defaults.with_overrides(
             fallback_source="postgres",

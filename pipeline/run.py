@@ -1,8 +1,8 @@
 """One pipeline run: L0 raw data -> L1 offline tables -> Feast apply -> incremental materialize.
 
 What enters: the Feast repository folder, the data folder beside it, the injected ``now``, the
-Redis address and, for the PostgreSQL offline store, the database address (L0 and L1 then live
-in PostgreSQL: ``pipeline.offline_postgres``; otherwise in ``data/``'s parquet files).
+Redis address and the offline store (``offline_store.store``: ``data/``'s parquet files by
+default, or PostgreSQL, which then holds L0 and L1).
 What leaves: Redis holding each view's latest row in Feast's layout (what ``observation_15d``
 serves) and a :class:`PipelineResult` saying what each stage did.
 
@@ -24,13 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from offline_store.connection import PostgresAddress
+from offline_store.store import OfflineRefresh, OfflineStore, open_store
 from online_store.address import RedisAddress
 from pipeline.feast_repo import apply_definitions, open_feature_store
 from pipeline.materialize import ViewMaterialization, materialize_incremental
-from pipeline.offline import OfflineRefresh, refresh_offline_tables
 from pipeline.raw_data import ensure_raw_data
 from pipeline.settings import PipelineSettings
 from pipeline.state_events import earliest, sync_state_events
@@ -107,16 +104,17 @@ def run_pipeline(
     symbols: Sequence[str] = PipelineSettings.symbols,
     store: FeatureStore | None = None,
     refill: bool = False,
-    postgres: PostgresAddress | None = None,
+    offline: OfflineStore | None = None,
 ) -> PipelineResult:
     """Run L0 -> L1 -> apply -> materialize once at the injected ``now`` (tz-aware).
 
     ``store`` reuses an open FeatureStore of this repository. ``refill`` re-materializes the
     last TTL of every view whatever the registry says (for a Redis that started empty, like
     the quick start's embedded one, while data/registry.db survived from an earlier run).
-    ``postgres`` selects the PostgreSQL offline store (L0 and L1 in that database).
+    ``offline``: the offline store (the files under ``data_dir`` when None).
     """
     check_repo_layout(repo_dir, data_dir)
+    offline = offline or open_store(data_dir)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -128,20 +126,20 @@ def run_pipeline(
 
     raw = ensure_raw_data(data_dir, now, days=days, seed=seed, symbols=symbols)
     lap("raw")
-    pushes = sync_state_events(data_dir, redis, postgres=postgres, created=now)
-    offline = _offline_stage(data_dir, raw.bars, raw.macro, now, postgres)
+    pushes = sync_state_events(offline, redis, created=now)
+    refreshed = offline.sync(raw.bars, raw.macro, created=now)
     lap("offline")
-    store = store or open_feature_store(repo_dir, redis, postgres)
+    store = store or open_feature_store(repo_dir, redis, offline)
     lap("open")
     applied = apply_definitions(store, repo_dir)
     lap("apply")
-    since = earliest(offline.earliest_new, pushes.earliest_changed)
+    since = earliest(refreshed.earliest_new, pushes.earliest_changed)
     materialized = materialize_incremental(store, now, since=since, refill=refill)
     lap("materialize")
     return PipelineResult(
         raw_generated=raw.generated,
         bars=len(raw.bars),
-        offline=offline,
+        offline=refreshed,
         applied=tuple(applied),
         materialized=materialized,
         stage_seconds=seconds,
@@ -149,22 +147,8 @@ def run_pipeline(
     )
 
 
-def _offline_stage(
-    data_dir: Path,
-    bars: pd.DataFrame,
-    macro: pd.DataFrame,
-    now: datetime,
-    postgres: PostgresAddress | None,
-) -> OfflineRefresh:
-    if postgres is None:
-        return refresh_offline_tables(data_dir, bars, macro, created=now)
-    from pipeline.offline_postgres import sync_postgres
-
-    return sync_postgres(postgres, bars, macro, created=now)
-
-
 def prepare_offline_tables(
-    settings: PipelineSettings, now: datetime, postgres: PostgresAddress | None = None
+    settings: PipelineSettings, now: datetime, offline: OfflineStore
 ) -> None:
     """L0 -> L1 (what a training set needs): the offline tables of ``settings``' store, up to
     date with the raw files (generated first if there are none)."""
@@ -176,18 +160,18 @@ def prepare_offline_tables(
         seed=settings.seed,
         symbols=settings.symbols,
     )
-    _offline_stage(settings.data_dir, raw.bars, raw.macro, now, postgres)
+    offline.sync(raw.bars, raw.macro, created=now)
 
 
 def run_configured_pipeline(
     settings: PipelineSettings,
     redis: RedisAddress,
     now: datetime,
-    postgres: PostgresAddress | None = None,
+    offline: OfflineStore,
 ) -> PipelineResult:
     """:func:`run_pipeline` with the folders, history and symbols of ``settings``; a Redis the
-    settings did not name (the embedded one, empty at start) is refilled. ``postgres``: the
-    offline database in use (``pipeline.quickstart.offline_database``), None for files."""
+    settings did not name (the embedded one, empty at start) is refilled. ``offline``: the
+    offline store in use (``pipeline.quickstart.open_offline_store``)."""
     return run_pipeline(
         settings.repo_dir,
         settings.data_dir,
@@ -197,5 +181,5 @@ def run_configured_pipeline(
         seed=settings.seed,
         symbols=settings.symbols,
         refill=settings.redis is None,
-        postgres=postgres,
+        offline=offline,
     )

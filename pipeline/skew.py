@@ -19,17 +19,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from canonical import contract
 from canonical.offline_tables import apply_state_events, build_offline_tables
-from market_data import files
-from offline_store.connection import PostgresAddress
+from offline_store.store import OfflineStore
 from pipeline.served_log import feature_column, read_served_log
-from pipeline.state_events import read_events
 
 
 @dataclass(frozen=True)
@@ -93,19 +90,14 @@ class SkewReport:
         return json.dumps(out, indent=2)
 
 
-def skew_report(
-    data_dir: Path,
-    start: datetime,
-    end: datetime,
-    postgres: PostgresAddress | None = None,
-) -> SkewReport:
+def skew_report(store: OfflineStore, start: datetime, end: datetime) -> SkewReport:
     """The report of the answers served in ``[start, end]`` (module docstring)."""
-    served = read_served_log(data_dir, start, end)
+    served = read_served_log(store.data_dir, start, end)
     report = SkewReport(start.isoformat(), end.isoformat(), rows=len(served), from_store=0)
     if served.empty:
         return report
-    stored, recomputed = _offline_and_recomputed(data_dir, served, postgres)
-    events = read_events(data_dir, postgres)
+    events = store.read_events()
+    stored, recomputed = _offline_and_recomputed(store, served, events)
     from_store = np.ones(len(served), dtype=bool)
     features: list[FeatureSkew] = []
     missing: dict[str, int] = {}
@@ -153,26 +145,11 @@ def skew_report(
 
 
 def _offline_and_recomputed(
-    data_dir: Path, served: pd.DataFrame, postgres: PostgresAddress | None
+    store: OfflineStore, served: pd.DataFrame, events: pd.DataFrame
 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     symbols = sorted(served["symbol"].unique())
-    if postgres is None:
-        from pipeline.offline import read_offline_tables
-
-        tables = read_offline_tables(data_dir)
-        if tables is None:
-            raise FileNotFoundError(f"no offline tables under {data_dir} (run the pipeline first)")
-        bars = files.read_bars(files.bars_path(data_dir))
-        macro = files.read_macro(files.macro_path(data_dir))
-        events = read_events(data_dir)
-    else:
-        from offline_store.read import read_bars, read_macro, read_view_table
-        from pipeline.state_events import read_events_postgres
-
-        with postgres.connect() as conn:
-            tables = {v.name: read_view_table(conn, v, symbols) for v in contract.VIEWS}
-            bars, macro = read_bars(conn, symbols), read_macro(conn)
-            events = read_events_postgres(conn)
+    tables = store.read_feature_tables(symbols)
+    bars, macro = store.read_raw(symbols)
     bars = bars[bars["symbol"].isin(symbols)]
     created = pd.Timestamp.now(tz="UTC").to_pydatetime()
     rebuilt = build_offline_tables(bars, macro, created)

@@ -1,20 +1,21 @@
 """The compute fallback: the latest observation computed from raw market data, kept ready.
 
-What enters: the raw files under ``data_dir`` (``market_data.files``: 5-minute bars and daily
-macro) -- or, with ``USDCOP_FALLBACK_SOURCE=postgres``, the same L0 tables in the PostgreSQL
-offline store (``offline_store.read``: each symbol's latest window of bars, read through the
-primary key, and the macro prints) -- and the positions pushed through this process. What
-leaves: per symbol, a precomputed ``FallbackRow`` (15 float32 values + event times) that the
-request path reads with one dict lookup.
+What enters: L0 of the offline store (``offline_store.store``): the raw files under
+``data_dir`` (``market_data.files``: 5-minute bars and daily macro) -- or, with
+``USDCOP_FALLBACK_SOURCE=postgres``, the same L0 tables in the PostgreSQL offline store (each
+symbol's latest window of bars, read through the primary key, and the macro prints) -- and the
+positions pushed through this process. What leaves: per symbol, a precomputed ``FallbackRow``
+(15 float32 values + event times) that the request path reads with one dict lookup.
 
 The rows are computed by ``canonical.builder.CanonicalFeatureBuilder.latest`` (the same code
-that builds the offline tables) at start-up and again whenever the files change; a background
-task polls the files' (mtime, size) every ``fallback_refresh_s``. The computation runs in a
-thread of this process: the files are read into numpy by ``market_data.columnar`` (pyarrow, no
-pandas) and ``latest`` reads only the last window, about 3 ms of GIL per symbol, so the request
-path barely notices it (a spawned worker process used to cost ~130-190 MB resident plus a 13 MB
-resource tracker). The PostgreSQL source reads through pandas, imported on its first refresh.
-Nothing here runs on the request path. A failed refresh keeps the previous rows.
+that builds the offline tables) at start-up and again whenever L0 changes; a background task
+polls the store's L0 signature (the files' mtime and size, or the tables' row counts and latest
+keys) every ``fallback_refresh_s``. The computation runs in a thread of this process: the files
+are read into numpy by ``market_data.columnar`` (pyarrow, no pandas) and ``latest`` reads only
+the last window, about 3 ms of GIL per symbol, so the request path barely notices it (a spawned
+worker process used to cost ~130-190 MB resident plus a 13 MB resource tracker). The PostgreSQL
+source reads through pandas, imported on its first refresh. Nothing here runs on the request
+path. A failed refresh keeps the previous rows.
 
 State view: the position is the last one pushed through this process for the symbol (with the
 push's time_normalized and event time); without a push, the builder's rule value for the last
@@ -25,18 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from canonical import contract
-from market_data import files
 from offline_store.connection import PostgresAddress
+from offline_store.store import OfflineStore, open_store
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from market_data.series import Bars, MacroDaily
 
 # The computation's modules (canonical.builder, market_data.columnar: numpy, pyarrow) are
@@ -74,23 +72,12 @@ class PushedState:
 _FileSignature = tuple[object, ...] | None
 
 
-def _file_signature(paths: tuple[Path, ...]) -> _FileSignature:
+def _signature(store: OfflineStore) -> _FileSignature:
+    """The store's L0 signature; None when L0 cannot be read now."""
     try:
-        stats = [os.stat(path) for path in paths]
-    except OSError:
-        return None
-    return tuple((s.st_mtime_ns, s.st_size) for s in stats)
-
-
-def _postgres_signature(address: PostgresAddress) -> _FileSignature:
-    """Row counts and latest keys of the L0 tables; None when the database cannot be read."""
-    from offline_store.read import raw_signature
-
-    try:
-        with address.connect(connect_timeout=2) as conn:
-            return raw_signature(conn)
+        return store.raw_signature()
     except Exception as exc:  # any database error: keep the rows we have, retry next poll
-        logger.warning("fallback: cannot read %s: %s", address, type(exc).__name__)
+        logger.warning("fallback: cannot read %s: %s", store.describe(), type(exc).__name__)
         return None
 
 
@@ -99,36 +86,16 @@ def _import_computation() -> None:
     import market_data.columnar  # noqa: F401
 
 
-def compute_rows(data_dir: Path, symbols: tuple[str, ...]) -> dict[str, FallbackRow]:
-    """Fallback rows of ``symbols`` from the raw files in ``data_dir`` (blocking; runs in a
-    thread). A symbol without enough history (or absent from the bars) gets no row."""
-    from market_data import columnar
-
-    bars = columnar.read_bars(files.bars_path(data_dir), symbols)
-    macro = columnar.read_macro(files.macro_path(data_dir))
-    return _rows_from(bars, macro, symbols)
-
-
-def compute_rows_postgres(
-    address: PostgresAddress, symbols: tuple[str, ...]
-) -> dict[str, FallbackRow]:
-    """Fallback rows of ``symbols`` from the PostgreSQL L0 tables: each symbol's latest window
-    (the builder's ``min_bars``), which gives the same row as the whole history, bit for bit."""
+def compute_rows(source: OfflineStore | Path, symbols: tuple[str, ...]) -> dict[str, FallbackRow]:
+    """Fallback rows of ``symbols`` from the store's L0 (a data folder: its raw files; blocking,
+    runs in a thread): each symbol's latest window (the builder's ``min_bars``, which gives the
+    same row as the whole history, bit for bit). A symbol without enough history (or absent
+    from the bars) gets no row."""
     from canonical.builder import CanonicalFeatureBuilder
-    from market_data import schema
-    from offline_store.read import read_bars, read_macro
 
-    window = CanonicalFeatureBuilder().min_bars
-    with address.connect() as conn:
-        bars_frame: pd.DataFrame = read_bars(conn, symbols, last=window)
-        macro_frame: pd.DataFrame = read_macro(conn)
-    bars: dict[str, Bars] = {}
-    for symbol in symbols:
-        try:
-            bars[symbol] = schema.bars_from_frame(bars_frame, symbol)
-        except KeyError:
-            continue
-    return _rows_from(bars, schema.macro_from_frame(macro_frame), symbols)
+    store = open_store(source) if isinstance(source, Path) else source
+    bars, macro = store.read_raw_window(symbols, CanonicalFeatureBuilder().min_bars)
+    return _rows_from(bars, macro, symbols)
 
 
 def _rows_from(
@@ -168,8 +135,7 @@ class ComputeFallback:
         *,
         postgres: PostgresAddress | None = None,
     ) -> None:
-        self._data_dir = data_dir
-        self._postgres = postgres
+        self._store = open_store(data_dir, postgres)
         self._symbols = symbols
         self._refresh_s = refresh_s
         self._computed: dict[str, FallbackRow] = {}
@@ -218,22 +184,14 @@ class ComputeFallback:
             self._attempted = True
 
     async def _refresh(self) -> bool:
-        if self._postgres is None:
-            signature = await asyncio.to_thread(_file_signature, self._paths())
-        else:
-            signature = await asyncio.to_thread(_postgres_signature, self._postgres)
+        signature = await asyncio.to_thread(_signature, self._store)
         if signature is None or signature == self._signature:
             return False
         try:
-            if self._postgres is None:
-                computed = await asyncio.to_thread(compute_rows, self._data_dir, self._symbols)
-            else:
-                computed = await asyncio.to_thread(
-                    compute_rows_postgres, self._postgres, self._symbols
-                )
+            computed = await asyncio.to_thread(compute_rows, self._store, self._symbols)
         except Exception:
             # A bad file must not take the server down; keep serving the previous rows.
-            logger.exception("fallback: could not load %s", self._postgres or self._data_dir)
+            logger.exception("fallback: could not load %s", self._store.describe())
             self._signature = signature
             return False
         self._signature = signature
@@ -247,9 +205,6 @@ class ComputeFallback:
         while True:
             await asyncio.sleep(self._refresh_s)
             await self.refresh()
-
-    def _paths(self) -> tuple[Path, ...]:
-        return (files.bars_path(self._data_dir), files.macro_path(self._data_dir))
 
     def _rebuild(self) -> None:
         rows: dict[str, FallbackRow] = {}

@@ -24,8 +24,9 @@ from devstack.embedded_redis import EmbeddedRedis
 from market_data import files
 from offline_store.connection import PostgresAddress
 from offline_store.load import upsert_view_table
+from offline_store.store import open_store
 from pipeline.__main__ import main as pipeline_main
-from pipeline.point_in_time import join, read_feature_tables
+from pipeline.point_in_time import join
 from pipeline.run import PipelineResult, run_pipeline
 from pipeline.training_set import build_training_set
 from tests.conftest import new_database
@@ -70,7 +71,7 @@ def stores(
                 FRIDAY_CLOSE,
                 address_of(redis),
                 days=HISTORY_DAYS,
-                postgres=postgres,
+                offline=open_store(repo.data_dir, postgres),
             )
             done[kind] = Materialized(kind, repo, redis, postgres, result)
         yield done
@@ -291,7 +292,7 @@ def test_our_join_equals_feasts_on_sampled_windows(
     _, times = _batch(store.repo)
     asked = _sampled_windows(times)
     feast = build_training_set(store.result.store, ["USDCOP"], asked)
-    tables = read_feature_tables(store.repo.data_dir, store.postgres, ["USDCOP"])
+    tables = open_store(store.repo.data_dir, store.postgres).read_feature_tables(["USDCOP"])
     ours = join(tables, ["USDCOP"], asked.as_unit("ns").asi8)
     assert feast.dropped > 0 and len(feast.values) > 0  # the windows hit both cases
     assert ours.dropped == feast.dropped
@@ -324,7 +325,7 @@ def test_our_join_sees_a_macro_print_only_once_its_time_has_come(
     restore = _add_macro_row(store, future)
     try:
         feast = build_training_set(feast_store, ["USDCOP"], asked)
-        tables = read_feature_tables(store.repo.data_dir, store.postgres, ["USDCOP"])
+        tables = open_store(store.repo.data_dir, store.postgres).read_feature_tables(["USDCOP"])
     finally:
         restore()
     ours = join(tables, ["USDCOP"], asked.as_unit("ns").asi8)

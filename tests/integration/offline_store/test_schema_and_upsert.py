@@ -15,9 +15,9 @@ from canonical import contract
 from canonical.offline_tables import build_offline_tables, offline_columns
 from market_data import generator
 from offline_store.connection import PostgresAddress
+from offline_store.postgres_tables import sync_postgres
 from offline_store.read import read_bars, read_macro, read_view_table
 from offline_store.schema import applied_versions, apply_schema, migrations
-from pipeline.offline_postgres import sync_postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -147,10 +147,11 @@ def test_pushes_recorded_in_postgres_set_the_state_rows_after_them(
     import redis as redis_py
 
     from canonical.state_events import StateEvent, stream_key
+    from offline_store.postgres_tables import append_postgres
     from offline_store.read import read_view_table
+    from offline_store.store import open_store
     from online_store.address import RedisAddress
-    from pipeline.offline_postgres import append_postgres, sync_postgres
-    from pipeline.state_events import read_events, sync_state_events
+    from pipeline.state_events import sync_state_events
 
     bars, macro = raw
     cut = bars["time"] < pd.Timestamp("2025-11-20", tz="UTC")
@@ -164,13 +165,14 @@ def test_pushes_recorded_in_postgres_set_the_state_rows_after_them(
                 StateEvent("USDCOP", pushed_at.value, 0.5, 0.4).fields(),
             )
         address = RedisAddress(host=fresh_redis.host, port=fresh_redis.port)
-        done = sync_state_events(Path("unused"), address, postgres=postgres_db, created=CREATED)
+        store = open_store(Path("unused"), postgres_db)
+        done = sync_state_events(store, address, created=CREATED)
         assert (done.drained, done.recorded) == (2, 1)
         assert done.earliest_changed == pd.Timestamp("2025-11-19 15:05", tz="UTC")
         assert client.xlen(stream_key(contract.PROJECT)) == 0
     finally:
         client.close()
-    assert read_events(Path("unused"), postgres_db)["position"].tolist() == [0.5]
+    assert store.read_events()["position"].tolist() == [0.5]
     append_postgres(postgres_db, bars, bars[~cut], macro, created=CREATED)
     with postgres_db.connect() as conn:
         state = read_view_table(conn, contract.STATE, symbols=["USDCOP"])

@@ -12,9 +12,9 @@ import pytest
 from devstack.embedded_redis import free_port
 from market_data import generator
 from offline_store.connection import PostgresAddress
+from offline_store.postgres_tables import sync_postgres
 from offline_store.schema import apply_schema
 from pipeline.doctor import Check, run_doctor
-from pipeline.offline_postgres import sync_postgres
 from pipeline.settings import PipelineSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -163,7 +163,7 @@ def test_up_exits_when_its_server_dies_during_the_live_feed(tmp_path) -> None:
 def test_up_with_the_agent_closes_the_loop(tmp_path) -> None:
     """`make run`'s `--agent-policy`: the agent decides on the served observation and pushes,
     and the next live tick records its position in the offline store."""
-    from pipeline.state_events import read_events
+    from offline_store.store import open_store
 
     repo = copy_feature_repo(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEAST_REDIS_", "USDCOP_"))}
@@ -183,7 +183,7 @@ def test_up_with_the_agent_closes_the_loop(tmp_path) -> None:
     assert "(applied)" in pushed[0] and " push " in pushed[0]
     assert "bar close -> applied " in pushed[0]
     position = float(pushed[0].split()[2])
-    events = read_events(repo.data_dir)  # recorded offline by a tick after the push
+    events = open_store(repo.data_dir).read_events()  # recorded offline by a tick after the push
     assert events["position"].tolist()[:1] == [pytest.approx(position, abs=5e-4)]
     decisions = list((repo.data_dir / "offline" / "agent_decisions").glob("decisions-*.jsonl"))
     assert len(decisions) == 1 and decisions[0].read_text().count('"action": "push"') >= 1

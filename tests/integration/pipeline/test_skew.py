@@ -25,6 +25,7 @@ from canonical.served_log import decode_batch, stream_key
 from client import ObservationClient
 from devstack.embedded_redis import free_port
 from devstack.server_process import ServerProcess
+from offline_store.store import open_store
 from online_store import feast_layout
 from pipeline.online_watch import feast_key
 from pipeline.served_log import read_served_log
@@ -84,7 +85,7 @@ def test_served_answers_are_logged_in_feasts_schema_and_skew_finds_only_real_dif
         client.close()
     ended = datetime.now(UTC)
 
-    sync_state_events(repo.data_dir, address, created=ended)
+    sync_state_events(open_store(repo.data_dir), address, created=ended)
     feed.step(ended)  # the live tick records the served log (no new slot needed)
     logged = read_served_log(repo.data_dir, started, ended)
     assert len(logged) == 6
@@ -102,7 +103,7 @@ def test_served_answers_are_logged_in_feasts_schema_and_skew_finds_only_real_dif
     for i, name in enumerate(contract.FEATURE_NAMES):
         assert first[f"{view_of[name]}__{name}"] == served[0].values[i]
 
-    report = skew_report(repo.data_dir, started, ended)
+    report = skew_report(open_store(repo.data_dir), started, ended)
     assert report.rows == 6 and report.from_store == 6
     by_feature = {f.feature: f for f in report.features}
     assert by_feature["rsi_9"].compared == 6

@@ -22,12 +22,12 @@ from client import ObservationClient
 from devstack.server_process import ServerProcess
 from market_data import files
 from market_data.generator import next_bars
+from offline_store.store import open_store
 from online_store import feast_layout
 from pipeline.interval import Interval, build_l1, materialize_interval
 from pipeline.live import BAR, due_bar_opens
 from pipeline.online_watch import feast_key
 from pipeline.settings import PipelineSettings
-from pipeline.state_events import read_events
 from pipeline.training_set import build_training_set
 from tests.integration.feast._support import address_of
 from tests.integration.pipeline._live_stack import live_stack
@@ -105,7 +105,7 @@ def test_a_push_survives_the_live_tick_and_an_l1b_run_and_reaches_training_sets(
         client.close()
 
     # Offline: both events recorded once; rows derived from them, earlier rows marked synthetic.
-    events = read_events(repo.data_dir)
+    events = open_store(repo.data_dir).read_events()
     assert events["position"].tolist() == [0.5, np.float32(-0.25)]
     state = pd.read_parquet(offline_table_path(repo.data_dir, contract.STATE.name))
     state = state[state["symbol"] == "USDCOP"]
@@ -147,15 +147,15 @@ def test_a_repeated_or_malformed_stream_entry_is_recorded_once_or_dropped(
         client.xadd(stream, event.fields())
         client.xadd(stream, {b"symbol": b"USDCOP", b"position": b"nan"})
         client.xadd(stream, dataclasses.replace(event, position=2.0).fields())
-        done = sync_state_events(tmp_path, address, created=now)
+        done = sync_state_events(open_store(tmp_path), address, created=now)
         assert (done.drained, done.recorded, done.malformed) == (4, 1, 2)
         assert client.xlen(stream) == 0
         client.xadd(stream, event.fields())
-        again = sync_state_events(tmp_path, address, created=now)
+        again = sync_state_events(open_store(tmp_path), address, created=now)
         assert (again.drained, again.recorded) == (1, 0)
     finally:
         client.close()
-    events = read_events(tmp_path)
+    events = open_store(tmp_path).read_events()
     assert len(events) == 1
     assert events["event_timestamp"].iloc[0].value == event.event_time_ns
     assert events["position"].iloc[0] == np.float32(0.5)
@@ -190,7 +190,7 @@ def test_the_whole_chain_l0_l1_l1b_agent_push_offline_event_training_set(
         tick = feed.step(decided_at + 2 * BAR)
         assert tick.pushes.recorded == 1
         assert _served(client) == (chosen, "online_store")
-    events = read_events(repo.data_dir)
+    events = open_store(repo.data_dir).read_events()
     assert events["position"].tolist() == [chosen]
     state = pd.read_parquet(offline_table_path(repo.data_dir, contract.STATE.name))
     rows = state[(state["symbol"] == "USDCOP") & (state["event_timestamp"] >= decided_at)]

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.feast_repo import POSTGRES_YAML
+from offline_store import files, postgres
 from pipeline.registry_file import REGISTRY_FILES, registry_path
 from pipeline.settings import DEFAULT_REPO_DIR
 
 
 def test_registry_path_follows_each_yaml_s_registry_key() -> None:
-    yamls = {"file": "feature_store.yaml", "postgres": POSTGRES_YAML}
+    yamls = {"file": files.FEAST_YAML, "postgres": postgres.FEAST_YAML}
     assert set(yamls) == set(REGISTRY_FILES)
     data_dir = DEFAULT_REPO_DIR.parent / "data"
     for store, name in yamls.items():

@@ -1,9 +1,11 @@
-"""L1 of the pipeline: the offline feature tables Feast materializes from.
+"""The file store's tables: L1 and the recorded pushes as parquet files under ``data/``.
 
-What enters: the raw bars and macro frames and a ``created`` time. What leaves: the three
-``data_dir/offline/<view>.parquet`` tables (canonical.offline_tables), rewritten only when their
-rows changed, or extended by the rows of newly appended bars (the live mode). The state view's
-positions are the agent's recorded pushes where there are any (``pipeline.state_events``).
+What enters: the data folder, the raw bars and macro frames (L0: the landing files under
+``data/raw``, ``market_data.files``) and a ``created`` time; the agent's pushes to record. What
+leaves: the three ``data_dir/offline/<view>.parquet`` tables (canonical.offline_tables),
+rewritten only when their rows changed, or extended by the rows of newly appended bars (the
+live mode); ``data_dir/offline/state_events.parquet``; and every one of them read back. The
+state view's positions are the agent's recorded pushes where there are any.
 
 Idempotence: a rebuild whose rows equal the stored ones (every column but ``created``) leaves the
 files untouched, so a second run changes nothing on disk and materialization sees the same rows.
@@ -15,9 +17,10 @@ from the last ``min_bars + k`` bars instead of the whole history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -26,26 +29,18 @@ from canonical.builder import CanonicalFeatureBuilder
 from canonical.offline_tables import (
     apply_state_events,
     build_offline_tables,
+    events_frame,
     offline_table_path,
     write_offline_tables,
 )
-from market_data.session import BAR_MINUTES
+from canonical.state_events import EVENT_COLUMNS
+from market_data import files
+from market_data.files import atomic_write
+from offline_store.l1_rows import rows_after, state_changed
+from offline_store.store import OfflineRefresh
 
+EVENTS_TABLE = "state_events"
 _KEY = ["symbol", "event_timestamp"]
-
-
-@dataclass(frozen=True)
-class OfflineRefresh:
-    """What an L1 step did."""
-
-    written: bool
-    """True when at least one table file was (re)written."""
-    rows: int
-    """Rows per view now stored (all symbols)."""
-    added: int
-    """Rows per view added by this step (for a full rebuild: rows that were not stored)."""
-    earliest_new: datetime | None
-    """Earliest event time among the added rows; None when none were added."""
 
 
 def read_offline_tables(data_dir: Path) -> dict[str, pd.DataFrame] | None:
@@ -117,34 +112,8 @@ def append_offline_rows(
     )
 
 
-def rows_after(
-    bars: pd.DataFrame,
-    macro: pd.DataFrame,
-    created: datetime,
-    last_event: pd.Series,
-    builder: CanonicalFeatureBuilder | None = None,
-) -> dict[str, pd.DataFrame] | None:
-    """The L1 rows of every bar whose event time is after its symbol's ``last_event`` (symbol ->
-    latest stored event time), computed from the trailing ``min_bars`` window only; None when
-    there are no such bars. Rows at or before ``last_event`` may be included (callers filter or
-    upsert them)."""
-    builder = builder or CanonicalFeatureBuilder()
-    bar_end = bars["time"] + pd.Timedelta(minutes=BAR_MINUTES)
-    tails = []
-    for symbol, group in bars.groupby("symbol", sort=True):
-        seen = last_event.get(symbol)
-        new_count = int((bar_end[group.index] > seen).sum()) if seen is not None else len(group)
-        if new_count:
-            tails.append(group.iloc[-(builder.min_bars + new_count) :])
-    if not tails:
-        return None
-    return build_offline_tables(pd.concat(tails, ignore_index=True), macro, created, builder)
-
-
 def _with_events(tables: dict[str, pd.DataFrame], data_dir: Path) -> dict[str, pd.DataFrame]:
-    """The state rows' positions from the agent's recorded pushes (``pipeline.state_events``)."""
-    from pipeline.state_events import read_events
-
+    """The state rows' positions from the agent's recorded pushes."""
     state = contract.STATE.name
     return {**tables, state: apply_state_events(tables[state], read_events(data_dir))}
 
@@ -168,3 +137,84 @@ def _new_event_times(
     before = stored[contract.VIEWS[0].name][_KEY]
     joined = current.merge(before, on=_KEY, how="left", indicator=True)
     return joined.loc[joined["_merge"] == "left_only", "event_timestamp"]
+
+
+def read_raw(
+    data_dir: Path, symbols: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The landing files' bars (only ``symbols``' when given) and macro prints."""
+    bars = files.read_bars(files.bars_path(data_dir))
+    if symbols is not None:
+        bars = bars[bars["symbol"].isin(list(symbols))]
+    return bars, files.read_macro(files.macro_path(data_dir))
+
+
+def read_feature_tables(
+    data_dir: Path,
+    symbols: Sequence[str],
+    first_ns: int | None = None,
+    last_ns: int | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The three tables of ``symbols`` (``OfflineStore.read_feature_tables``), read with
+    parquet filters: only the rows (and columns) asked for leave the files."""
+    wanted = list(symbols)
+    tables: dict[str, pd.DataFrame] = {}
+    for view in contract.VIEWS:
+        path = offline_table_path(data_dir, view.name)
+        if not path.exists():
+            raise FileNotFoundError(f"no offline tables under {data_dir} (run the pipeline first)")
+        filters: list[tuple[str, str, Any]] = [("symbol", "in", wanted)]
+        if first_ns is not None:
+            filters.append(("event_timestamp", ">=", pd.Timestamp(first_ns, tz="UTC") - view.ttl))
+        if last_ns is not None:
+            filters.append(("event_timestamp", "<=", pd.Timestamp(last_ns, tz="UTC")))
+        tables[view.name] = pd.read_parquet(
+            path,
+            columns=["symbol", "event_timestamp", "created", *view.features],
+            filters=filters,
+        )
+    return tables
+
+
+def events_path(data_dir: Path) -> Path:
+    """``data_dir/offline/state_events.parquet``."""
+    return offline_table_path(data_dir, EVENTS_TABLE)
+
+
+def read_events(data_dir: Path) -> pd.DataFrame:
+    """Every recorded event (``EVENT_COLUMNS``), by symbol then event time."""
+    path = events_path(data_dir)
+    if not path.exists():
+        return events_frame([])
+    return pd.read_parquet(path)[list(EVENT_COLUMNS)]
+
+
+def record_events(data_dir: Path, events: pd.DataFrame) -> pd.DataFrame:
+    """Store the events (unique keys) not stored yet; returns those."""
+    stored = read_events(data_dir)
+    known = events.merge(stored[_KEY], on=_KEY, how="left", indicator=True)["_merge"]
+    new = events[(known == "left_only").to_numpy()]
+    if new.empty:
+        return new
+    merged = (
+        pd.concat([stored, new], ignore_index=True)
+        .sort_values(_KEY, kind="stable")
+        .reset_index(drop=True)
+    )
+    atomic_write(events_path(data_dir), lambda tmp: merged.to_parquet(tmp, index=False))
+    return new
+
+
+def rederive_state(data_dir: Path) -> datetime | None:
+    """Re-derive the stored state rows from the recorded events; the earliest changed one."""
+    path = offline_table_path(data_dir, contract.STATE.name)
+    if not path.exists():
+        return None  # L1 has not run yet: it derives the rows when it does
+    stored = pd.read_parquet(path)
+    derived = apply_state_events(stored, read_events(data_dir))
+    changed = state_changed(stored, derived)
+    if not changed.any():
+        return None
+    write_offline_tables(data_dir, {contract.STATE.name: derived})
+    moment: datetime = pd.Timestamp(derived.loc[changed, "event_timestamp"].min()).to_pydatetime()
+    return moment

@@ -2,10 +2,12 @@
 
 What enters: the database address, the raw bars and macro frames (L0, as ``pipeline.raw_data``
 loads them from ``data/raw``, the landing folder of generated or dropped-in files) and a
-``created`` time. What leaves: the schema applied (``offline_store/sql``), L0 upserted into
-``usdcop_5m`` / ``macro_daily``, and the three L1 tables computed from L0 *as read back from
-PostgreSQL* and upserted, with an :class:`~pipeline.offline.OfflineRefresh` saying what changed
-(its ``earliest_new`` drives incremental materialization, as for the file store).
+``created`` time; the agent's pushes to record. What leaves: the schema applied
+(``offline_store/sql``), L0 upserted into ``usdcop_5m`` / ``macro_daily``, and the three L1
+tables computed from L0 *as read back from PostgreSQL* and upserted, with an
+:class:`~offline_store.store.OfflineRefresh` saying what changed (its ``earliest_new`` drives
+incremental materialization, as for the file store); pushes inserted into ``state_events`` and
+the state rows after them re-derived.
 
 Idempotent: every write is an upsert that leaves unchanged rows untouched
 (``offline_store.load``), so running the same day again changes nothing.
@@ -14,18 +16,26 @@ Idempotent: every write is an upsert that leaves unchanged rows untouched
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
+import psycopg
 
 from canonical import contract
 from canonical.builder import CanonicalFeatureBuilder
 from canonical.offline_tables import apply_state_events, build_offline_tables
 from offline_store.connection import PostgresAddress
-from offline_store.load import Upserted, upsert_bars, upsert_macro, upsert_view_table
-from offline_store.read import read_bars, read_macro
+from offline_store.l1_rows import rows_after, state_changed
+from offline_store.load import (
+    Upserted,
+    insert_events,
+    upsert_bars,
+    upsert_macro,
+    upsert_view_table,
+)
+from offline_store.read import read_bars, read_events, read_macro, read_view_table
 from offline_store.schema import apply_schema
-from pipeline.offline import OfflineRefresh, rows_after
-from pipeline.state_events import read_events_postgres
+from offline_store.store import OfflineRefresh
 
 
 def sync_postgres(
@@ -76,10 +86,31 @@ def append_postgres(
     return _refresh(done, rows)
 
 
-def _with_events(tables: dict[str, pd.DataFrame], conn: object) -> dict[str, pd.DataFrame]:
-    """The state rows' positions from the agent's recorded pushes (``pipeline.state_events``)."""
+def record_events(
+    address: PostgresAddress, events: pd.DataFrame, created: datetime
+) -> pd.DataFrame:
+    """Insert the events (unique keys) not stored yet (schema applied first); returns those."""
+    with address.connect() as conn:
+        apply_schema(conn)
+        return insert_events(conn, events, created)
+
+
+def rederive_state(address: PostgresAddress, since: datetime) -> datetime | None:
+    """Re-derive the stored state rows at or after ``since``; the earliest changed one."""
+    with address.connect() as conn:
+        stored = read_view_table(conn, contract.STATE, since=pd.Timestamp(since))
+        derived = apply_state_events(stored, read_events(conn))
+        if not state_changed(stored, derived).any():
+            return None
+        return upsert_view_table(conn, contract.STATE, derived).earliest_changed
+
+
+def _with_events(
+    tables: dict[str, pd.DataFrame], conn: psycopg.Connection[Any]
+) -> dict[str, pd.DataFrame]:
+    """The state rows' positions from the agent's recorded pushes."""
     state = contract.STATE.name
-    return {**tables, state: apply_state_events(tables[state], read_events_postgres(conn))}
+    return {**tables, state: apply_state_events(tables[state], read_events(conn))}
 
 
 def _count(conn: object, table: str) -> int:
