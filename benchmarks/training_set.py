@@ -40,6 +40,7 @@ from pipeline.feast_repo import apply_definitions, open_feature_store
 from online_store.address import RedisAddress
 from pipeline.training_set import build_training_set, grid, parse_every
 from offline_store.connection import PostgresAddress
+from offline_store.store import open_store
 import os
 repo = Path(sys.argv[1]); symbols = sys.argv[2].split(","); start, end = sys.argv[3], sys.argv[4]
 pg = None
@@ -47,7 +48,8 @@ if os.environ.get("POSTGRES_HOST"):
     pg = PostgresAddress(host=os.environ["POSTGRES_HOST"], port=int(os.environ["POSTGRES_PORT"]),
         database=os.environ["POSTGRES_DB"], user=os.environ["POSTGRES_USER"],
         password=os.environ["POSTGRES_PASSWORD"])
-store = open_feature_store(repo, RedisAddress(host="127.0.0.1", port=1), pg)
+offline = open_store(repo.parent / "data", pg)
+store = open_feature_store(repo, RedisAddress(host="127.0.0.1", port=1), offline)
 apply_definitions(store, repo)
 times = grid(pd.Timestamp(start).to_pydatetime(), pd.Timestamp(end).to_pydatetime(),
              parse_every("5m"))
