@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from client._version import version_line
-from core.settings import SettingsError
+from core.settings import SettingsError, add_flags, flag_values
 from online_store.address import RedisAddress
 from pipeline.settings import (
     OPS_COMMANDS,
     SCHEDULED_COMMANDS,
+    SECRET_VARIABLES,
     PipelineSettings,
-    parse_setting,
     setting_fields,
 )
 
@@ -71,26 +71,15 @@ def _settings_table() -> str:
 
 def _add_settings(sub: argparse.ArgumentParser, command: str) -> None:
     """The command's flags, one per PipelineSettings field that names it (same doc as --help)."""
-    for f in setting_fields():
-        if command not in f.metadata["commands"]:
-            continue
-        env = f.metadata["env"]
-        where = f"env {env}; " if env else ""
-        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
-        sub.add_argument(
-            f.metadata["flag"],
-            dest=f.name,
-            default=None,
-            metavar=f.name.upper(),
-            help=f"{f.metadata['doc']} [{where}default {default}]",
-        )
+    add_flags(sub, [f for f in setting_fields() if command in f.metadata["commands"]])
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="USD/COP offline pipeline into Feast/Redis, and the quick start. "
-        "Every flag overrides its environment variable.",
+        "Every flag overrides its environment variable. Secrets are read from the environment "
+        f"only: {', '.join(SECRET_VARIABLES)}.",
         epilog=_settings_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -163,11 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> PipelineSettings:
     """Environment first, then the flags that were given."""
-    overrides: dict[str, Any] = {
-        f.name: parse_setting(f.name, raw, source=f.metadata["flag"])
-        for f in setting_fields()
-        if (raw := getattr(args, f.name, None)) is not None
-    }
+    overrides: dict[str, Any] = flag_values(args, setting_fields())
     if "repo_dir" in overrides and "data_dir" not in overrides:
         # what feature_store.yaml points at
         overrides["data_dir"] = overrides["repo_dir"].parent / "data"
@@ -390,13 +375,12 @@ def command_up(settings: PipelineSettings, args: argparse.Namespace) -> int:
     from devstack.server_process import ServerStartError
     from pipeline.quickstart import run_up
     from server.config import ServerConfig
-    from server.errors import ConfigError
 
     try:
         # The server's own settings (USDCOP_CACHE_TTL_MS, ...) still apply to its child.
         server_defaults = ServerConfig.from_env(os.environ)
-    except ConfigError as exc:
-        print(f"error: server configuration: {exc.public_message}", file=sys.stderr)
+    except SettingsError as exc:
+        print(f"error: server configuration: {exc}", file=sys.stderr)
         return 2
     try:
         return run_up(settings, exit_after_s=args.exit_after_s, server_defaults=server_defaults)

@@ -19,9 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.settings import SettingsError, parse_int
+from core.settings import (
+    Parser,
+    SettingsError,
+    about,
+    env_values,
+    parse_choice,
+    parse_int,
+    parse_resolved_path,
+    parse_symbols,
+    replaced,
+    settings_fields,
+)
 from offline_store.connection import PostgresAddress
 from online_store.address import RedisAddress
+
+__all__ = ["SettingsError"]  # re-exported: the pipeline's callers catch it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout this package lives in (feature_repo/ and data/ sit beside pipeline/)."""
@@ -41,12 +54,10 @@ def offline_store_type_from_env(environ: Mapping[str, str]) -> OfflineStoreType:
     Also read by ``feature_repo/features.py`` (which runs inside Feast's CLI as well), so the
     parsing lives here, once.
     """
-    raw = environ.get("FEAST_OFFLINE_STORE_TYPE", "").strip().lower() or "file"
-    if raw == "file":
-        return "file"
-    if raw == "postgres":
+    raw = environ.get("FEAST_OFFLINE_STORE_TYPE", "").strip() or "file"
+    if parse_choice("FEAST_OFFLINE_STORE_TYPE", raw, OFFLINE_STORE_TYPES) == "postgres":
         return "postgres"
-    raise SettingsError(f"FEAST_OFFLINE_STORE_TYPE={raw!r} must be file or postgres")
+    return "file"
 
 
 def postgres_from_env(environ: Mapping[str, str]) -> PostgresAddress | None:
@@ -79,11 +90,17 @@ ALL_COMMANDS = ("run", "up", "live", "training-set", "feast", *SCHEDULED_COMMAND
 
 
 def _about(
-    doc: str, *, flag: str, commands: tuple[str, ...], env: str | None = None
+    doc: str,
+    *,
+    flag: str,
+    commands: tuple[str, ...],
+    env: str | None = None,
+    parse: Parser | None = None,
 ) -> dict[str, Any]:
-    """Field metadata: one-line doc, its ``python -m pipeline`` flag, the commands that take the
-    flag, and its environment variable (None: flag only). ``--help`` is built from these."""
-    return {"doc": doc, "flag": flag, "commands": commands, "env": env}
+    """Field metadata (``core.settings.about``): one-line doc, its ``python -m pipeline`` flag,
+    the commands that take the flag, its environment variable (None: flag only) and a parser
+    other than its type's. ``--help`` is built from these."""
+    return about(env, doc, flag=flag, parse=parse, commands=commands)
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,7 @@ class PipelineSettings:
         metadata=_about(
             "data folder (raw/, offline/, registry.db); must be ../data of the repository",
             flag="--data-dir",
+            parse=parse_resolved_path,  # absolute: a step may change directory
             commands=ALL_COMMANDS,
             env="USDCOP_DATA_DIR",
         ),
@@ -112,6 +130,7 @@ class PipelineSettings:
             "Feast repository folder (feature_store.yaml, features.py); moves --data-dir "
             "to its ../data",
             flag="--repo-dir",
+            parse=parse_resolved_path,  # absolute: a step may change directory
             commands=ALL_COMMANDS,
             env="USDCOP_FEATURE_REPO",
         ),
@@ -121,6 +140,7 @@ class PipelineSettings:
         metadata=_about(
             "comma-separated symbols to generate, materialize and serve",
             flag="--symbols",
+            parse=parse_symbols,
             commands=(*COMMANDS_DATA, "doctor"),
             env="USDCOP_SYMBOLS",
         ),
@@ -186,6 +206,7 @@ class PipelineSettings:
             "folder of the pipeline's metrics textfile (for the node exporter); "
             "default: data/metrics",
             flag="--metrics-textfile-dir",
+            parse=parse_resolved_path,  # absolute: a step may change directory
             commands=COMMANDS_RUN_UP,
             env="USDCOP_METRICS_TEXTFILE_DIR",
         ),
@@ -198,6 +219,7 @@ class PipelineSettings:
             "this policy file, deciding on each new bar; empty: no agent (`make run` gives "
             "agent/policies/example.npz)",
             flag="--agent-policy",
+            parse=parse_resolved_path,  # absolute: a step may change directory
             commands=("up",),
             env="USDCOP_AGENT_POLICY",
         ),
@@ -233,12 +255,8 @@ class PipelineSettings:
             "redis": RedisAddress.from_env(environ),
             "offline_store": offline_store_type_from_env(environ),
             "postgres": postgres_from_env(environ),
+            **env_values(cls, environ),
         }
-        for f in setting_fields():
-            env = f.metadata["env"]
-            raw = environ.get(env, "").strip() if env else ""
-            if raw:
-                values[f.name] = parse_setting(f.name, raw, source=env)
         if "repo_dir" in values and "data_dir" not in values:
             values["data_dir"] = values["repo_dir"].parent / "data"  # feature_store.yaml's ../data
         return cls(**values)
@@ -250,30 +268,13 @@ class PipelineSettings:
 
     def with_overrides(self, **values: Any) -> PipelineSettings:
         """A copy with some fields replaced (validated again); None values are ignored."""
-        return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
+        return replaced(self, values)
 
 
 def setting_fields() -> tuple[dataclasses.Field[Any], ...]:
-    """The fields set by an environment variable and/or a flag (all but ``redis``)."""
-    return tuple(f for f in dataclasses.fields(PipelineSettings) if "flag" in f.metadata)
+    """The fields set by an environment variable and/or a flag (all but the store addresses)."""
+    return settings_fields(PipelineSettings)
 
 
-def parse_setting(name: str, raw: str, *, source: str) -> Any:
-    """One field's text value (from ``source``: its variable or flag), or SettingsError."""
-    type_name = str({f.name: f.type for f in dataclasses.fields(PipelineSettings)}[name])
-    if type_name == "int":
-        return parse_int(source, raw)
-    if type_name == "float":
-        return _parse_float(source, raw)
-    if type_name in ("Path", "Path | None"):
-        return Path(raw.strip()).resolve()
-    if type_name == "tuple[str, ...]":
-        return tuple(s.strip() for s in raw.split(",") if s.strip())
-    raise TypeError(f"no parser for {name}: {type_name}")  # a new field's type: add it above
-
-
-def _parse_float(name: str, raw: str) -> float:
-    try:
-        return float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
+SECRET_VARIABLES = ("FEAST_REDIS_PASSWORD", "POSTGRES_PASSWORD")
+"""The store addresses' secrets: read from the environment only (no flag; ``--help`` says so)."""

@@ -14,26 +14,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from core.lifetime import die_with_parent
-from server.config import ServerConfig, parse_field, unknown_variables
+from core.settings import add_flags, secret_variables, settings_fields
+from server.config import ServerConfig, flag_overrides, unknown_variables
 from server.errors import ConfigError, StartupError
 from server.logging_setup import configure_logging
 from server.port_guard import PortGuard
 
 logger = logging.getLogger("server")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 class _VersionAction(argparse.Action):
@@ -67,47 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m server",
         description="Serve USD/COP observations (contract CTR-FEATURE-001) over gRPC. "
         "Every flag overrides its environment variable. Secrets are read from the environment "
-        "only: "
-        + ", ".join(
-            f.metadata["env"] for f in dataclasses.fields(ServerConfig) if f.metadata.get("secret")
-        )
-        + ".",
+        "only: " + ", ".join(secret_variables(ServerConfig)) + ".",
     )
     parser.add_argument("--version", action=_VersionAction)
-    for f in dataclasses.fields(ServerConfig):
-        if f.metadata.get("secret"):
-            continue  # environment only: a flag's value is visible to every user in `ps`
-        where = f"env {f.metadata['env']}; default {f.default!r}"
-        if f.type == "bool":
-            # --redis-tls / --no-redis-tls; neither leaves the environment's value (None).
-            parser.add_argument(
-                _flag(f.name),
-                dest=f.name,
-                default=None,
-                action=argparse.BooleanOptionalAction,
-                help=f"{f.metadata['doc'].removesuffix(' (true/false)')} "
-                f"[env {f.metadata['env']}=true|false; default {f.default!r}]",
-            )
-            continue
-        parser.add_argument(
-            _flag(f.name),
-            dest=f.name,
-            default=None,
-            metavar=f.name.upper(),
-            help=f"{f.metadata['doc']} [{where}]",
-        )
+    add_flags(parser, settings_fields(ServerConfig))  # secrets get none: `ps` shows argv
     return parser
 
 
 def config_from(argv: Sequence[str], environ: dict[str, str]) -> ServerConfig:
     """Defaults <- environment <- flags; ConfigError on any invalid value."""
     args = build_parser().parse_args(argv)
-    overrides: dict[str, Any] = {
-        name: raw if isinstance(raw, bool) else parse_field(name, raw, source=_flag(name))
-        for name, raw in vars(args).items()
-        if raw is not None
-    }
-    return ServerConfig.from_env(environ).with_overrides(**overrides)
+    return ServerConfig.from_env(environ).with_overrides(**flag_overrides(args))
 
 
 def _free_port(host: str) -> int:

@@ -2,44 +2,59 @@
 
 What enters: an environment mapping (``ServerConfig.from_env(os.environ)``) and, in
 ``python -m server``, command-line flags layered on top (``with_overrides``). What leaves: a
-validated ``ServerConfig``; an invalid value raises ``ConfigError`` naming the variable, before
-anything starts. ``to_env()`` is the inverse of ``from_env``: the environment every launcher of
-``python -m server`` (devstack, benchmarks, tests) hands its child.
+validated ``ServerConfig``; an invalid value raises ``ConfigError`` (a ``SettingsError``, the
+root of every settings model) naming the variable or flag, before anything starts. ``to_env()``
+is the inverse of ``from_env``: the environment every launcher of ``python -m server``
+(devstack, benchmarks, tests) hands its child.
 
-Each field carries its environment variable and a one-line doc in its metadata; the CLI builds
-``--help`` from the same metadata, so the two never drift apart.
+Each field carries its environment variable and a one-line doc in its metadata
+(``core.settings.about``; a secret, ``core.settings.secret``, has no flag); the parsers,
+``from_env``/``to_env``, the CLI's flags and ``--help`` are ``core.settings``' machinery over
+that metadata, shared with the pipeline and the DAGs. The checks below are one concern each.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import re
-from collections.abc import Callable, Mapping
+import argparse
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from canonical import contract
-from core.settings import SettingsError
+from core.settings import SYMBOL_PATTERN as SYMBOL_PATTERN  # noqa: PLC0414 (server.service's)
+from core.settings import (
+    SettingsError,
+    about,
+    env_of,
+    env_values,
+    flag_values,
+    parse_choice,
+    parse_symbols,
+    replaced,
+    secret,
+    settings_fields,
+)
+from core.settings import unknown_variables as find_unknown_variables
 from offline_store.connection import PostgresAddress
 from online_store.address import RedisAddress
 from online_store.cluster import parse_node
 from server.errors import ConfigError
 
-SYMBOL_PATTERN = re.compile(r"[A-Z0-9_]{1,16}")
-"""A symbol is 1-16 characters of [A-Z0-9_] (the proto documents the same rule)."""
+_REDIS_TYPES = ("redis", "redis_cluster")
+_FALLBACK_SOURCES = ("file", "postgres")
+_FALLBACK_SOURCE_ALIASES = {"files": "file"}
+"""``files``, the spelling before ``FEAST_OFFLINE_STORE_TYPE``'s ``file`` was shared, still
+reads as ``file`` (compatibility only; the documented spelling is ``file``)."""
+_EVENT_LOOPS = ("uvloop", "asyncio")
+_LOG_FORMATS = ("text", "json")
 
 
-def _about(env: str, doc: str) -> dict[str, Any]:
-    """Field metadata: its environment variable and one-line doc (also the --help text)."""
-    return {"env": env, "doc": doc}
-
-
-def _secret(env: str, doc: str) -> dict[str, Any]:
-    """A secret: read from its environment variable only (no flag: argv is visible in ``ps``),
-    never in a repr, a log line or ``--help``'s defaults."""
-    return {"env": env, "doc": doc, "secret": True}
+def _choice(
+    choices: tuple[str, ...], aliases: dict[str, str] | None = None
+) -> Callable[[str, str], str]:
+    return lambda name, raw: parse_choice(name, raw, choices, aliases)
 
 
 @dataclass(frozen=True)
@@ -47,142 +62,144 @@ class ServerConfig:
     """Everything the server needs to start; build it once at the entry point."""
 
     redis_host: str = field(
-        default="127.0.0.1", metadata=_about("FEAST_REDIS_HOST", "Redis (Feast online store) host")
+        default="127.0.0.1", metadata=about("FEAST_REDIS_HOST", "Redis (Feast online store) host")
     )
-    redis_port: int = field(default=6379, metadata=_about("FEAST_REDIS_PORT", "Redis TCP port"))
+    redis_port: int = field(default=6379, metadata=about("FEAST_REDIS_PORT", "Redis TCP port"))
     redis_password: str = field(
         default="",
         repr=False,  # never in a log line or a traceback
-        metadata=_secret("FEAST_REDIS_PASSWORD", "Redis password; empty for none"),
+        metadata=secret("FEAST_REDIS_PASSWORD", "Redis password; empty for none"),
     )
     redis_tls: bool = field(
-        default=False, metadata=_about("FEAST_REDIS_SSL", "connect to Redis over TLS (true/false)")
+        default=False, metadata=about("FEAST_REDIS_SSL", "connect to Redis over TLS (true/false)")
     )
     redis_db: int = field(
-        default=0, metadata=_about("FEAST_REDIS_DB", "Redis logical database number")
+        default=0, metadata=about("FEAST_REDIS_DB", "Redis logical database number")
     )
     redis_type: str = field(
         default="redis",
-        metadata=_about(
-            "FEAST_REDIS_TYPE", "redis (one server) or redis_cluster (Feast's redis_type)"
+        metadata=about(
+            "FEAST_REDIS_TYPE",
+            "redis (one server) or redis_cluster (Feast's redis_type)",
+            parse=_choice(_REDIS_TYPES),
         ),
     )
     redis_cluster_nodes: tuple[str, ...] = field(
         default=(),
-        metadata=_about(
+        metadata=about(
             "FEAST_REDIS_CLUSTER_NODES",
             "redis_cluster: comma-separated host:port startup nodes; empty = host:port",
         ),
     )
     redis_timeout_ms: float = field(
         default=5.0,
-        metadata=_about("USDCOP_REDIS_TIMEOUT_MS", "bound on one Redis read, ms; then fallback"),
+        metadata=about("USDCOP_REDIS_TIMEOUT_MS", "bound on one Redis read, ms; then fallback"),
     )
     bind_address: str = field(
-        default="127.0.0.1", metadata=_about("USDCOP_BIND_ADDRESS", "address the server binds")
+        default="127.0.0.1", metadata=about("USDCOP_BIND_ADDRESS", "address the server binds")
     )
-    port: int = field(
-        default=50051, metadata=_about("USDCOP_PORT", "gRPC port; 0 picks a free one")
-    )
+    port: int = field(default=50051, metadata=about("USDCOP_PORT", "gRPC port; 0 picks a free one"))
     cache_ttl_ms: float = field(
         default=1000.0,
-        metadata=_about("USDCOP_CACHE_TTL_MS", "observation cache TTL per symbol, ms; 0 disables"),
+        metadata=about("USDCOP_CACHE_TTL_MS", "observation cache TTL per symbol, ms; 0 disables"),
     )
     cache_tracking: bool = field(
         default=True,
-        metadata=_about(
+        metadata=about(
             "USDCOP_CACHE_TRACKING",
             "Redis push invalidation (CLIENT TRACKING) keeps the cache exact (true/false)",
         ),
     )
     cache_tracked_ttl_ms: float = field(
         default=60_000.0,
-        metadata=_about(
+        metadata=about(
             "USDCOP_CACHE_TRACKED_TTL_MS", "cache entry lifetime while invalidation is healthy, ms"
         ),
     )
     batch_max_symbols: int = field(
         default=64,
-        metadata=_about("USDCOP_BATCH_MAX_SYMBOLS", "most symbols one GetObservations may ask"),
+        metadata=about("USDCOP_BATCH_MAX_SYMBOLS", "most symbols one GetObservations may ask"),
     )
     watch_max_subscribers: int = field(
         default=1000,
-        metadata=_about(
+        metadata=about(
             "USDCOP_WATCH_MAX_SUBSCRIBERS",
             "WatchObservations streams per process (outside USDCOP_MAX_CONCURRENT_RPCS)",
         ),
     )
     watch_heartbeat_ms: float = field(
         default=5000.0,
-        metadata=_about(
+        metadata=about(
             "USDCOP_WATCH_HEARTBEAT_MS", "default heartbeat period of a quiet watch stream, ms"
         ),
     )
     symbols: tuple[str, ...] = field(
         default=("USDCOP",),
-        metadata=_about("USDCOP_SYMBOLS", "comma-separated symbols this server serves"),
+        metadata=about(
+            "USDCOP_SYMBOLS", "comma-separated symbols this server serves", parse=parse_symbols
+        ),
     )
     data_dir: Path = field(
         default=Path("data"),
-        metadata=_about("USDCOP_DATA_DIR", "data folder whose raw/ files feed the fallback"),
+        metadata=about("USDCOP_DATA_DIR", "data folder whose raw/ files feed the fallback"),
     )
     fallback_refresh_s: float = field(
         default=5.0,
-        metadata=_about("USDCOP_FALLBACK_REFRESH_S", "fallback's raw-file poll period, s"),
+        metadata=about("USDCOP_FALLBACK_REFRESH_S", "fallback's raw-file poll period, s"),
     )
     fallback_source: str = field(
-        default="files",
-        metadata=_about(
+        default="file",
+        metadata=about(
             "USDCOP_FALLBACK_SOURCE",
-            "where the fallback reads its raw window: files (USDCOP_DATA_DIR) or postgres",
+            "where the fallback reads its raw window: file (USDCOP_DATA_DIR's raw/ files; "
+            "'files' is read as file) or postgres",
+            parse=_choice(_FALLBACK_SOURCES, _FALLBACK_SOURCE_ALIASES),
         ),
     )
     postgres_host: str = field(
         default="127.0.0.1",
-        metadata=_about("POSTGRES_HOST", "PostgreSQL offline store host (fallback source)"),
+        metadata=about("POSTGRES_HOST", "PostgreSQL offline store host (fallback source)"),
     )
-    postgres_port: int = field(
-        default=5432, metadata=_about("POSTGRES_PORT", "PostgreSQL TCP port")
-    )
-    postgres_db: str = field(
-        default="usdcop", metadata=_about("POSTGRES_DB", "PostgreSQL database")
-    )
+    postgres_port: int = field(default=5432, metadata=about("POSTGRES_PORT", "PostgreSQL TCP port"))
+    postgres_db: str = field(default="usdcop", metadata=about("POSTGRES_DB", "PostgreSQL database"))
     postgres_user: str = field(
-        default="postgres", metadata=_about("POSTGRES_USER", "PostgreSQL role")
+        default="postgres", metadata=about("POSTGRES_USER", "PostgreSQL role")
     )
     postgres_password: str = field(
         default="",
         repr=False,
-        metadata=_secret("POSTGRES_PASSWORD", "PostgreSQL password; empty for none"),
+        metadata=secret("POSTGRES_PASSWORD", "PostgreSQL password; empty for none"),
     )
     breaker_failure_threshold: int = field(
         default=3,
-        metadata=_about("USDCOP_BREAKER_FAILURE_THRESHOLD", "Redis failures in a row that open it"),
+        metadata=about("USDCOP_BREAKER_FAILURE_THRESHOLD", "Redis failures in a row that open it"),
     )
     breaker_open_ms: float = field(
         default=1000.0,
-        metadata=_about("USDCOP_BREAKER_OPEN_MS", "an open breaker skips Redis this long, ms"),
+        metadata=about("USDCOP_BREAKER_OPEN_MS", "an open breaker skips Redis this long, ms"),
     )
     workers: int = field(
-        default=1, metadata=_about("USDCOP_WORKERS", "processes sharing the port (SO_REUSEPORT)")
+        default=1, metadata=about("USDCOP_WORKERS", "processes sharing the port (SO_REUSEPORT)")
     )
     event_loop: str = field(
         default="uvloop",
-        metadata=_about(
-            "USDCOP_EVENT_LOOP", "uvloop (lower latency; see server/README.md) or asyncio"
+        metadata=about(
+            "USDCOP_EVENT_LOOP",
+            "uvloop (lower latency; see server/README.md) or asyncio",
+            parse=_choice(_EVENT_LOOPS),
         ),
     )
     grace_period_s: float = field(
         default=5.0,
-        metadata=_about("USDCOP_GRACE_PERIOD_S", "time in-flight calls get at shutdown, s"),
+        metadata=about("USDCOP_GRACE_PERIOD_S", "time in-flight calls get at shutdown, s"),
     )
     project: str = field(
         default=contract.PROJECT,
-        metadata=_about("USDCOP_FEAST_PROJECT", "Feast project the Redis keys belong to"),
+        metadata=about("USDCOP_FEAST_PROJECT", "Feast project the Redis keys belong to"),
     )
     state_events_max_len: int = field(
         default=1_000_000,
-        metadata=_about(
+        metadata=about(
             "USDCOP_STATE_EVENTS_MAX_LEN",
             "applied pushes kept in Redis until the pipeline records them offline (the oldest "
             "beyond this are dropped; ~100 B each)",
@@ -190,7 +207,7 @@ class ServerConfig:
     )
     served_log: bool = field(
         default=True,
-        metadata=_about(
+        metadata=about(
             "USDCOP_SERVED_LOG",
             "log every answer (values, sources, event times) to Redis for the skew check, off "
             "the request path (true/false)",
@@ -198,33 +215,37 @@ class ServerConfig:
     )
     served_log_max_len: int = field(
         default=1_000_000,
-        metadata=_about(
+        metadata=about(
             "USDCOP_SERVED_LOG_MAX_LEN",
             "served answers kept in Redis until the pipeline records them (~250 B each)",
         ),
     )
     metrics_port: int = field(
         default=0,
-        metadata=_about("USDCOP_METRICS_PORT", "Prometheus /metrics HTTP port; 0 = no metrics"),
+        metadata=about("USDCOP_METRICS_PORT", "Prometheus /metrics HTTP port; 0 = no metrics"),
     )
     metrics_dir: str = field(
         default="",
-        metadata=_about(
+        metadata=about(
             "USDCOP_METRICS_DIR", "with --workers N: folder of per-worker snapshots; empty = temp"
         ),
     )
     redis_memory_sample_s: float = field(
         default=10.0,
-        metadata=_about("USDCOP_REDIS_MEMORY_SAMPLE_S", "period of the INFO memory sample, s"),
+        metadata=about("USDCOP_REDIS_MEMORY_SAMPLE_S", "period of the INFO memory sample, s"),
     )
     log_format: str = field(
         default="text",
-        metadata=_about("USDCOP_LOG_FORMAT", "log lines as 'text' or 'json' (one object a line)"),
+        metadata=about(
+            "USDCOP_LOG_FORMAT",
+            "log lines as 'text' or 'json' (one object a line)",
+            parse=_choice(_LOG_FORMATS),
+        ),
     )
     # --- faults and security (server/security.py) ---
     max_clock_skew_s: float = field(
         default=5.0,
-        metadata=_about(
+        metadata=about(
             "USDCOP_MAX_CLOCK_SKEW_S",
             "event times further in the future than this are refused (pushes) or not served "
             "(stored views), s; also how long a future-dated push can hold back later ones",
@@ -232,7 +253,7 @@ class ServerConfig:
     )
     max_concurrent_rpcs: int = field(
         default=1000,
-        metadata=_about(
+        metadata=about(
             "USDCOP_MAX_CONCURRENT_RPCS",
             "unary calls in progress per process; more get RESOURCE_EXHAUSTED; 0 = unbounded "
             "(watch streams have their own bound, health checks none)",
@@ -240,31 +261,31 @@ class ServerConfig:
     )
     drain_period_s: float = field(
         default=1.0,
-        metadata=_about(
+        metadata=about(
             "USDCOP_DRAIN_PERIOD_S",
             "at shutdown, NOT_SERVING but still accepting calls this long, s",
         ),
     )
     reflection: bool = field(
         default=True,
-        metadata=_about("USDCOP_REFLECTION", "serve gRPC server reflection (true/false)"),
+        metadata=about("USDCOP_REFLECTION", "serve gRPC server reflection (true/false)"),
     )
     tls_cert_file: str = field(
         default="",
-        metadata=_about("USDCOP_TLS_CERT_FILE", "PEM certificate chain: serve gRPC over TLS"),
+        metadata=about("USDCOP_TLS_CERT_FILE", "PEM certificate chain: serve gRPC over TLS"),
     )
     tls_key_file: str = field(
-        default="", metadata=_about("USDCOP_TLS_KEY_FILE", "PEM private key of tls_cert_file")
+        default="", metadata=about("USDCOP_TLS_KEY_FILE", "PEM private key of tls_cert_file")
     )
     tls_client_ca_file: str = field(
         default="",
-        metadata=_about(
+        metadata=about(
             "USDCOP_TLS_CLIENT_CA_FILE", "PEM CA bundle: require client certificates (mTLS)"
         ),
     )
     push_allowed_clients: tuple[str, ...] = field(
         default=(),
-        metadata=_about(
+        metadata=about(
             "USDCOP_PUSH_ALLOWED_CLIENTS",
             "comma-separated client certificate subject CNs/SANs allowed to PushState",
         ),
@@ -272,20 +293,20 @@ class ServerConfig:
     push_token: str = field(
         default="",
         repr=False,
-        metadata=_secret(
+        metadata=secret(
             "USDCOP_PUSH_TOKEN", "bearer token that authorizes PushState (authorization metadata)"
         ),
     )
     redis_tls_ca_file: str = field(
         default="",
-        metadata=_about("FEAST_REDIS_SSL_CA_CERTS", "PEM CA bundle that signed Redis' certificate"),
+        metadata=about("FEAST_REDIS_SSL_CA_CERTS", "PEM CA bundle that signed Redis' certificate"),
     )
     redis_tls_cert_file: str = field(
         default="",
-        metadata=_about("FEAST_REDIS_SSL_CERTFILE", "PEM client certificate for Redis TLS"),
+        metadata=about("FEAST_REDIS_SSL_CERTFILE", "PEM client certificate for Redis TLS"),
     )
     redis_tls_key_file: str = field(
-        default="", metadata=_about("FEAST_REDIS_SSL_KEYFILE", "PEM client key for Redis TLS")
+        default="", metadata=about("FEAST_REDIS_SSL_KEYFILE", "PEM client key for Redis TLS")
     )
 
     def __post_init__(self) -> None:
@@ -313,21 +334,16 @@ class ServerConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ServerConfig:
-        """Defaults overridden by whichever of the fields' environment variables are set."""
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(f.metadata["env"])
-            if raw is not None and raw.strip() != "":
-                values[f.name] = parse_field(f.name, raw, source=f.metadata["env"])
-        return cls(**values)
+        """Defaults overridden by whichever of the fields' environment variables are set
+        (empty counts as unset)."""
+        with config_errors():
+            return cls(**env_values(cls, environ))
 
     def to_env(self) -> dict[str, str]:
         """Every field as its environment variable: the inverse of ``from_env``
         (``ServerConfig.from_env(config.to_env()) == config``). Launchers of
         ``python -m server`` pass this instead of retyping variable names."""
-        return {
-            f.metadata["env"]: format_field(getattr(self, f.name)) for f in dataclasses.fields(self)
-        }
+        return env_of(self)
 
     def fallback_postgres(self) -> PostgresAddress | None:
         """The database the fallback reads (``fallback_source=postgres``), else None."""
@@ -342,8 +358,8 @@ class ServerConfig:
         )
 
     def with_overrides(self, **values: Any) -> ServerConfig:
-        """A copy with some fields replaced (validated again)."""
-        return dataclasses.replace(self, **values)
+        """A copy with some fields replaced (validated again); None values are ignored."""
+        return replaced(self, values)
 
     @property
     def cluster_startup_nodes(self) -> tuple[tuple[str, int], ...]:
@@ -364,161 +380,165 @@ class ServerConfig:
         return int(self.cache_tracked_ttl_ms * 1_000_000)
 
 
-def _parse_bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _parse_symbols(raw: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in raw.split(",") if s.strip())
-
-
-def _parse_float(raw: str) -> float:
-    value = float(raw)
-    if not math.isfinite(value):
-        raise ValueError("expected a finite number")
-    return value
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "str": str.strip,
-    "int": int,
-    "float": _parse_float,
-    "bool": _parse_bool,
-    "tuple[str, ...]": _parse_symbols,
-    "Path": Path,
-}
-
-
-def format_field(value: object) -> str:
-    """A field's value as the text its parser reads back (``to_env``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        return ",".join(str(item) for item in value)
-    if isinstance(value, float):
-        return repr(value)  # shortest text that parses back to the same float
-    return str(value)
-
-
-def parse_field(name: str, raw: str, *, source: str) -> Any:
-    """Parse one field's text value (from ``source``: an env var or a flag) or raise ConfigError."""
-    type_name = {f.name: f.type for f in dataclasses.fields(ServerConfig)}[name]
-    parser = _PARSERS[str(type_name)]
+@contextmanager
+def config_errors() -> Iterator[None]:
+    """Any SettingsError of a parser raised as ConfigError (a SettingsError itself), which the
+    server's callers catch."""
     try:
-        return parser(raw)
-    except ValueError:
-        raise ConfigError(f"{source}={raw!r} is not a valid {type_name}") from None
+        yield
+    except ConfigError:
+        raise
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The fields whose ``python -m server`` flag was given, parsed; ConfigError names the flag."""
+    with config_errors():
+        return flag_values(args, settings_fields(ServerConfig))
+
+
+Problems = Iterator[tuple[str, str]]
+"""(field name, what is wrong with its value) of each invalid field a check finds."""
 
 
 def _validate(config: ServerConfig) -> None:
-    def fail(name: str, why: str) -> None:
-        meta = next(f.metadata for f in dataclasses.fields(config) if f.name == name)
-        shown = "<secret>" if meta.get("secret") else repr(getattr(config, name))
-        raise ConfigError(f"{name} ({meta['env']}) {why}: got {shown}")
+    """The first problem any check finds, as ConfigError naming the field and its variable."""
+    for check in _CHECKS:
+        for name, why in check(config):
+            meta = next(f.metadata for f in fields(config) if f.name == name)
+            shown = "<secret>" if meta.get("secret") else repr(getattr(config, name))
+            raise ConfigError(f"{name} ({meta['env']}) {why}: got {shown}")
 
-    if not 0 < config.redis_port < 65536:
-        fail("redis_port", "must be a TCP port 1-65535")
-    if not 0 <= config.port < 65536:
-        fail("port", "must be a TCP port 0-65535")
-    if config.redis_type not in ("redis", "redis_cluster"):
-        fail("redis_type", "must be redis or redis_cluster")
+
+def _tcp_port(config: ServerConfig, name: str, *, zero: str = "") -> Problems:
+    """A TCP port 1-65535; with ``zero`` (what 0 means), 0 too."""
+    port = getattr(config, name)
+    if not (0 if zero else 1) <= port < 65536:
+        yield name, "must be a TCP port 1-65535" + (f", or 0 {zero}" if zero else "")
+
+
+def _at_least(config: ServerConfig, low: float, *names: str, why: str = "") -> Problems:
+    for name in names:
+        if getattr(config, name) < low:
+            yield name, f"must be >= {low:g}" + (f" ({why})" if why else "")
+
+
+def _positive(config: ServerConfig, *names: str) -> Problems:
+    for name in names:
+        if not getattr(config, name) > 0:
+            yield name, "must be > 0"
+
+
+def _one_of(config: ServerConfig, name: str, choices: tuple[str, ...]) -> Problems:
+    if getattr(config, name) not in choices:
+        yield name, "must be " + " or ".join(choices)
+
+
+def _check_redis(config: ServerConfig) -> Problems:
+    yield from _tcp_port(config, "redis_port")
+    yield from _one_of(config, "redis_type", _REDIS_TYPES)
     if config.redis_type == "redis_cluster" and config.redis_db != 0:
-        fail("redis_db", "must be 0 with redis_cluster (a cluster has one database)")
+        yield "redis_db", "must be 0 with redis_cluster (a cluster has one database)"
     for node in config.redis_cluster_nodes:
         try:
             parse_node(node)
         except ValueError:
-            fail("redis_cluster_nodes", f"has {node!r}; expected host:port")
-    if config.redis_db < 0:
-        fail("redis_db", "must be >= 0")
-    if not config.redis_timeout_ms > 0:
-        fail("redis_timeout_ms", "must be > 0")
-    if config.cache_ttl_ms < 0:
-        fail("cache_ttl_ms", "must be >= 0 (0 disables the cache)")
-    if config.cache_tracked_ttl_ms < 0:
-        fail("cache_tracked_ttl_ms", "must be >= 0 (below cache_ttl_ms it is cache_ttl_ms)")
-    if config.batch_max_symbols < 1:
-        fail("batch_max_symbols", "must be >= 1")
-    if config.watch_max_subscribers < 0:
-        fail("watch_max_subscribers", "must be >= 0 (0 turns WatchObservations away)")
-    if not 10 <= config.watch_heartbeat_ms <= 3_600_000:
-        fail("watch_heartbeat_ms", "must be in [10, 3600000]")
+            yield "redis_cluster_nodes", f"has {node!r}; expected host:port"
+    yield from _at_least(config, 0, "redis_db")
+    yield from _positive(config, "redis_timeout_ms", "redis_memory_sample_s")
+
+
+def _check_serving(config: ServerConfig) -> Problems:
+    yield from _tcp_port(config, "port", zero="(a free one)")
+    if not config.bind_address:
+        yield "bind_address", "must not be empty"
+    yield from _at_least(config, 1, "workers", "batch_max_symbols")
+    yield from _one_of(config, "event_loop", _EVENT_LOOPS)
+    yield from _at_least(config, 0, "grace_period_s", "drain_period_s", "max_clock_skew_s")
+    yield from _at_least(config, 0, "max_concurrent_rpcs", why="0: unbounded")
+    if not config.project:
+        yield "project", "must not be empty"
+
+
+def _check_symbols(config: ServerConfig) -> Problems:
     if not config.symbols:
-        fail("symbols", "must name at least one symbol")
+        yield "symbols", "must name at least one symbol"
     for symbol in config.symbols:
         if not SYMBOL_PATTERN.fullmatch(symbol):
-            fail("symbols", f"has {symbol!r}; a symbol must be 1-16 characters of [A-Z0-9_]")
-    if config.fallback_source not in ("files", "postgres"):
-        fail("fallback_source", "must be files or postgres")
-    if not 0 < config.postgres_port < 65536:
-        fail("postgres_port", "must be a TCP port 1-65535")
-    if not config.fallback_refresh_s > 0:
-        fail("fallback_refresh_s", "must be > 0")
-    if config.breaker_failure_threshold < 1:
-        fail("breaker_failure_threshold", "must be >= 1")
-    if config.breaker_open_ms < 0:
-        fail("breaker_open_ms", "must be >= 0")
-    if config.workers < 1:
-        fail("workers", "must be >= 1")
-    if config.event_loop not in ("uvloop", "asyncio"):
-        fail("event_loop", "must be uvloop or asyncio")
-    if config.grace_period_s < 0:
-        fail("grace_period_s", "must be >= 0")
-    if not config.bind_address:
-        fail("bind_address", "must not be empty")
-    if not config.project:
-        fail("project", "must not be empty")
-    if config.state_events_max_len < 1:
-        fail("state_events_max_len", "must be >= 1")
-    if config.served_log_max_len < 1:
-        fail("served_log_max_len", "must be >= 1")
-    if not 0 <= config.metrics_port < 65536:
-        fail("metrics_port", "must be a TCP port 1-65535, or 0 for no metrics")
+            yield "symbols", f"has {symbol!r}; a symbol must be 1-16 characters of [A-Z0-9_]"
+
+
+def _check_cache_and_watch(config: ServerConfig) -> Problems:
+    yield from _at_least(config, 0, "cache_ttl_ms", why="0 disables the cache")
+    yield from _at_least(
+        config, 0, "cache_tracked_ttl_ms", why="below cache_ttl_ms it is cache_ttl_ms"
+    )
+    yield from _at_least(config, 0, "watch_max_subscribers", why="0 turns WatchObservations away")
+    if not 10 <= config.watch_heartbeat_ms <= 3_600_000:
+        yield "watch_heartbeat_ms", "must be in [10, 3600000]"
+
+
+def _check_fallback(config: ServerConfig) -> Problems:
+    yield from _one_of(config, "fallback_source", _FALLBACK_SOURCES)
+    yield from _tcp_port(config, "postgres_port")
+    yield from _positive(config, "fallback_refresh_s")
+    yield from _at_least(config, 1, "breaker_failure_threshold")
+    yield from _at_least(config, 0, "breaker_open_ms")
+
+
+def _check_logs_and_metrics(config: ServerConfig) -> Problems:
+    yield from _at_least(config, 1, "state_events_max_len", "served_log_max_len")
+    yield from _tcp_port(config, "metrics_port", zero="for no metrics")
     if config.metrics_port and config.metrics_port == config.port:
-        fail("metrics_port", "must differ from the gRPC port")
-    if not config.redis_memory_sample_s > 0:
-        fail("redis_memory_sample_s", "must be > 0")
-    if config.log_format not in ("text", "json"):
-        fail("log_format", "must be 'text' or 'json'")
-    _validate_security(config, fail)
+        yield "metrics_port", "must differ from the gRPC port"
+    yield from _one_of(config, "log_format", _LOG_FORMATS)
 
 
-def _validate_security(config: ServerConfig, fail: Callable[[str, str], None]) -> None:
-    if config.max_clock_skew_s < 0:
-        fail("max_clock_skew_s", "must be >= 0")
-    if config.max_concurrent_rpcs < 0:
-        fail("max_concurrent_rpcs", "must be >= 0 (0: unbounded)")
-    if config.drain_period_s < 0:
-        fail("drain_period_s", "must be >= 0")
+def _check_tls(config: ServerConfig) -> Problems:
     if bool(config.tls_cert_file) != bool(config.tls_key_file):
-        fail("tls_cert_file", "and tls_key_file must be set together")
+        yield "tls_cert_file", "and tls_key_file must be set together"
     if config.tls_client_ca_file and not config.tls_cert_file:
-        fail("tls_client_ca_file", "needs tls_cert_file/tls_key_file (mTLS is TLS first)")
+        yield "tls_client_ca_file", "needs tls_cert_file/tls_key_file (mTLS is TLS first)"
     if config.push_allowed_clients and not config.tls_client_ca_file:
-        fail("push_allowed_clients", "needs tls_client_ca_file (client certificates)")
+        yield "push_allowed_clients", "needs tls_client_ca_file (client certificates)"
     if bool(config.redis_tls_cert_file) != bool(config.redis_tls_key_file):
-        fail("redis_tls_cert_file", "and redis_tls_key_file must be set together")
+        yield "redis_tls_cert_file", "and redis_tls_key_file must be set together"
     uses_redis_tls_files = (
         config.redis_tls_ca_file or config.redis_tls_cert_file or config.redis_tls_key_file
     )
     if uses_redis_tls_files and not config.redis_tls:
-        fail("redis_tls", "must be true when Redis TLS files are set")
-    for name in (
-        "tls_cert_file",
-        "tls_key_file",
-        "tls_client_ca_file",
-        "redis_tls_ca_file",
-        "redis_tls_cert_file",
-        "redis_tls_key_file",
-    ):
+        yield "redis_tls", "must be true when Redis TLS files are set"
+
+
+_PEM_FILES = (
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "redis_tls_ca_file",
+    "redis_tls_cert_file",
+    "redis_tls_key_file",
+)
+
+
+def _check_files(config: ServerConfig) -> Problems:
+    for name in _PEM_FILES:
         path = getattr(config, name)
         if path and not Path(path).is_file():
-            fail(name, "is not a readable file")
+            yield name, "is not a readable file"
+
+
+_CHECKS: tuple[Callable[[ServerConfig], Problems], ...] = (
+    _check_redis,
+    _check_serving,
+    _check_symbols,
+    _check_cache_and_watch,
+    _check_fallback,
+    _check_logs_and_metrics,
+    _check_tls,
+    _check_files,
+)
+"""Every check, each of one concern; the files last (they touch the disk)."""
 
 
 OTHER_PROJECT_VARIABLES = frozenset(
@@ -543,12 +563,5 @@ _CHECKED_PREFIXES = ("USDCOP_", "POSTGRES_", "FEAST_REDIS_", "FEAST_OFFLINE_")
 def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
     """(name, closest known name or None) of every set variable under this project's prefixes
     that nothing reads: a misspelt ``USDCOP_MAX_CONCURENT_RPCS`` would otherwise be ignored."""
-    import difflib
-
-    known = {f.metadata["env"] for f in fields(ServerConfig)} | OTHER_PROJECT_VARIABLES
-    found = []
-    for name in sorted(environ):
-        if name.startswith(_CHECKED_PREFIXES) and name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
-            found.append((name, close[0] if close else None))
-    return found
+    known = {f.metadata["env"] for f in settings_fields(ServerConfig)} | OTHER_PROJECT_VARIABLES
+    return find_unknown_variables(environ, known, _CHECKED_PREFIXES)

@@ -4,6 +4,7 @@
 
     ServerError                     INTERNAL           base; unexpected failures map here too
     ├── ConfigError                 (start-up only)    an invalid setting; never reaches a client
+    │                                                  (also a core.settings.SettingsError)
     ├── StartupError                (start-up only)    e.g. the port cannot be bound
     ├── RequestError                                   the caller's request is wrong
     │   ├── InvalidArgumentError    INVALID_ARGUMENT   malformed bytes, bad symbol or position,
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 import grpc
 
+from core.settings import SettingsError
+
 
 class ServerError(Exception):
     """Base of every server error; ``public_message`` is safe to send to a client."""
@@ -41,8 +44,9 @@ class ServerError(Exception):
         self.public_message = public_message
 
 
-class ConfigError(ServerError):
-    """A configuration value is invalid; raised at start-up, before anything is served."""
+class ConfigError(ServerError, SettingsError):
+    """A configuration value is invalid; raised at start-up, before anything is served. Also a
+    ``SettingsError``: every settings model's errors share that one root."""
 
 
 class StartupError(ServerError):

@@ -6,7 +6,7 @@ start-up; the server starts anyway (each is a legitimate state for a while, e.g.
 materialized), and ``python -m pipeline doctor`` shows the same conditions from outside.
 
 - ``data_dir``: the data folder does not exist, so the compute fallback has nothing to compute
-  from (with ``fallback_source=files``);
+  from (with ``fallback_source=file``);
 - ``entity``: a served symbol has no entry in Redis under the configured Feast project (a wrong
   ``USDCOP_FEAST_PROJECT``, or nothing materialized yet): every view comes from the fallback;
 - ``push_open``: the server listens on a non-loopback address while PushState is open to every
@@ -48,7 +48,7 @@ def is_loopback(bind_address: str) -> bool:
 def config_warnings(config: ServerConfig) -> list[tuple[str, str]]:
     """(check, message) for the mistakes visible in the configuration alone."""
     found: list[tuple[str, str]] = []
-    if config.fallback_source == "files" and not Path(config.data_dir).is_dir():
+    if config.fallback_source == "file" and not Path(config.data_dir).is_dir():
         found.append(
             (
                 "data_dir",

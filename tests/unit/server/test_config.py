@@ -62,14 +62,14 @@ def test_from_env() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"FEAST_REDIS_PORT": "sixty"}, "FEAST_REDIS_PORT='sixty' is not a valid int"),
+        ({"FEAST_REDIS_PORT": "sixty"}, "FEAST_REDIS_PORT='sixty' is not an integer"),
         ({"FEAST_REDIS_PORT": "70000"}, "redis_port (FEAST_REDIS_PORT) must be a TCP port"),
-        ({"FEAST_REDIS_SSL": "maybe"}, "FEAST_REDIS_SSL='maybe' is not a valid bool"),
+        ({"FEAST_REDIS_SSL": "maybe"}, "FEAST_REDIS_SSL='maybe' is not true or false"),
         (
             {"USDCOP_REDIS_TIMEOUT_MS": "0"},
             "redis_timeout_ms (USDCOP_REDIS_TIMEOUT_MS) must be > 0",
         ),
-        ({"USDCOP_CACHE_TTL_MS": "nan"}, "USDCOP_CACHE_TTL_MS='nan' is not a valid float"),
+        ({"USDCOP_CACHE_TTL_MS": "nan"}, "USDCOP_CACHE_TTL_MS='nan' is not a finite number"),
         ({"USDCOP_CACHE_TTL_MS": "-1"}, "cache_ttl_ms (USDCOP_CACHE_TTL_MS) must be >= 0"),
         ({"USDCOP_SYMBOLS": "usdcop"}, "a symbol must be 1-16 characters of [A-Z0-9_]"),
         ({"USDCOP_SYMBOLS": ","}, "symbols (USDCOP_SYMBOLS) must name at least one symbol"),
@@ -90,7 +90,7 @@ def test_flags_override_env() -> None:
     assert config.cache_ttl_ms == 250.0
     assert config.symbols == ("USDCOP", "EURUSD")
     assert config.redis_host == "from-env"
-    with pytest.raises(ConfigError, match="--workers='x' is not a valid int"):
+    with pytest.raises(ConfigError, match="--workers='x' is not an integer"):
         config_from(["--workers", "x"], {})
 
 
@@ -162,7 +162,7 @@ def test_cli_reports_config_error() -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "configuration error: FEAST_REDIS_PORT='oops' is not a valid int" in result.stderr
+    assert "configuration error: FEAST_REDIS_PORT='oops' is not an integer" in result.stderr
     assert "Traceback" not in result.stderr
 
 
