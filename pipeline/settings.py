@@ -34,8 +34,6 @@ from core.settings import (
 from offline_store.connection import PostgresAddress
 from online_store.address import RedisAddress
 
-__all__ = ["SettingsError"]  # re-exported: the pipeline's callers catch it from here
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout this package lives in (feature_repo/ and data/ sit beside pipeline/)."""
 
