@@ -274,5 +274,11 @@ def setting_fields() -> tuple[dataclasses.Field[Any], ...]:
     return settings_fields(PipelineSettings)
 
 
-SECRET_VARIABLES = ("FEAST_REDIS_PASSWORD", "POSTGRES_PASSWORD")
-"""The store addresses' secrets: read from the environment only (no flag; ``--help`` says so)."""
+SECRET_VARIABLES = tuple(
+    name
+    for variables in (RedisAddress("h", 1).feast_env(), PostgresAddress("h").feast_env())
+    for name in variables
+    if name.endswith("_PASSWORD")
+)
+"""The store addresses' secrets (FEAST_REDIS_PASSWORD, POSTGRES_PASSWORD), named by the addresses
+themselves: read from the environment only (no flag; ``--help`` says so)."""
