@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from offline_store.store import FEAST_KIND_VARIABLE
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 END = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 """A Friday close: the generated history ends here, the grid too."""
@@ -43,11 +45,7 @@ from offline_store.connection import PostgresAddress
 from offline_store.store import open_store
 import os
 repo = Path(sys.argv[1]); symbols = sys.argv[2].split(","); start, end = sys.argv[3], sys.argv[4]
-pg = None
-if os.environ.get("POSTGRES_HOST"):
-    pg = PostgresAddress(host=os.environ["POSTGRES_HOST"], port=int(os.environ["POSTGRES_PORT"]),
-        database=os.environ["POSTGRES_DB"], user=os.environ["POSTGRES_USER"],
-        password=os.environ["POSTGRES_PASSWORD"])
+pg = PostgresAddress.from_env(os.environ)
 offline = open_store(repo.parent / "data", pg)
 store = open_feature_store(repo, RedisAddress(host="127.0.0.1", port=1), offline)
 apply_definitions(store, repo)
@@ -101,7 +99,7 @@ def _store_env(kind: str, root: Path) -> Iterator[dict[str, str]]:
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), str(REPO_ROOT / "proto"), env.get("PYTHONPATH", "")]
     )
-    env["FEAST_OFFLINE_STORE_TYPE"] = kind
+    env[FEAST_KIND_VARIABLE] = kind
     if kind != "postgres":
         yield env
         return
@@ -109,13 +107,7 @@ def _store_env(kind: str, root: Path) -> Iterator[dict[str, str]]:
 
     with EmbeddedPostgres() as server:
         address = server.address
-        env.update(
-            POSTGRES_HOST=address.host,
-            POSTGRES_PORT=str(address.port),
-            POSTGRES_DB=address.database,
-            POSTGRES_USER=address.user,
-            POSTGRES_PASSWORD=address.password,
-        )
+        env.update(address.feast_env())
         yield env
 
 

@@ -159,6 +159,28 @@ def secret(env: str, doc: str) -> dict[str, Any]:
     return {"env": env, "doc": doc, "flag": None, "parse": None, "secret": True}
 
 
+def read_variable(
+    metadata: Mapping[str, Any], environ: Mapping[str, str], default: Any, type_name: str = "str"
+) -> Any:
+    """One variable read outside a settings dataclass (the store addresses' ``from_env``), by
+    the same metadata and parser as the fields that declare it: ``default`` when unset or
+    empty, the text verbatim for a secret, else its parser's value (or SettingsError)."""
+    env = metadata["env"]
+    raw = environ.get(env)
+    if raw is None or not raw.strip():
+        return default
+    if metadata.get("secret"):
+        return raw
+    parser: Parser = metadata.get("parse") or _PARSERS[type_name]
+    return parser(env, raw)
+
+
+def shared(metadata: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A shared variable's metadata with this model's own doc, flag or extras (its name and
+    parser stay those of the one declaration)."""
+    return {**metadata, **overrides}
+
+
 def settings_fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
     """The fields of a settings dataclass that carry this module's metadata."""
     return tuple(f for f in dataclasses.fields(cls) if "doc" in f.metadata)
@@ -301,3 +323,19 @@ def unknown_variables(
             close = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
             found.append((name, close[0] if close else None))
     return found
+
+
+# --- Variables more than one settings model reads: declared once, here -------------------------
+
+SYMBOLS_VARIABLE = about("USDCOP_SYMBOLS", "comma-separated symbols served", parse=parse_symbols)
+"""``USDCOP_SYMBOLS``: the server's and the pipeline's symbols."""
+SERVER_PORT_VARIABLE = about("USDCOP_PORT", "gRPC port; 0 picks a free one")
+"""``USDCOP_PORT``: the server's gRPC port (and the one ``pipeline up`` starts it on)."""
+METRICS_PORT_VARIABLE = about("USDCOP_METRICS_PORT", "Prometheus /metrics HTTP port")
+"""``USDCOP_METRICS_PORT``: the server's metrics port (and the one ``pipeline up`` gives it)."""
+DATA_DIR_VARIABLE = about("USDCOP_DATA_DIR", "data folder")
+"""``USDCOP_DATA_DIR``: the data folder (raw/, offline/); the pipeline makes it absolute."""
+FEATURE_REPO_VARIABLE = about(
+    "USDCOP_FEATURE_REPO", "Feast repository folder", parse=parse_resolved_path
+)
+"""``USDCOP_FEATURE_REPO``: the Feast repository (the pipeline's and the DAGs')."""

@@ -22,11 +22,12 @@ import numpy.typing as npt
 from canonical import builder as canonical_builder
 from canonical.builder import InsufficientHistory
 from canonical.contract import FEATURE_NAMES
+from core.settings import DATA_DIR_VARIABLE
 from market_data import columnar, files
 from market_data.series import Bars, MacroDaily
 from market_data.session import BAR_NS
 
-DATA_DIR_ENV = "USDCOP_DATA_DIR"
+DATA_DIR_ENV: str = DATA_DIR_VARIABLE["env"]
 DEFAULT_SYMBOL = "USDCOP"
 
 

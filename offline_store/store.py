@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from core.settings import about, parse_choice
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -33,7 +35,13 @@ if TYPE_CHECKING:
 StoreKind = Literal["file", "postgres"]
 """``FEAST_OFFLINE_STORE_TYPE``'s values: Feast's name of each store."""
 
-FEAST_KIND_VARIABLE = "FEAST_OFFLINE_STORE_TYPE"
+OFFLINE_STORE_VARIABLE = about(
+    "FEAST_OFFLINE_STORE_TYPE",
+    "offline store of L0/L1 and Feast: file (parquet) or postgres",
+    parse=lambda name, raw: parse_choice(name, raw, ("file", "postgres")),
+)
+"""``FEAST_OFFLINE_STORE_TYPE``, declared once (the pipeline's settings read it by this)."""
+FEAST_KIND_VARIABLE: str = OFFLINE_STORE_VARIABLE["env"]
 """The variable ``feature_repo/features.py`` reads to choose its sources."""
 
 

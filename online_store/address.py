@@ -16,7 +16,39 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.settings import SettingsError, parse_bool, parse_int
+from core.settings import SettingsError, about, parse_choice, parse_list, read_variable, secret
+
+REDIS_TYPES = ("redis", "redis_cluster")
+
+REDIS_VARIABLES: dict[str, dict[str, Any]] = {
+    "host": about("FEAST_REDIS_HOST", "Redis (Feast online store) host"),
+    "port": about("FEAST_REDIS_PORT", "Redis TCP port"),
+    "password": secret("FEAST_REDIS_PASSWORD", "Redis password; empty for none"),
+    "tls": about("FEAST_REDIS_SSL", "connect to Redis over TLS (true/false)"),
+    "db": about("FEAST_REDIS_DB", "Redis logical database number"),
+    "type": about(
+        "FEAST_REDIS_TYPE",
+        "redis (one server) or redis_cluster (Feast's redis_type)",
+        parse=lambda name, raw: parse_choice(name, raw, REDIS_TYPES),
+    ),
+    "cluster_nodes": about(
+        "FEAST_REDIS_CLUSTER_NODES",
+        "redis_cluster: comma-separated host:port startup nodes; empty = host:port",
+        parse=parse_list,
+    ),
+    "tls_ca_file": about(
+        "FEAST_REDIS_SSL_CA_CERTS", "PEM CA bundle that signed Redis' certificate"
+    ),
+    "tls_cert_file": about("FEAST_REDIS_SSL_CERTFILE", "PEM client certificate for Redis TLS"),
+    "tls_key_file": about("FEAST_REDIS_SSL_KEYFILE", "PEM client key for Redis TLS"),
+}
+"""Every ``FEAST_REDIS_*`` variable, declared once: ``RedisAddress.from_env`` reads them, and
+the server's settings declare their fields with this same metadata (name, doc, parser)."""
+
+
+def _env(key: str) -> str:
+    name: str = REDIS_VARIABLES[key]["env"]
+    return name
 
 
 @dataclass(frozen=True)
@@ -126,9 +158,9 @@ class RedisAddress:
 
     def _tls_files(self) -> dict[str, str]:
         return {
-            "FEAST_REDIS_SSL_CA_CERTS": self.tls_ca_file,
-            "FEAST_REDIS_SSL_CERTFILE": self.tls_cert_file,
-            "FEAST_REDIS_SSL_KEYFILE": self.tls_key_file,
+            _env("tls_ca_file"): self.tls_ca_file,
+            _env("tls_cert_file"): self.tls_cert_file,
+            _env("tls_key_file"): self.tls_key_file,
         }
 
     def _feast_tls_options(self) -> str:
@@ -168,11 +200,11 @@ class RedisAddress:
         """The ``FEAST_REDIS_*`` variables ``feature_store.yaml`` expands."""
         self.check_feast_connection_string()
         return {
-            "FEAST_REDIS_HOST": self.host,
-            "FEAST_REDIS_PORT": str(self.port),
-            "FEAST_REDIS_PASSWORD": self.password,
-            "FEAST_REDIS_SSL": "true" if self.tls else "false",
-            "FEAST_REDIS_TYPE": "redis_cluster" if self.cluster else "redis",
+            _env("host"): self.host,
+            _env("port"): str(self.port),
+            _env("password"): self.password,
+            _env("tls"): "true" if self.tls else "false",
+            _env("type"): "redis_cluster" if self.cluster else "redis",
             **self._tls_files(),
             "FEAST_REDIS_TLS_OPTIONS": self._feast_tls_options(),
         }
@@ -201,26 +233,19 @@ class RedisAddress:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RedisAddress | None:
         """The address from ``FEAST_REDIS_*``; None when ``FEAST_REDIS_HOST`` is unset or empty."""
-        host = environ.get("FEAST_REDIS_HOST", "").strip()
+        v = REDIS_VARIABLES
+        host = read_variable(v["host"], environ, "")
         if not host:
             return None
         address = cls(
             host=host,
-            port=parse_int("FEAST_REDIS_PORT", environ.get("FEAST_REDIS_PORT", "6379")),
-            password=environ.get("FEAST_REDIS_PASSWORD", ""),
-            tls=parse_bool("FEAST_REDIS_SSL", environ.get("FEAST_REDIS_SSL", "false")),
-            cluster=parse_redis_type(environ.get("FEAST_REDIS_TYPE", "redis")),
-            tls_ca_file=environ.get("FEAST_REDIS_SSL_CA_CERTS", "").strip(),
-            tls_cert_file=environ.get("FEAST_REDIS_SSL_CERTFILE", "").strip(),
-            tls_key_file=environ.get("FEAST_REDIS_SSL_KEYFILE", "").strip(),
+            port=read_variable(v["port"], environ, 6379, "int"),
+            password=read_variable(v["password"], environ, ""),
+            tls=read_variable(v["tls"], environ, False, "bool"),
+            cluster=read_variable(v["type"], environ, "redis") == "redis_cluster",
+            tls_ca_file=read_variable(v["tls_ca_file"], environ, ""),
+            tls_cert_file=read_variable(v["tls_cert_file"], environ, ""),
+            tls_key_file=read_variable(v["tls_key_file"], environ, ""),
         )
         address.check_feast_connection_string()
         return address
-
-
-def parse_redis_type(raw: str) -> bool:
-    """``FEAST_REDIS_TYPE``: True for redis_cluster, False for redis (or empty)."""
-    value = raw.strip() or "redis"
-    if value not in ("redis", "redis_cluster"):
-        raise SettingsError(f"FEAST_REDIS_TYPE must be redis or redis_cluster: got {raw!r}")
-    return value == "redis_cluster"

@@ -20,18 +20,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.settings import (
+    DATA_DIR_VARIABLE,
+    FEATURE_REPO_VARIABLE,
+    METRICS_PORT_VARIABLE,
+    SERVER_PORT_VARIABLE,
+    SYMBOLS_VARIABLE,
     Parser,
     SettingsError,
     about,
     env_values,
-    parse_choice,
-    parse_int,
     parse_resolved_path,
-    parse_symbols,
+    read_variable,
     replaced,
     settings_fields,
+    shared,
 )
 from offline_store.connection import PostgresAddress
+from offline_store.store import OFFLINE_STORE_VARIABLE
 from online_store.address import RedisAddress
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,29 +57,9 @@ def offline_store_type_from_env(environ: Mapping[str, str]) -> OfflineStoreType:
     Also read by ``feature_repo/features.py`` (which runs inside Feast's CLI as well), so the
     parsing lives here, once.
     """
-    raw = environ.get("FEAST_OFFLINE_STORE_TYPE", "").strip() or "file"
-    if parse_choice("FEAST_OFFLINE_STORE_TYPE", raw, OFFLINE_STORE_TYPES) == "postgres":
+    if read_variable(OFFLINE_STORE_VARIABLE, environ, "file") == "postgres":
         return "postgres"
     return "file"
-
-
-def postgres_from_env(environ: Mapping[str, str]) -> PostgresAddress | None:
-    """The database from ``POSTGRES_*``; None when ``POSTGRES_HOST`` is unset or empty."""
-    host = environ.get("POSTGRES_HOST", "").strip()
-    if not host:
-        return None
-    try:
-        return PostgresAddress(
-            host=host,
-            port=parse_int("POSTGRES_PORT", environ.get("POSTGRES_PORT", "").strip() or "5432"),
-            database=environ.get("POSTGRES_DB", "").strip() or "usdcop",
-            user=environ.get("POSTGRES_USER", "").strip() or "postgres",
-            password=environ.get("POSTGRES_PASSWORD", ""),
-        )
-    except SettingsError:
-        raise
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from None
 
 
 COMMANDS_RUN_UP = ("run", "up", "live")
@@ -114,33 +99,31 @@ class PipelineSettings:
     """The PostgreSQL offline store (POSTGRES_*); None with ``postgres`` starts an embedded one."""
     data_dir: Path = field(
         default=DEFAULT_DATA_DIR,
-        metadata=_about(
-            "data folder (raw/, offline/, registry.db); must be ../data of the repository",
+        metadata=shared(  # absolute: a step may change directory
+            DATA_DIR_VARIABLE,
+            doc="data folder (raw/, offline/, registry.db); must be ../data of the repository",
+            parse=parse_resolved_path,
             flag="--data-dir",
-            parse=parse_resolved_path,  # absolute: a step may change directory
             commands=ALL_COMMANDS,
-            env="USDCOP_DATA_DIR",
         ),
     )
     repo_dir: Path = field(
         default=DEFAULT_REPO_DIR,
-        metadata=_about(
-            "Feast repository folder (feature_store.yaml, features.py); moves --data-dir "
+        metadata=shared(  # absolute: a step may change directory
+            FEATURE_REPO_VARIABLE,
+            doc="Feast repository folder (feature_store.yaml, features.py); moves --data-dir "
             "to its ../data",
             flag="--repo-dir",
-            parse=parse_resolved_path,  # absolute: a step may change directory
             commands=ALL_COMMANDS,
-            env="USDCOP_FEATURE_REPO",
         ),
     )
     symbols: tuple[str, ...] = field(
         default=("USDCOP",),
-        metadata=_about(
-            "comma-separated symbols to generate, materialize and serve",
+        metadata=shared(
+            SYMBOLS_VARIABLE,
+            doc="comma-separated symbols to generate, materialize and serve",
             flag="--symbols",
-            parse=parse_symbols,
             commands=(*COMMANDS_DATA, "doctor"),
-            env="USDCOP_SYMBOLS",
         ),
     )
     history_days: int = field(
@@ -163,11 +146,11 @@ class PipelineSettings:
     )
     server_port: int = field(
         default=50051,
-        metadata=_about(
-            "gRPC port of the server `up` starts; 0 picks a free one",
+        metadata=shared(
+            SERVER_PORT_VARIABLE,
+            doc="gRPC port of the server `up` starts; 0 picks a free one",
             flag="--port",
             commands=("up",),
-            env="USDCOP_PORT",
         ),
     )
     live_tick_s: float = field(
@@ -191,11 +174,11 @@ class PipelineSettings:
     )
     metrics_port: int = field(
         default=9464,
-        metadata=_about(
-            "Prometheus /metrics port of the server `up` starts; 0 picks a free one",
+        metadata=shared(
+            METRICS_PORT_VARIABLE,
+            doc="Prometheus /metrics port of the server `up` starts; 0 picks a free one",
             flag="--metrics-port",
             commands=("up",),
-            env="USDCOP_METRICS_PORT",
         ),
     )
     metrics_textfile_dir: Path | None = field(
@@ -252,7 +235,7 @@ class PipelineSettings:
         values: dict[str, Any] = {
             "redis": RedisAddress.from_env(environ),
             "offline_store": offline_store_type_from_env(environ),
-            "postgres": postgres_from_env(environ),
+            "postgres": PostgresAddress.from_env(environ),
             **env_values(cls, environ),
         }
         if "repo_dir" in values and "data_dir" not in values:

@@ -23,26 +23,31 @@ from pathlib import Path
 from typing import Any
 
 from canonical import contract
-from core.settings import SYMBOL_PATTERN as SYMBOL_PATTERN  # noqa: PLC0414 (server.service's)
 from core.settings import (
+    DATA_DIR_VARIABLE,
+    METRICS_PORT_VARIABLE,
+    SERVER_PORT_VARIABLE,
+    SYMBOLS_VARIABLE,
     SettingsError,
     about,
     env_of,
     env_values,
     flag_values,
     parse_choice,
-    parse_symbols,
     replaced,
     secret,
     settings_fields,
+    shared,
 )
+from core.settings import SYMBOL_PATTERN as SYMBOL_PATTERN  # noqa: PLC0414 (server.service's)
 from core.settings import unknown_variables as find_unknown_variables
+from offline_store.connection import POSTGRES_VARIABLES as _POSTGRES
 from offline_store.connection import PostgresAddress
-from online_store.address import RedisAddress
+from online_store.address import REDIS_TYPES, RedisAddress
+from online_store.address import REDIS_VARIABLES as _REDIS
 from online_store.cluster import parse_node
 from server.errors import ConfigError
 
-_REDIS_TYPES = ("redis", "redis_cluster")
 _FALLBACK_SOURCES = ("file", "postgres")
 _FALLBACK_SOURCE_ALIASES = {"files": "file"}
 """``files``, the spelling before ``FEAST_OFFLINE_STORE_TYPE``'s ``file`` was shared, still
@@ -61,36 +66,18 @@ def _choice(
 class ServerConfig:
     """Everything the server needs to start; build it once at the entry point."""
 
-    redis_host: str = field(
-        default="127.0.0.1", metadata=about("FEAST_REDIS_HOST", "Redis (Feast online store) host")
-    )
-    redis_port: int = field(default=6379, metadata=about("FEAST_REDIS_PORT", "Redis TCP port"))
+    # The online store's variables are declared once, with its address (online_store.address).
+    redis_host: str = field(default="127.0.0.1", metadata=_REDIS["host"])
+    redis_port: int = field(default=6379, metadata=_REDIS["port"])
     redis_password: str = field(
         default="",
         repr=False,  # never in a log line or a traceback
-        metadata=secret("FEAST_REDIS_PASSWORD", "Redis password; empty for none"),
+        metadata=_REDIS["password"],
     )
-    redis_tls: bool = field(
-        default=False, metadata=about("FEAST_REDIS_SSL", "connect to Redis over TLS (true/false)")
-    )
-    redis_db: int = field(
-        default=0, metadata=about("FEAST_REDIS_DB", "Redis logical database number")
-    )
-    redis_type: str = field(
-        default="redis",
-        metadata=about(
-            "FEAST_REDIS_TYPE",
-            "redis (one server) or redis_cluster (Feast's redis_type)",
-            parse=_choice(_REDIS_TYPES),
-        ),
-    )
-    redis_cluster_nodes: tuple[str, ...] = field(
-        default=(),
-        metadata=about(
-            "FEAST_REDIS_CLUSTER_NODES",
-            "redis_cluster: comma-separated host:port startup nodes; empty = host:port",
-        ),
-    )
+    redis_tls: bool = field(default=False, metadata=_REDIS["tls"])
+    redis_db: int = field(default=0, metadata=_REDIS["db"])
+    redis_type: str = field(default="redis", metadata=_REDIS["type"])
+    redis_cluster_nodes: tuple[str, ...] = field(default=(), metadata=_REDIS["cluster_nodes"])
     redis_timeout_ms: float = field(
         default=5.0,
         metadata=about("USDCOP_REDIS_TIMEOUT_MS", "bound on one Redis read, ms; then fallback"),
@@ -98,7 +85,7 @@ class ServerConfig:
     bind_address: str = field(
         default="127.0.0.1", metadata=about("USDCOP_BIND_ADDRESS", "address the server binds")
     )
-    port: int = field(default=50051, metadata=about("USDCOP_PORT", "gRPC port; 0 picks a free one"))
+    port: int = field(default=50051, metadata=SERVER_PORT_VARIABLE)
     cache_ttl_ms: float = field(
         default=1000.0,
         metadata=about("USDCOP_CACHE_TTL_MS", "observation cache TTL per symbol, ms; 0 disables"),
@@ -135,13 +122,11 @@ class ServerConfig:
     )
     symbols: tuple[str, ...] = field(
         default=("USDCOP",),
-        metadata=about(
-            "USDCOP_SYMBOLS", "comma-separated symbols this server serves", parse=parse_symbols
-        ),
+        metadata=shared(SYMBOLS_VARIABLE, doc="comma-separated symbols this server serves"),
     )
     data_dir: Path = field(
         default=Path("data"),
-        metadata=about("USDCOP_DATA_DIR", "data folder whose raw/ files feed the fallback"),
+        metadata=shared(DATA_DIR_VARIABLE, doc="data folder whose raw/ files feed the fallback"),
     )
     fallback_refresh_s: float = field(
         default=5.0,
@@ -156,20 +141,15 @@ class ServerConfig:
             parse=_choice(_FALLBACK_SOURCES, _FALLBACK_SOURCE_ALIASES),
         ),
     )
+    # The offline store's variables are declared once, with its address (offline_store).
     postgres_host: str = field(
         default="127.0.0.1",
-        metadata=about("POSTGRES_HOST", "PostgreSQL offline store host (fallback source)"),
+        metadata=shared(_POSTGRES["host"], doc="PostgreSQL offline store host (fallback source)"),
     )
-    postgres_port: int = field(default=5432, metadata=about("POSTGRES_PORT", "PostgreSQL TCP port"))
-    postgres_db: str = field(default="usdcop", metadata=about("POSTGRES_DB", "PostgreSQL database"))
-    postgres_user: str = field(
-        default="postgres", metadata=about("POSTGRES_USER", "PostgreSQL role")
-    )
-    postgres_password: str = field(
-        default="",
-        repr=False,
-        metadata=secret("POSTGRES_PASSWORD", "PostgreSQL password; empty for none"),
-    )
+    postgres_port: int = field(default=5432, metadata=_POSTGRES["port"])
+    postgres_db: str = field(default="usdcop", metadata=_POSTGRES["database"])
+    postgres_user: str = field(default="postgres", metadata=_POSTGRES["user"])
+    postgres_password: str = field(default="", repr=False, metadata=_POSTGRES["password"])
     breaker_failure_threshold: int = field(
         default=3,
         metadata=about("USDCOP_BREAKER_FAILURE_THRESHOLD", "Redis failures in a row that open it"),
@@ -222,7 +202,7 @@ class ServerConfig:
     )
     metrics_port: int = field(
         default=0,
-        metadata=about("USDCOP_METRICS_PORT", "Prometheus /metrics HTTP port; 0 = no metrics"),
+        metadata=shared(METRICS_PORT_VARIABLE, doc="Prometheus /metrics HTTP port; 0 = no metrics"),
     )
     metrics_dir: str = field(
         default="",
@@ -297,17 +277,9 @@ class ServerConfig:
             "USDCOP_PUSH_TOKEN", "bearer token that authorizes PushState (authorization metadata)"
         ),
     )
-    redis_tls_ca_file: str = field(
-        default="",
-        metadata=about("FEAST_REDIS_SSL_CA_CERTS", "PEM CA bundle that signed Redis' certificate"),
-    )
-    redis_tls_cert_file: str = field(
-        default="",
-        metadata=about("FEAST_REDIS_SSL_CERTFILE", "PEM client certificate for Redis TLS"),
-    )
-    redis_tls_key_file: str = field(
-        default="", metadata=about("FEAST_REDIS_SSL_KEYFILE", "PEM client key for Redis TLS")
-    )
+    redis_tls_ca_file: str = field(default="", metadata=_REDIS["tls_ca_file"])
+    redis_tls_cert_file: str = field(default="", metadata=_REDIS["tls_cert_file"])
+    redis_tls_key_file: str = field(default="", metadata=_REDIS["tls_key_file"])
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -437,7 +409,7 @@ def _one_of(config: ServerConfig, name: str, choices: tuple[str, ...]) -> Proble
 
 def _check_redis(config: ServerConfig) -> Problems:
     yield from _tcp_port(config, "redis_port")
-    yield from _one_of(config, "redis_type", _REDIS_TYPES)
+    yield from _one_of(config, "redis_type", REDIS_TYPES)
     if config.redis_type == "redis_cluster" and config.redis_db != 0:
         yield "redis_db", "must be 0 with redis_cluster (a cluster has one database)"
     for node in config.redis_cluster_nodes:

@@ -69,10 +69,9 @@ class DagSettings:
     )
     feature_repo: Path | None = field(
         default=None,
-        metadata=about(
-            "USDCOP_FEATURE_REPO",
-            "Feast repository folder (data/ beside it) [<project>/feature_repo]",
-            parse=_core.parse_resolved_path,
+        metadata=_core.shared(
+            _core.FEATURE_REPO_VARIABLE,
+            doc="Feast repository folder (data/ beside it) [<project>/feature_repo]",
         ),
     )
     schedule_cron: str = field(

@@ -41,10 +41,12 @@ def _wait_for(predicate, timeout_s: float) -> float:  # type: ignore[no-untyped-
 def test_running_quick_start_password_refill_and_sigkill(tmp_path) -> None:
     repo = copy_feature_repo(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEAST_REDIS_", "USDCOP_"))}
+    stderr_path = tmp_path / "up.stderr"
+    stderr = stderr_path.open("w")  # read back when `up` fails to start: its reason is there
     up = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "up", "--repo-dir", str(repo.repo_dir),
          "--days", str(HISTORY_DAYS), "--port", "0", "--metrics-port", "0", "--tick-s", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
     )  # fmt: skip
     try:
         assert up.stdout is not None
@@ -54,7 +56,10 @@ def test_running_quick_start_password_refill_and_sigkill(tmp_path) -> None:
             if "ObservationService is serving" in line:
                 break
         else:
-            raise AssertionError("".join(seen)[-3000:])
+            stderr.flush()
+            raise AssertionError(
+                "".join(seen)[-3000:] + "\n--- stderr ---\n" + stderr_path.read_text()[-3000:]
+            )
         target = re.search(r"serving on (127\.0\.0\.1:\d+)", seen[-1]).group(1)  # type: ignore[union-attr]
 
         # Password: generated, in the state file, and required.
@@ -118,3 +123,4 @@ def test_running_quick_start_password_refill_and_sigkill(tmp_path) -> None:
             up.wait()
         if up.stdout is not None:
             up.stdout.close()
+        stderr.close()

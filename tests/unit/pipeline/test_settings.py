@@ -139,7 +139,9 @@ def test_redis_type_selects_a_cluster_and_round_trips() -> None:
     )
     assert address == RedisAddress("127.0.0.1", 7000, cluster=True)
     assert address.feast_env()["FEAST_REDIS_TYPE"] == "redis_cluster"
-    with pytest.raises(SettingsError, match="FEAST_REDIS_TYPE must be redis or redis_cluster"):
+    with pytest.raises(
+        SettingsError, match=r"FEAST_REDIS_TYPE=.sentinel. must be one of redis, redis_cluster"
+    ):
         RedisAddress.from_env({"FEAST_REDIS_HOST": "h", "FEAST_REDIS_TYPE": "sentinel"})
 
 
