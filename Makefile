@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PROTO  := proto/usdcop/observation/v1/observation.proto
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test wheels test-wheels bench-footprint bench-cluster bench-training-set test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
+.PHONY: help setup run test wheels test-wheels bench-footprint bench-cluster bench-training-set bench-echo-ab test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
         clients generate-clients check-proto test-clients test-typescript test-go \
         airflow-setup airflow-constraints test-airflow \
         deploy-conf deploy-base deploy-wheels deploy-images deploy-standins test-deploy
@@ -105,9 +105,13 @@ bench-cluster: $(STAMP) ## Cluster read path: our slot router vs redis-py's Redi
 bench-training-set: $(STAMP) ## Training sets, ours vs Feast's join, both stores (~10 min)
 	$(PY) -m benchmarks training-set
 
+ECHO_AB_VARIANTS ?= asyncio,uvloop
+bench-echo-ab: $(STAMP) ## A/B of server-stack variants, rounds interleaved (ECHO_AB_VARIANTS=base,gc_freeze,cached_log_off...)
+	$(PY) -m benchmarks.echo_ab --variants $(ECHO_AB_VARIANTS)
+
 FAULTS_SOAK_S ?= 600
-faults: $(STAMP) ## Fault suite (~15 min): fuzz, Redis SIGSTOP/SIGKILL, corruption, overload, SIGTERM, soak; prints its table
-	$(PY) -m benchmarks.faults --soak-s $(FAULTS_SOAK_S)
+faults: $(STAMP) ## Fault suite (tests/faults, ~15 min): fuzz, Redis SIGSTOP/SIGKILL, corruption, overload, SIGTERM, soak; prints its table
+	$(PY) -m tests.faults --soak-s $(FAULTS_SOAK_S)
 
 ci: ## Exactly what .ci/run runs once the system packages are in (~15 min with warm caches)
 	$(MAKE) -j1 --no-print-directory setup clients check-generated lint typecheck test test-wheels

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return echo_main(args.port)
     from benchmarks.runner import RESULTS_DIR, BenchmarkError, run_benchmarks
-    from benchmarks.servers import ServerStartError
+    from devstack.server_process import ServerStartError
 
     try:
         run_benchmarks(args.profile, args.results_dir or RESULTS_DIR)

@@ -10,6 +10,7 @@ Each echo variant is its own server process (``benchmarks.echo_server``'s payloa
 on ``server.app``'s options and event loop) with one change applied; one client calls them in
 rounds, the variants' order shuffled each round, so the machine's noise lands on all alike.
 
+    make bench-echo-ab ECHO_AB_VARIANTS=asyncio,uvloop   # 20 rounds x 1,000 calls
     python -m benchmarks.echo_ab --variants asyncio,uvloop --rounds 30 --calls 500
     python -m benchmarks.echo_ab --variants asyncio,uvloop,redis_asyncio,redis_uvloop
     python -m benchmarks.echo_ab --variants base,cached_log_on,cached_log_off --rounds 30
@@ -28,7 +29,6 @@ import gc
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +44,8 @@ from benchmarks.intervals import bootstrap_median, format_estimate
 from benchmarks.scheduler import run_sequential_sync
 from benchmarks.targets import GET_OBSERVATION
 from devstack.embedded_redis import EmbeddedRedis, free_port
+from devstack.server_process import ServerProcess
+from server.config import ServerConfig
 
 # Each echo variant: environment for the server process, and extra channel options.
 VARIANTS: dict[str, tuple[dict[str, str], list[tuple[str, Any]]]] = {
@@ -59,14 +61,15 @@ VARIANTS: dict[str, tuple[dict[str, str], list[tuple[str, Any]]]] = {
     "uvloop": ({"USDCOP_EVENT_LOOP": "uvloop"}, []),
 }
 # Observation-server variants (``python -m server`` on the run's Redis and fresh data).
-OBSERVATION_VARIANTS: dict[str, dict[str, str]] = {
-    "redis_asyncio": {"USDCOP_CACHE_TTL_MS": "0", "USDCOP_EVENT_LOOP": "asyncio"},
-    "redis_uvloop": {"USDCOP_CACHE_TTL_MS": "0", "USDCOP_EVENT_LOOP": "uvloop"},
-    "cached_asyncio": {"USDCOP_EVENT_LOOP": "asyncio"},
-    "cached_uvloop": {"USDCOP_EVENT_LOOP": "uvloop"},
+# Their ``ServerConfig`` fields (devstack.server_process starts them).
+OBSERVATION_VARIANTS: dict[str, dict[str, Any]] = {
+    "redis_asyncio": {"cache_ttl_ms": 0, "event_loop": "asyncio"},
+    "redis_uvloop": {"cache_ttl_ms": 0, "event_loop": "uvloop"},
+    "cached_asyncio": {"event_loop": "asyncio"},
+    "cached_uvloop": {"event_loop": "uvloop"},
     # The served log's cost on the cached path (the skew check's input): on as deployed, off.
-    "cached_log_on": {"USDCOP_SERVED_LOG": "true"},
-    "cached_log_off": {"USDCOP_SERVED_LOG": "false"},
+    "cached_log_on": {"served_log": True},
+    "cached_log_off": {"served_log": False},
 }
 
 
@@ -87,7 +90,6 @@ async def _serve(port: int, extra_options: list[tuple[str, Any]]) -> None:
 
     from benchmarks.echo_server import SERVICE_NAME, echo_payload
     from server import app
-    from server.config import ServerConfig
 
     config = ServerConfig(port=port)
     payload = echo_payload()
@@ -117,7 +119,6 @@ async def _serve(port: int, extra_options: list[tuple[str, Any]]) -> None:
 def serve_variant(name: str, port: int) -> None:
     """The server side of one variant (runs in its own process)."""
     from server.app import run_event_loop
-    from server.config import ServerConfig
 
     _env, extra = VARIANTS[name]
     run_event_loop(_serve(port, extra), ServerConfig.from_env(os.environ).event_loop)
@@ -130,53 +131,40 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def run_ab(variants: Sequence[str], rounds: int, calls: int, emit: Callable[[str], None]) -> None:
-    procs: dict[str, subprocess.Popen[str]] = {}
+    servers: dict[str, ServerProcess] = {}
     channels: dict[str, grpc.Channel] = {}
     with contextlib.ExitStack() as stack:
-        try:
-            data_env: dict[str, str] = {}
-            if any(name in OBSERVATION_VARIANTS for name in variants):
-                redis = stack.enter_context(EmbeddedRedis())
-                scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                data = prepare_data(scratch, redis)
-                data_env = {
-                    "FEAST_REDIS_HOST": redis.host,
-                    "FEAST_REDIS_PORT": str(redis.port),
-                    "USDCOP_DATA_DIR": str(data.data_dir),
-                }
-            for name in variants:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        data_config: ServerConfig | None = None
+        if any(name in OBSERVATION_VARIANTS for name in variants):
+            redis = stack.enter_context(EmbeddedRedis())
+            data = prepare_data(Path(stack.enter_context(tempfile.TemporaryDirectory())), redis)
+            data_config = ServerConfig(
+                redis_host=redis.host, redis_port=redis.port, data_dir=data.data_dir, port=0
+            )
+        for name in variants:
+            if data_config is not None and name in OBSERVATION_VARIANTS:
+                config = data_config.with_overrides(**OBSERVATION_VARIANTS[name])
+                server = ServerProcess(config, name=name, log_path=scratch / f"{name}.log")
+            else:
                 port = free_port()
-                if name in OBSERVATION_VARIANTS:
-                    env = dict(
-                        os.environ, **data_env, **OBSERVATION_VARIANTS[name], USDCOP_PORT=str(port)
-                    )
-                    command = [sys.executable, "-m", "server"]
-                else:
-                    env = dict(os.environ, **VARIANTS[name][0])
-                    command = [sys.executable, "-m", "benchmarks.echo_ab", "serve", name, str(port)]
-                procs[name] = subprocess.Popen(
-                    command,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    text=True,
+                command = [sys.executable, "-m", "benchmarks.echo_ab", "serve", name, str(port)]
+                server = ServerProcess.command(
+                    name, command, port=port, env=VARIANTS[name][0], log_path=scratch / name
                 )
-                channels[name] = grpc.insecure_channel(f"127.0.0.1:{port}")
-                grpc.channel_ready_future(channels[name]).result(timeout=60)
-            if data_env:
-                time.sleep(3.0)  # the fallback's first computation (a worker process) ends
-            _measure(variants, procs, channels, rounds=rounds, calls=calls, emit=emit)
-        finally:
-            for channel in channels.values():
-                channel.close()
-            for proc in procs.values():
-                proc.terminate()
-                proc.wait(timeout=10)
+            stack.callback(server.stop)
+            servers[name] = server.start()
+        for name, server in servers.items():
+            server.wait_serving()
+            channels[name] = stack.enter_context(grpc.insecure_channel(server.target))
+        if data_config is not None:
+            time.sleep(3.0)  # the fallback's first computation ends
+        _measure(variants, servers, channels, rounds=rounds, calls=calls, emit=emit)
 
 
 def _measure(
     variants: Sequence[str],
-    procs: dict[str, subprocess.Popen[str]],
+    servers: dict[str, ServerProcess],
     channels: dict[str, grpc.Channel],
     *,
     rounds: int,
@@ -199,11 +187,11 @@ def _measure(
     for _ in range(rounds):
         random.shuffle(order)
         for name in order:
-            cpu_before = _cpu_seconds(procs[name].pid)
+            cpu_before = _cpu_seconds(servers[name].pid)
             measurement = run_sequential_sync(
                 functools.partial(methods[name], request, timeout=5), calls, warmup_calls=20
             )
-            cpu_s[name] += _cpu_seconds(procs[name].pid) - cpu_before
+            cpu_s[name] += _cpu_seconds(servers[name].pid) - cpu_before
             histograms[name].append(measurement.histogram)
     emit(ab_table(variants, histograms, cpu_s, rounds=rounds, calls=calls))
 

@@ -10,17 +10,61 @@ percentiles, same server, same run, interleaved rounds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
+import grpc
 import numpy as np
+from usdcop.observation.v1 import observation_pb2 as pb
 
-from benchmarks.one_server import one_server
+from benchmarks.data import prepare_data
+from benchmarks.targets import GET_OBSERVATION
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.server_process import ServerProcess
 from market_data import files
+from server.config import ServerConfig
 
 _TOUCH_PERIOD_S = 0.25
+_SETTLE_S = 3.0
+"""After SERVING: the first fallback computation finishes and connections warm up."""
+_WARMUP_CALLS = 500
+
+
+@contextlib.contextmanager
+def _serving(scratch: Path) -> Iterator[tuple[Callable[[], object], Path]]:
+    """Redis + pipeline data made fresh now + a SERVING ``python -m server`` refreshing its
+    fallback every 0.1 s: one blocking GetObservation for USDCOP, and the data folder."""
+    with EmbeddedRedis() as redis:
+        data = prepare_data(scratch, redis)
+        config = ServerConfig(
+            redis_host=redis.host,
+            redis_port=redis.port,
+            data_dir=data.data_dir,
+            port=0,
+            fallback_refresh_s=0.1,
+        )
+        with (
+            ServerProcess(config, log_path=scratch / "server.log") as server,
+            grpc.insecure_channel(server.target) as channel,
+        ):
+            server.wait_serving()
+            method = channel.unary_unary(
+                GET_OBSERVATION, request_serializer=None, response_deserializer=None
+            )
+            request = pb.GetObservationRequest(symbol="USDCOP").SerializeToString()
+
+            def call() -> object:
+                return method(request, timeout=5)
+
+            time.sleep(_SETTLE_S)
+            for _ in range(_WARMUP_CALLS):
+                call()
+            yield call, data.data_dir
 
 
 def _timed_calls(call: Callable[[], object], calls: int) -> list[float]:
@@ -46,8 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--calls", type=int, default=2000, help="calls per round and phase")
     args = parser.parse_args(argv)
-    with one_server(fallback_refresh_s=0.1) as server:
-        bars = files.bars_path(server.data_dir)
+    with tempfile.TemporaryDirectory() as scratch, _serving(Path(scratch)) as (call, data_dir):
+        bars = files.bars_path(data_dir)
         stop = threading.Event()
 
         def touch_raw_files() -> None:
@@ -58,11 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet: list[float] = []
         refreshing: list[float] = []
         for _ in range(args.rounds):
-            quiet += _timed_calls(server.call, args.calls)
+            quiet += _timed_calls(call, args.calls)
             stop.clear()
             toucher = threading.Thread(target=touch_raw_files)
             toucher.start()
-            refreshing += _timed_calls(server.call, args.calls)
+            refreshing += _timed_calls(call, args.calls)
             stop.set()
             toucher.join()
             time.sleep(0.5)

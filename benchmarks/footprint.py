@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,23 +31,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
 from benchmarks.data import prepare_data
-from devstack import processes
 from devstack.embedded_redis import EmbeddedRedis, free_port
-from devstack.server_process import server_environment
+from devstack.server_process import ServerProcess
 from server.config import ServerConfig
 
 _POLL_S = 0.005
-_POLL_CHANNEL_OPTIONS = [
-    # A refused connection (the port is not bound yet) is retried after _POLL_S, not after
-    # gRPC's default initial backoff of 1 s.
-    ("grpc.initial_reconnect_backoff_ms", int(_POLL_S * 1000)),
-    ("grpc.max_reconnect_backoff_ms", int(_POLL_S * 1000)),
-]
+"""Health polls (and reconnects after a refused connection) every 5 ms."""
 _WARMUP_CALLS = 500
 _IN_FLIGHT = 16
 
@@ -77,52 +68,16 @@ def _mb(values: list[float]) -> str:
     return f"{sum(values):.1f} MB ({parts})" if len(values) > 1 else f"{values[0]:.1f} MB"
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def _server_rss(pid: int) -> list[float]:
-    return [_rss_mb(pid), *(_rss_mb(child) for child in sorted(processes.descendants(pid)))]
-
-
-def _start(config: ServerConfig) -> tuple[subprocess.Popen[bytes], float]:
+def _start(config: ServerConfig) -> tuple[ServerProcess, float]:
     """Spawn the server; returns it and the seconds to its first SERVING answer."""
-    env = server_environment(config, os.environ)
-    target = f"127.0.0.1:{config.port}"
     began = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    with grpc.insecure_channel(target, options=_POLL_CHANNEL_OPTIONS) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with code {proc.returncode}")
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return proc, time.perf_counter() - began
-            except grpc.RpcError:
-                pass
-            if time.perf_counter() - began > 60:
-                proc.kill()
-                raise RuntimeError("the server was not SERVING after 60 s")
-            time.sleep(_POLL_S)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
+    server = ServerProcess(config, echo_stderr=False).start()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        server.wait_serving(timeout_s=60.0, poll_s=_POLL_S)
+    except BaseException:
+        server.stop()
+        raise
+    return server, time.perf_counter() - began
 
 
 async def _calls(target: str, count: int) -> None:
@@ -147,19 +102,18 @@ async def _calls(target: str, count: int) -> None:
 def measure(config: ServerConfig, runs: int, calls: int) -> Footprint:
     starts: list[float] = []
     for _ in range(runs - 1):
-        proc, seconds = _start(config)
+        server, seconds = _start(config)
         starts.append(seconds)
-        _stop(proc)
-    proc, seconds = _start(config)
+        server.stop(timeout_s=20.0)
+    server, seconds = _start(config)
     starts.append(seconds)
     try:
-        target = f"127.0.0.1:{config.port}"
-        asyncio.run(_calls(target, _WARMUP_CALLS))
-        warm = _server_rss(proc.pid)
-        asyncio.run(_calls(target, calls))
-        burst = _server_rss(proc.pid)
+        asyncio.run(_calls(server.target, _WARMUP_CALLS))
+        warm = server.rss_tree_mb()
+        asyncio.run(_calls(server.target, calls))
+        burst = server.rss_tree_mb()
     finally:
-        _stop(proc)
+        server.stop(timeout_s=20.0)
     return Footprint(config.workers, starts, warm, burst)
 
 

@@ -17,7 +17,6 @@ the rounds' histograms.
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.metadata
 import os
 import platform
@@ -27,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,26 +56,69 @@ from benchmarks.targets import (
 from benchmarks.workers import WorkerPool
 from benchmarks.writer import PeriodicWriter, copy_symbol
 from devstack.embedded_redis import EmbeddedRedis, free_port
+from devstack.server_process import ServerProcess
 from server.config import ServerConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-SCENARIOS = (
-    "echo",
-    "observation_cached",
-    "observation_invalidated",
-    "observation_cached_metrics_off",
-    "observation_cached_log_off",
-    "observation_redis",
-    "observation_batch",
-    "observation_fallback",
-    "redis_read",
-    "feast_sdk",
-    "feast_listen",
-    "feast_serve",
-)
 BATCH_SYMBOLS = ("USDCOP", "USDCOP_B", "USDCOP_C", "USDCOP_D")
 """observation_batch: USDCOP and three copies of its hash, one GetObservations call."""
+
+SERVER_ECHO = "echo"
+SERVER_OBSERVATION = "observation"
+SERVER_FEAST_LISTEN = "feast_listen"
+SERVER_FEAST_SERVE = "feast_serve"
+METRICS_SCRAPED = "scraped"
+"""Metrics on (as deployed), and the run reads the port's /metrics (``benchmarks.scrape``)."""
+METRICS_ON = "on"
+METRICS_OFF = "off"
+
+
+@dataclass(frozen=True)
+class BenchScenario:
+    """One scenario of the run, as data: what serves it and how the load generators call it."""
+
+    name: str
+    kind: str
+    """How the load generators call it (``benchmarks.targets`` ``KIND_*``)."""
+    server: str | None = None
+    """The process that serves it (``SERVER_*``); None: the load generators call Redis or the
+    Feast SDK themselves."""
+    options: tuple[tuple[str, Any], ...] = ()
+    """An observation server's ``ServerConfig`` fields (``cache_ttl_ms`` and the like)."""
+    metrics: str = METRICS_ON
+    redis_down: bool = False
+    """The observation server's Redis is a port where nothing listens (the fallback serves)."""
+
+
+_CACHED = (("cache_ttl_ms", 1000), ("cache_tracking", False))  # the plain 1 s TTL cache
+BENCH_SCENARIOS = (
+    BenchScenario("echo", KIND_OBSERVATION, SERVER_ECHO),
+    # The observation servers run as deployed: metrics on. One twin with metrics off prices
+    # them (the metrics-cost target compares the two in this run).
+    BenchScenario("observation_cached", KIND_OBSERVATION, SERVER_OBSERVATION, _CACHED,
+                  metrics=METRICS_SCRAPED),
+    BenchScenario("observation_invalidated", KIND_OBSERVATION, SERVER_OBSERVATION,
+                  (("cache_ttl_ms", 1000), ("cache_tracking", True))),
+    BenchScenario("observation_cached_metrics_off", KIND_OBSERVATION, SERVER_OBSERVATION,
+                  _CACHED, metrics=METRICS_OFF),
+    # The served log (the skew check's input) is on as deployed; a twin with it off, metrics
+    # on like observation_cached, prices it (the served-log cost target).
+    BenchScenario("observation_cached_log_off", KIND_OBSERVATION, SERVER_OBSERVATION,
+                  (*_CACHED, ("served_log", False))),
+    BenchScenario("observation_redis", KIND_OBSERVATION, SERVER_OBSERVATION,
+                  (("cache_ttl_ms", 0),), metrics=METRICS_SCRAPED),
+    BenchScenario("observation_batch", KIND_BATCH, SERVER_OBSERVATION,
+                  (("cache_ttl_ms", 0), ("symbols", BATCH_SYMBOLS))),
+    BenchScenario("observation_fallback", KIND_OBSERVATION, SERVER_OBSERVATION,
+                  (("cache_ttl_ms", 0),), metrics=METRICS_SCRAPED, redis_down=True),
+    BenchScenario("redis_read", KIND_REDIS_READ),
+    BenchScenario("feast_sdk", KIND_FEAST_SDK),
+    BenchScenario("feast_listen", KIND_FEAST_LISTEN, SERVER_FEAST_LISTEN),
+    BenchScenario("feast_serve", KIND_FEAST_SERVE, SERVER_FEAST_SERVE),
+)  # fmt: skip
+"""Every scenario of a run: each is started, probed and measured as declared here."""
+SCENARIOS = tuple(scenario.name for scenario in BENCH_SCENARIOS)
 REWARM_CALLS = 10
 """Discarded sequential calls at the start of every round after the first."""
 SEQUENTIAL_BLOCKS = 3
@@ -225,15 +268,15 @@ class _Run:
 
     # -- set-up -----------------------------------------------------------------------------
     def start(self) -> tuple[dict[str, ScenarioSpec], BenchData, WorkerPool]:
-        """Data, servers and load generators, overlapped where they do not depend on each other."""
+        """Data, servers and load generators: every scenario of ``BENCH_SCENARIOS`` started by
+        one loop, then waited on together."""
         stack = self.stack
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="usdcop-bench-")))
         log_dir = self.out_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        _log(f"starting {self.profile.workers} load-generator processes and the echo server")
+        _log(f"starting {self.profile.workers} load-generator processes")
         pool = WorkerPool(self.profile.workers)
         stack.callback(pool.close)
-        echo = self._launch(servers.echo_server(free_port(), log_dir))
         _log("starting redis-server and materializing fresh data (pipeline + live catch-up)")
         redis = stack.enter_context(EmbeddedRedis())
         # Feast prints materialization progress: keep it in a log, not in the report.
@@ -243,152 +286,63 @@ class _Run:
             contextlib.redirect_stderr(pipeline_log),
         ):
             data = prepare_data(workdir, redis)
-        _log("starting the observation servers, feast listen and feast serve")
-        observation = functools.partial(
-            servers.observation_server, data_dir=data.data_dir, log_dir=log_dir
-        )
-        # Nothing listens on dead_port: Redis is down for the fallback server all run long.
-        dead_port = free_port()
-        # The observation servers run as deployed: metrics on. One twin with metrics off
-        # prices them (the metrics-cost target compares the two in this run).
-        self.metrics_ports = {
-            name: free_port()
-            for name in ("observation_cached", "observation_redis", "observation_fallback")
-        }
-        cached = self._launch(
-            observation(
-                "observation_cached",
-                free_port(),
-                cache_ttl_ms=1000,
-                redis_host=redis.host,
-                redis_port=redis.port,
-                cache_tracking=False,  # the plain 1 s TTL cache
-                metrics_port=self.metrics_ports["observation_cached"],
-            )
-        )
-        cached_off = self._launch(
-            observation(
-                "observation_cached_metrics_off",
-                free_port(),
-                cache_ttl_ms=1000,
-                redis_host=redis.host,
-                redis_port=redis.port,
-                cache_tracking=False,
-            )
-        )
-        # The served log (the skew check's input) is on as deployed; a twin with it off, metrics
-        # on like observation_cached, prices it (the served-log cost target).
-        cached_log_off = self._launch(
-            observation(
-                "observation_cached_log_off",
-                free_port(),
-                cache_ttl_ms=1000,
-                redis_host=redis.host,
-                redis_port=redis.port,
-                cache_tracking=False,
-                metrics_port=free_port(),
-                served_log=False,
-            )
-        )
-        invalidated = self._launch(
-            observation(
-                "observation_invalidated",
-                free_port(),
-                cache_ttl_ms=1000,
-                redis_host=redis.host,
-                redis_port=redis.port,
-                cache_tracking=True,
-                metrics_port=free_port(),
-            )
-        )
         with redis_client(redis) as client:
             for symbol in BATCH_SYMBOLS[1:]:
                 copy_symbol(client, ServerConfig().project, BATCH_SYMBOLS[0], symbol)
-        batch = self._launch(
-            observation(
-                "observation_batch",
-                free_port(),
-                cache_ttl_ms=0,
-                redis_host=redis.host,
-                redis_port=redis.port,
-                symbols=BATCH_SYMBOLS,
-                metrics_port=free_port(),
-            )
-        )
         # The realistic write rate the invalidated cache serves under (benchmarks/writer.py).
         writer = PeriodicWriter(
             stack.enter_context(redis_client(redis)), ServerConfig().project, "USDCOP"
         ).start()
         stack.callback(writer.stop)
-        uncached = self._launch(
-            observation(
-                "observation_redis",
-                free_port(),
-                cache_ttl_ms=0,
-                redis_host=redis.host,
-                redis_port=redis.port,
-                metrics_port=self.metrics_ports["observation_redis"],
-            )
-        )
-        fallback = self._launch(
-            observation(
-                "observation_fallback",
-                free_port(),
-                cache_ttl_ms=0,
-                redis_host="127.0.0.1",
-                redis_port=dead_port,
-                metrics_port=self.metrics_ports["observation_fallback"],
-            )
-        )
-        listen = self._launch(
-            servers.feast_listen(free_port(), data.repo_dir, data.feast_env, log_dir)
-        )
-        serve = self._launch(
-            servers.feast_serve(free_port(), data.repo_dir, data.feast_env, log_dir)
-        )
-        for server in (echo, cached, cached_off, invalidated, uncached, batch, fallback, listen):
-            servers.wait_grpc_serving(server)
-        servers.wait_http_ok(serve)
-        _log("all servers ready")
+        _log("starting the echo floor, the observation servers, feast listen and feast serve")
+        # Nothing listens on dead_port: Redis is down for the fallback server all run long.
+        dead_port = free_port()
         redis_env = tuple(
             ServerConfig(redis_host=redis.host, redis_port=redis.port).to_env().items()
         )
         feast_env = tuple(data.feast_env.items())
-        specs = {
-            "echo": ScenarioSpec("echo", KIND_OBSERVATION, port=echo.port),
-            "observation_cached": ScenarioSpec(
-                "observation_cached", KIND_OBSERVATION, port=cached.port
-            ),
-            "observation_invalidated": ScenarioSpec(
-                "observation_invalidated", KIND_OBSERVATION, port=invalidated.port
-            ),
-            "observation_cached_metrics_off": ScenarioSpec(
-                "observation_cached_metrics_off", KIND_OBSERVATION, port=cached_off.port
-            ),
-            "observation_cached_log_off": ScenarioSpec(
-                "observation_cached_log_off", KIND_OBSERVATION, port=cached_log_off.port
-            ),
-            "observation_redis": ScenarioSpec(
-                "observation_redis", KIND_OBSERVATION, port=uncached.port
-            ),
-            "observation_batch": ScenarioSpec(
-                "observation_batch", KIND_BATCH, port=batch.port, symbols=BATCH_SYMBOLS
-            ),
-            "observation_fallback": ScenarioSpec(
-                "observation_fallback", KIND_OBSERVATION, port=fallback.port
-            ),
-            "redis_read": ScenarioSpec("redis_read", KIND_REDIS_READ, env=redis_env),
-            "feast_sdk": ScenarioSpec(
-                "feast_sdk", KIND_FEAST_SDK, repo_path=str(data.repo_dir), env=feast_env
-            ),
-            "feast_listen": ScenarioSpec("feast_listen", KIND_FEAST_LISTEN, port=listen.port),
-            "feast_serve": ScenarioSpec("feast_serve", KIND_FEAST_SERVE, port=serve.port),
-        }
+        started: dict[str, ServerProcess] = {}
+        specs: dict[str, ScenarioSpec] = {}
+        for scenario in BENCH_SCENARIOS:
+            server = None
+            if scenario.server == SERVER_ECHO:
+                server = servers.echo_server(free_port(), log_dir)
+            elif scenario.server == SERVER_OBSERVATION:
+                metrics_port = free_port() if scenario.metrics != METRICS_OFF else 0
+                if scenario.metrics == METRICS_SCRAPED:
+                    self.metrics_ports[scenario.name] = metrics_port
+                server = servers.observation_server(
+                    scenario.name,
+                    free_port(),
+                    redis_host="127.0.0.1" if scenario.redis_down else redis.host,
+                    redis_port=dead_port if scenario.redis_down else redis.port,
+                    data_dir=data.data_dir,
+                    log_dir=log_dir,
+                    metrics_port=metrics_port,
+                    **dict(scenario.options),
+                )
+            elif scenario.server == SERVER_FEAST_LISTEN:
+                server = servers.feast_listen(free_port(), data.repo_dir, data.feast_env, log_dir)
+            elif scenario.server == SERVER_FEAST_SERVE:
+                server = servers.feast_serve(free_port(), data.repo_dir, data.feast_env, log_dir)
+            if server is not None:
+                self.stack.callback(server.stop)
+                started[scenario.name] = server
+            specs[scenario.name] = ScenarioSpec(
+                scenario.name,
+                scenario.kind,
+                port=0 if server is None else server.port,
+                symbols=dict(scenario.options).get("symbols", ()),
+                repo_path=str(data.repo_dir) if scenario.kind == KIND_FEAST_SDK else "",
+                env={KIND_REDIS_READ: redis_env, KIND_FEAST_SDK: feast_env}.get(scenario.kind, ()),
+            )
+        for name, server in started.items():
+            if name == "feast_serve":
+                server.wait_http_ok(timeout_s=servers.READY_TIMEOUT_S)
+            else:
+                server.wait_serving(timeout_s=servers.READY_TIMEOUT_S)
+        _log("all servers ready")
         return specs, data, pool
-
-    def _launch(self, server: servers.ServerProcess) -> servers.ServerProcess:
-        self.stack.callback(server.stop)
-        return server
 
     # -- phases -----------------------------------------------------------------------------
     def probe(self, pool: WorkerPool, specs: dict[str, ScenarioSpec]) -> None:

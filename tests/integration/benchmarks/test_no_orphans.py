@@ -25,7 +25,7 @@ from devstack.embedded_redis import free_port
 
 pool = WorkerPool(2, warm_imports=False)
 echo = servers.echo_server(free_port(), Path(tempfile.mkdtemp()))
-servers.wait_grpc_serving(echo)
+echo.wait_serving()
 print("READY", flush=True)
 time.sleep(600)
 """

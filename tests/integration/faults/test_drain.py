@@ -10,18 +10,31 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
-from devstack.embedded_redis import EmbeddedRedis, free_port
-from tests.integration.faults._process import health_status, kill, start_server, wait_serving
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.server_process import ServerProcess
+from server.config import ServerConfig
 from tests.integration.server.conftest import redis_client, write_observation
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DRAIN_S = 1.5
+
+
+def health_status(target: str, timeout_s: float = 1.0) -> int | None:
+    """The server's overall health, or None when it does not answer."""
+    with grpc.insecure_channel(target) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout_s
+            )
+        except grpc.RpcError:
+            return None
+    return int(reply.status)
 
 
 def test_sigterm_drains_then_stops_accepting_and_finishes_in_flight_calls(
@@ -33,28 +46,25 @@ def test_sigterm_drains_then_stops_accepting_and_finishes_in_flight_calls(
         client,
         event_ns=dict.fromkeys(("technical_features", "macro_features", "state_features"), now_ns),
     )
-    port = free_port()
-    target = f"127.0.0.1:{port}"
-    proc = start_server(
-        {
-            "FEAST_REDIS_PORT": str(fresh_redis.port),
-            "USDCOP_DATA_DIR": str(data_dir),
-            "USDCOP_PORT": str(port),
-            "USDCOP_CACHE_TTL_MS": "0",
-            "USDCOP_REDIS_TIMEOUT_MS": "5000",
-            "USDCOP_DRAIN_PERIOD_S": str(DRAIN_S),
-            "USDCOP_GRACE_PERIOD_S": "5",
-        }
+    config = ServerConfig(
+        redis_port=fresh_redis.port,
+        data_dir=data_dir,
+        port=0,
+        cache_ttl_ms=0,
+        redis_timeout_ms=5000,
+        drain_period_s=DRAIN_S,
+        grace_period_s=5,
     )
-    try:
-        wait_serving(proc, target)
+    with ServerProcess(config) as server:
+        server.wait_serving()
+        target = server.target
         with grpc.insecure_channel(target) as channel:
             stub = pb_grpc.ObservationServiceStub(channel)
             request = pb.GetObservationRequest(symbol="USDCOP")
             assert len(stub.GetObservation(request, timeout=10).values) == 15
 
             sigterm_at = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
+            server.send_signal(signal.SIGTERM)
             status = None
             while time.monotonic() - sigterm_at < 0.5:
                 status = health_status(target)
@@ -92,6 +102,4 @@ def test_sigterm_drains_then_stops_accepting_and_finishes_in_flight_calls(
             worker.join(timeout=10)
             answer = in_flight["answer"]
             assert isinstance(answer, pb.Observation) and len(answer.values) == 15
-        assert proc.wait(timeout=30) == 0
-    finally:
-        kill(proc)
+        assert server.wait_exit(timeout_s=30) == 0

@@ -1,6 +1,7 @@
-"""The fault suite: hostile input and unlucky operations against real processes, one table.
+"""The fault suite: hostile input and unlucky operations against real processes, one table
+(``make faults``; a test suite run by CI, not collected by pytest).
 
-What enters: nothing (``python -m benchmarks.faults [--soak-s N]``). It starts its own
+What enters: nothing (``python -m tests.faults [--soak-s N]``). It starts its own
 redis-server, runs the pipeline at the wall clock (fresh data), and starts ``python -m server``
 processes. What leaves: a table of figures printed (and ``results.json`` / ``results.md`` under
 ``benchmarks/results/faults-<UTC>/`` with the servers' logs), and exit code 1 when an invariant
@@ -19,3 +20,10 @@ Scenarios (``scenarios.py``), all in one run:
 - SIGTERM under load -> calls failed while in flight, calls refused after the drain;
 - soak -> RSS drift, open fds, errors.
 """
+
+import os
+
+# Before anything imports grpc (as ``benchmarks`` and ``devstack`` do): children started with
+# preexec_fn (core.lifetime) while a gRPC channel is busy in another thread die before exec
+# without this (see core/lifetime.py).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")

@@ -20,8 +20,11 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from usdcop.observation.v1 import observation_pb2 as pb
 
-from benchmarks.faults.fuzz import fuzz
-from benchmarks.faults.load import (
+from canonical import contract
+from online_store import feast_layout
+from server.app import REFUSE_BEFORE_CLOSE_S
+from tests.faults.fuzz import fuzz
+from tests.faults.load import (
     GET,
     REQUEST,
     Outcome,
@@ -31,10 +34,7 @@ from benchmarks.faults.load import (
     open_loop,
     p99_ms,
 )
-from benchmarks.faults.stack import FaultStack
-from canonical import contract
-from online_store import feast_layout
-from server.app import REFUSE_BEFORE_CLOSE_S
+from tests.faults.stack import FaultStack
 
 BAD_CODES = ("INTERNAL", "UNKNOWN")
 RATE_PER_S = 200.0
@@ -267,12 +267,12 @@ def sigterm_rows(stack: FaultStack) -> list[Row]:
         task = asyncio.ensure_future(open_loop(server.target, RATE_PER_S, 5.0, timeout_s=5.0))
         await asyncio.sleep(2.0)
         sent_at = time.monotonic()
-        server.proc.send_signal(signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)
         return await task, sent_at
 
     outcomes, sigterm_at = asyncio.run(run())
     closed_at = sigterm_at + drain_s
-    exit_code = server.proc.wait(timeout=30)
+    exit_code = server.wait_exit(timeout_s=30)
     # Calls sent before the drain ended were accepted: each must succeed. Later calls are
     # refused: by the handlers with UNAVAILABLE for REFUSE_BEFORE_CLOSE_S, then by the closed
     # port (UNAVAILABLE), which is what a load balancer that ignored NOT_SERVING sees.

@@ -8,9 +8,6 @@ server processes; the refill scenario puts the materialized rows back when it en
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,11 +19,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
-from benchmarks.faults.load import open_loop, p99_ms
-from benchmarks.faults.scenarios import RATE_PER_S, Row
-from benchmarks.faults.stack import FaultStack
-from devstack.server_process import server_environment
+from devstack.server_process import ServerProcess
 from server.config import ServerConfig
+from tests.faults.load import open_loop, p99_ms
+from tests.faults.scenarios import RATE_PER_S, Row
+from tests.faults.stack import FaultStack
 
 WATCHERS = 1000
 _WATCH_CHANNELS = 20
@@ -127,23 +124,18 @@ def second_instance_rows(stack: FaultStack) -> list[Row]:
         symbols=("USDCOP", "USDMXN"),
     )
     began = time.monotonic()
-    second = subprocess.run(
-        [sys.executable, "-m", "server"],
-        env=server_environment(config, os.environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    second = ServerProcess(config, name="second", echo_stderr=False).start()
+    returncode = second.wait_exit(timeout_s=60)
     took_s = time.monotonic() - began
-    lines = second.stderr.strip().splitlines()
-    first_alive = first.proc.poll() is None
+    second.stop()
+    lines = [line for line in second.stderr_lines() if line.strip()]
+    first_alive = first.returncode is None
     first.stop()
     said = lines[-1].split(": ", 1)[-1] if lines else "(nothing)"
     return [
         Row("second instance on the port", "exit code, lines on stderr, time to refuse",
-            f"{second.returncode}, {len(lines)} line(s), {took_s:.2f} s",
-            ok=second.returncode == 1 and len(lines) == 1),
+            f"{returncode}, {len(lines)} line(s), {took_s:.2f} s",
+            ok=returncode == 1 and len(lines) == 1),
         Row("second instance on the port", "its line", said,
             ok="already served by another observation server instance" in said),
         Row("second instance on the port", "first instance still running", str(first_alive),

@@ -2,9 +2,9 @@
 
 What enters: a scratch folder and ``ServerConfig`` overrides. What leaves: ``FaultStack`` with
 the Redis (its pid, SIGSTOP/SIGCONT/SIGKILL, restart with the materialized rows put back) and
-``start_server`` -> a ``python -m server`` child (pid, RSS, open fds, SIGTERM), its log in the
-results folder. Everything is stopped when the ``with`` block ends, and every child dies with
-this process (``core.lifetime``).
+``start_server`` -> a SERVING ``python -m server`` child (``devstack.server_process``: pid,
+RSS, open fds, signals), its log in the results folder. Everything is stopped when the ``with``
+block ends, and every child dies with this process (``core.lifetime``).
 """
 
 from __future__ import annotations
@@ -12,72 +12,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import redis as redis_py
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.data import prepare_data
-from core.lifetime import preexec_die_with_parent
-from devstack.embedded_redis import EmbeddedRedis, free_port
-from devstack.server_process import server_environment
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.server_process import ServerProcess
 from server.config import ServerConfig
-
-
-@dataclass
-class ServerChild:
-    """One ``python -m server`` process."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def open_fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-    def wait_serving(self, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(self.target) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {self.log_path.read_text()[-1500:]}")
-                with contextlib.suppress(grpc.RpcError):
-                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                time.sleep(0.1)
-        raise RuntimeError(f"server not SERVING after {timeout_s} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass
@@ -87,7 +32,7 @@ class FaultStack:
     log_dir: Path
     redis_pid: int = 0
     snapshot: dict[bytes, dict[bytes, bytes]] = field(default_factory=dict)
-    servers: list[ServerChild] = field(default_factory=list)
+    servers: list[ServerProcess] = field(default_factory=list)
 
     def client(self) -> redis_py.Redis:
         return redis_py.Redis(host=self.redis.host, port=self.redis.port)
@@ -114,27 +59,19 @@ class FaultStack:
         self.redis.restart()
         self.read_redis_pid()
 
-    def start_server(self, name: str, **overrides: Any) -> ServerChild:
-        port = free_port()
+    def start_server(self, name: str, **overrides: Any) -> ServerProcess:
+        """A ``python -m server`` on this stack's Redis and data, SERVING, its log in
+        ``log_dir/<name>.log``."""
         config = ServerConfig(
             redis_host=self.redis.host,
             redis_port=self.redis.port,
             data_dir=self.data_dir,
-            port=port,
+            port=0,
         ).with_overrides(**overrides)
-        log_path = self.log_dir / f"{name}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "server"],
-                env=server_environment(config, os.environ),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=preexec_die_with_parent(),  # noqa: PLW1509 -- only prctl, no locks
-            )
-        child = ServerChild(proc, port, log_path)
-        self.servers.append(child)
-        child.wait_serving()
-        return child
+        server = ServerProcess(config, name=name, log_path=self.log_dir / f"{name}.log")
+        self.servers.append(server.start())
+        server.wait_serving(timeout_s=90.0)
+        return server
 
 
 @contextlib.contextmanager

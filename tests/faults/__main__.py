@@ -1,4 +1,4 @@
-"""``python -m benchmarks.faults``: run every fault scenario once and print the table.
+"""``python -m tests.faults``: run every fault scenario once and print the table.
 
 Exit code 0 when every invariant held, 1 otherwise (the broken rows are marked ``BROKEN``).
 """
@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.faults import reliability, scenarios
-from benchmarks.faults.scenarios import Row
-from benchmarks.faults.stack import FaultStack, fault_stack
+from tests.faults import reliability, scenarios
+from tests.faults.scenarios import Row
+from tests.faults.stack import FaultStack, fault_stack
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 def table(rows: Sequence[Row]) -> str:
@@ -71,7 +71,7 @@ def run(soak_s: float, fuzz_n: int, results_dir: Path) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.faults", description=__doc__)
     parser.add_argument("--soak-s", type=float, default=600.0, help="soak duration, s")
     parser.add_argument("--fuzz-n", type=int, default=10_000, help="fuzzed requests")
     parser.add_argument("--results-dir", type=Path, default=None)
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = table(rows)
     header = (
         f"fault suite, git {sha}, {stamp}, {elapsed:.0f} s "
-        f"(python -m benchmarks.faults --soak-s {args.soak_s:g} --fuzz-n {args.fuzz_n})"
+        f"(python -m tests.faults --soak-s {args.soak_s:g} --fuzz-n {args.fuzz_n})"
     )
     print(f"\n{header}\n\n{text}\n")
     (results_dir / "results.md").write_text(f"{header}\n\n{text}\n")
