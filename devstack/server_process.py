@@ -37,10 +37,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from usdcop.observation.v1 import observation_pb2, observation_pb2_grpc
 
+from core.lifetime import preexec_die_with_parent
 from devstack import processes
 from devstack.embedded_redis import free_port
 from server.config import ServerConfig
-from core.lifetime import preexec_die_with_parent
 
 STOP_TIMEOUT_S = 10.0
 """How long ``stop`` waits after SIGTERM before SIGKILL."""
