@@ -279,24 +279,41 @@ class ServerProcess:
         return bool(processes.listening_pids(self.port, among=ours))
 
     def probe(self, symbols: Iterable[str] | None = None, timeout_s: float = 10.0) -> None:
-        """One real GetObservation per symbol (default: the configured ones);
-        ServerStartError naming the first symbol that does not answer OK."""
+        """One real GetObservation per symbol (default: the configured ones), each answering
+        OK within ``timeout_s``; ServerStartError naming the first symbol that does not.
+
+        UNAVAILABLE is retried within that bound, as any client retries it: right after
+        SERVING a read that misses its Redis bound on a busy machine needs the fallback, whose
+        first rows may still be loading ("the compute fallback is still loading")."""
         if self.config is None:
             raise RuntimeError(f"{self.name} is not an observation server")
         with grpc.insecure_channel(self.target) as channel:
             stub = observation_pb2_grpc.ObservationServiceStub(channel)
             for symbol in self.config.symbols if symbols is None else symbols:
-                try:
-                    stub.GetObservation(
-                        observation_pb2.GetObservationRequest(symbol=symbol), timeout=timeout_s
-                    )
-                except grpc.RpcError as error:
-                    code = error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
-                    detail = error.details() if isinstance(error, grpc.Call) else str(error)
-                    raise ServerStartError(
-                        f"probe GetObservation({symbol}) on {self.target} failed: {code}: {detail}"
-                    ) from None
+                self._probe_one(stub, symbol, timeout_s)
         self._raise_if_exited()
+
+    def _probe_one(
+        self, stub: observation_pb2_grpc.ObservationServiceStub, symbol: str, timeout_s: float
+    ) -> None:
+        deadline = time.monotonic() + timeout_s
+        request = observation_pb2.GetObservationRequest(symbol=symbol)
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                stub.GetObservation(request, timeout=max(remaining, 0.001))
+                return
+            except grpc.RpcError as error:
+                code = error.code() if isinstance(error, grpc.Call) else None
+                if code == grpc.StatusCode.UNAVAILABLE and deadline - time.monotonic() > 0.1:
+                    self._raise_if_exited()
+                    time.sleep(0.05)
+                    continue
+                name = code.name if code is not None else "UNKNOWN"
+                detail = error.details() if isinstance(error, grpc.Call) else str(error)
+                raise ServerStartError(
+                    f"probe GetObservation({symbol}) on {self.target} failed: {name}: {detail}"
+                ) from None
 
     # -- what the child said, what it holds -------------------------------------------------
     def stderr_lines(self) -> list[str]:

@@ -4,6 +4,7 @@ error, not a silent success."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from devstack import processes
 from devstack.embedded_redis import EmbeddedRedis
+from devstack.fixture_server import write_observation
 from devstack.server_process import ServerProcess, ServerStartError
 from server.config import ServerConfig
 from tests.integration.devstack._support import another_server
@@ -38,6 +40,27 @@ def test_probe_fails_for_a_symbol_the_server_does_not_serve(
         server.wait_serving()
         with pytest.raises(ServerStartError, match=r"GetObservation\(USDMXN\).*NOT_FOUND"):
             server.probe(["USDMXN"])
+
+
+@pytest.mark.timeout(90)
+def test_probe_retries_unavailable_within_its_bound(
+    redis_server: EmbeddedRedis, data_dir: Path
+) -> None:
+    """No row in Redis and no fallback data: UNAVAILABLE, retried until the bound; a row that
+    arrives while the probe retries makes it pass (as a client's retry would)."""
+    with (
+        EmbeddedRedis() as empty,
+        ServerProcess(_config(empty, data_dir, cache_ttl_ms=0)) as server,
+    ):
+        server.wait_serving()
+        with pytest.raises(ServerStartError, match=r"GetObservation\(USDCOP\).*UNAVAILABLE"):
+            server.probe(timeout_s=1.0)
+        writer = threading.Timer(0.5, write_observation, args=(empty,))
+        writer.start()
+        try:
+            server.probe(timeout_s=20.0)
+        finally:
+            writer.join()
 
 
 @pytest.fixture
