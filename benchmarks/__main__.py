@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--results-dir", type=Path, default=None, help="default benchmarks/results")
     echo = commands.add_parser("echo-server", help="serve the echo floor (used by `run`)")
     echo.add_argument("--port", type=int, default=0)
-    from benchmarks import load
+    from client.load import command as load
 
     load.add_arguments(
         commands.add_parser("load", help="open-loop load test of a running server at a fixed rate")

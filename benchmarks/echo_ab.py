@@ -39,10 +39,10 @@ from typing import Any
 import grpc
 
 from benchmarks.data import prepare_data
-from benchmarks.histograms import merge, percentile_ms, summarize_ms
 from benchmarks.intervals import bootstrap_median, format_estimate
-from benchmarks.scheduler import run_sequential_sync
 from benchmarks.targets import GET_OBSERVATION
+from client.load.histograms import merge, percentile_ms, summarize_ms
+from client.load.scheduler import run_sequential_sync
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from devstack.server_process import ServerProcess
 from server.config import ServerConfig

@@ -33,7 +33,7 @@ from typing import Any
 
 import redis as redis_py
 
-from benchmarks import histograms, servers
+from benchmarks import servers
 from benchmarks.data import BenchData, prepare_data
 from benchmarks.profiles import PROFILES, Profile
 from benchmarks.report import (
@@ -55,6 +55,7 @@ from benchmarks.targets import (
 )
 from benchmarks.workers import WorkerPool
 from benchmarks.writer import PeriodicWriter, copy_symbol
+from client.load import histograms
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from devstack.server_process import ServerProcess
 from server.config import ServerConfig

@@ -19,8 +19,9 @@ import signal
 import traceback
 from typing import Any
 
-from benchmarks import histograms
-from benchmarks.scheduler import (
+from benchmarks.targets import ScenarioSpec, SyncCall, Target
+from client.load import histograms
+from client.load.scheduler import (
     AsyncCall,
     Measurement,
     run_closed_loop,
@@ -28,7 +29,6 @@ from benchmarks.scheduler import (
     run_sequential_async,
     run_sequential_sync,
 )
-from benchmarks.targets import ScenarioSpec, SyncCall, Target
 from core.lifetime import die_with_parent
 
 _COMMAND_TIMEOUT_S = 600.0

@@ -194,6 +194,18 @@ def test_client_wheel_installs_alone_and_calls_a_real_server(
         unknown = venv.run(venv.bin("usdcop-observation"), "EURUSD", "--target", server.target,
                            "--timeout-s", "10")  # fmt: skip
         assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
+        # The load tool: without its extra it says which one to install; with it, it runs.
+        bare = venv.run(venv.bin("usdcop-observation-load"), "--version")
+        assert bare.returncode == 2 and "usdcop-observation-client[load]" in bare.stderr
+        venv.install(f"{wheels['client']}[load]")
+        added = set(venv.distributions()) - set(installed)
+        assert "hdrhistogram" in added and added <= {"hdrhistogram", "pbr", *INSTALLER}, added
+        load = venv.run(venv.bin("usdcop-observation-load"), "--target", server.target,
+                        "--rate", "50", "--duration", "1", "--json", "--quiet")  # fmt: skip
+        assert load.returncode == 0, load.stderr
+        report = json.loads(load.stdout)
+        assert report["calls"] == 50 and report["errors"] == 0, report
+        assert report["latency_ms"]["p99"] is not None
     finally:
         server.stop()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.echo_ab import ab_table
-from benchmarks.histograms import new_histogram, record_seconds
+from client.load.histograms import new_histogram, record_seconds
 
 
 def _round(latency_ms: float) -> Any:

@@ -17,7 +17,7 @@ import grpc
 import grpc.aio
 import pytest
 
-from benchmarks.scheduler import run_open_loop, run_sequential_sync
+from client.load.scheduler import run_open_loop, run_sequential_sync
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.load import LoadError, LoadSettings, run_load
+from client.load.command import LoadError, LoadSettings, run_load
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from tests.integration.client import conftest as client_fixtures
 from tests.integration.client.conftest import (

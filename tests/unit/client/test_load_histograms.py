@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from benchmarks import histograms
+from client.load import histograms
 
 
 def _histogram(samples_us: list[int]) -> object:

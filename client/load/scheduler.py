@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
-from benchmarks.histograms import new_histogram, record_seconds
+from client.load.histograms import new_histogram, record_seconds
 
 SyncCall = Callable[[], object]
 AsyncCall = Callable[[], Awaitable[object]]

@@ -1,11 +1,12 @@
-"""``python -m benchmarks load``: an open-loop load test of any running ObservationService.
+"""``usdcop-observation-load`` (``python -m client.load``; also ``python -m benchmarks load``):
+an open-loop load test of any running ObservationService.
 
 What enters: a target ``HOST:PORT`` (e.g. the server ``make run`` starts), a fixed rate, a
 duration, the number of connections and the symbols to ask for. What leaves: a live progress
 line on stderr, then on stdout the latency percentiles (HdrHistogram), the achieved rate and
 the errors counted by gRPC status code, as text or as JSON (``--json``).
 
-Calls start on a fixed schedule whatever the server does (``benchmarks.scheduler.run_open_loop``)
+Calls start on a fixed schedule whatever the server does (``client.load.scheduler.run_open_loop``)
 and each is timed from its SCHEDULED send: a server stall shows in every call scheduled during
 it, so coordinated omission is corrected. The generator's own lateness (send lag) is reported
 too: when its p99 approaches the latencies, the generator, not the server, is the limit (one
@@ -34,10 +35,12 @@ import grpc
 import grpc.aio
 from usdcop.observation.v1 import observation_pb2 as pb
 
-from benchmarks.histograms import summarize_ms
-from benchmarks.scheduler import Measurement, run_open_loop
-from benchmarks.targets import GET_OBSERVATION
+from client._version import version_line
+from client.load.histograms import summarize_ms
+from client.load.scheduler import Measurement, run_open_loop
 
+GET_OBSERVATION = "/usdcop.observation.v1.ObservationService/GetObservation"
+"""The method every call makes (raw bytes in and out: nothing is parsed on the way)."""
 PROGRESS_PERIOD_S = 1.0
 """How often the progress line is rewritten."""
 CONNECT_TIMEOUT_S = 5.0
@@ -338,3 +341,17 @@ def main(args: argparse.Namespace) -> int:
         sys.stderr.write("\n")
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``usdcop-observation-load``: exit 0 after a run, 1 when it cannot run, 2 on bad usage."""
+    parser = argparse.ArgumentParser(
+        prog="usdcop-observation-load",
+        description="Open-loop load test of a running ObservationService at a fixed rate; "
+        "latencies timed from each call's scheduled send (coordinated omission corrected).",
+    )
+    parser.add_argument(
+        "--version", action="version", version=version_line("usdcop-observation-load")
+    )
+    add_arguments(parser)
+    return main(parser.parse_args(argv))
