@@ -1,6 +1,7 @@
 """Footprint of a serving process: start to SERVING, and resident memory per process.
 
-``python -m benchmarks footprint [--runs 5] [--calls 5000]`` (``make bench-footprint``):
+``python -m benchmarks footprint [--runs 5] [--calls 5000]`` (``make bench-footprint``), and
+the footprint rows and targets of every ``make bench`` run (``measure_all``, ``targets``):
 
 - **Start to SERVING**: from the ``exec`` of ``python -m server`` (the time just before the
   child is spawned) to the first ``grpc.health.v1`` answer SERVING, polled every 5 ms, over
@@ -11,8 +12,12 @@
   1 s whatever the server did.
 - **RSS**: ``VmRSS`` of every process of the server (the process itself, and with
   ``--workers 2`` its supervisor and workers), after a warm-up of 500 calls and again after a
-  burst of ``--calls`` GetObservation calls (16 in flight), for ``--workers 1`` and ``2``; the
-  total is what a deployment pays for one serving instance with its fallback ready.
+  burst of ``--calls`` GetObservation calls (16 in flight), for ``--workers 1`` and ``2``, in
+  every start; the total is what a deployment pays for one serving instance with its fallback
+  ready.
+- **Targets** (one value per start, so each has a median and a bootstrap interval like the
+  latency targets): ``--workers 1`` start to SERVING <= 0.5 s; ``--workers 1`` RSS total after
+  the burst <= 120 MB.
 
 Absolute times depend on the machine (2 shared cores here): compare runs of one machine, or
 the rows of one run (``--workers 1`` vs ``2``), not figures across machines.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import sys
@@ -29,11 +35,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from usdcop.observation.v1 import observation_pb2 as pb
 from usdcop.observation.v1 import observation_pb2_grpc as pb_grpc
 
+from benchmarks import intervals
 from benchmarks.data import prepare_data
 from devstack.embedded_redis import EmbeddedRedis, free_port
 from devstack.server_process import ServerProcess
@@ -52,6 +60,8 @@ class Footprint:
     rss_after_warmup_mb: list[float]
     """Per process: the server (or supervisor) first, then its workers."""
     rss_after_burst_mb: list[float]
+    rss_total_after_burst_mb: list[float] = dataclasses.field(default_factory=list)
+    """Per start: every process's RSS after its burst, summed."""
 
     def summary(self) -> str:
         starts = self.start_to_serving_s
@@ -100,21 +110,78 @@ async def _calls(target: str, count: int) -> None:
 
 
 def measure(config: ServerConfig, runs: int, calls: int) -> Footprint:
+    """``runs`` starts of one configuration; each: time to SERVING, warm-up, RSS, burst, RSS."""
     starts: list[float] = []
-    for _ in range(runs - 1):
+    totals: list[float] = []
+    warm: list[float] = []
+    burst: list[float] = []
+    for _ in range(runs):
         server, seconds = _start(config)
         starts.append(seconds)
-        server.stop(timeout_s=20.0)
-    server, seconds = _start(config)
-    starts.append(seconds)
-    try:
-        asyncio.run(_calls(server.target, _WARMUP_CALLS))
-        warm = server.rss_tree_mb()
-        asyncio.run(_calls(server.target, calls))
-        burst = server.rss_tree_mb()
-    finally:
-        server.stop(timeout_s=20.0)
-    return Footprint(config.workers, starts, warm, burst)
+        try:
+            asyncio.run(_calls(server.target, _WARMUP_CALLS))
+            warm = server.rss_tree_mb()
+            asyncio.run(_calls(server.target, calls))
+            burst = server.rss_tree_mb()
+        finally:
+            server.stop(timeout_s=20.0)
+        totals.append(sum(burst))
+    return Footprint(config.workers, starts, warm, burst, totals)
+
+
+def measure_all(runs: int, calls: int) -> list[Footprint]:
+    """``--workers 1`` and ``2`` over fresh data in an embedded Redis of their own."""
+    with tempfile.TemporaryDirectory() as workdir, EmbeddedRedis() as redis:
+        data = prepare_data(Path(workdir), redis)
+        rows = []
+        for workers in (1, 2):
+            config = ServerConfig(
+                port=free_port(), redis_port=redis.port, data_dir=data.data_dir, workers=workers
+            )
+            rows.append(measure(config, runs, calls))
+    return rows
+
+
+START_TO_SERVING_BOUND_S = 0.5
+RSS_TOTAL_BOUND_MB = 120.0
+
+
+def targets(rows: list[Footprint]) -> list[dict[str, Any]]:
+    """The footprint targets of ``--workers 1``, judged like the latency targets (median of
+    one value per start, bootstrap interval, verdict)."""
+    one = next(row for row in rows if row.workers == 1)
+    out = []
+    for label, values, bound in (
+        ("start to SERVING, s (--workers 1)", one.start_to_serving_s, START_TO_SERVING_BOUND_S),
+        ("RSS after the burst, MB, all processes (--workers 1)", one.rss_total_after_burst_mb,
+         RSS_TOTAL_BOUND_MB),
+    ):  # fmt: skip
+        estimate = intervals.bootstrap_median(values)
+        out.append(
+            {
+                "target": label,
+                "mode": "footprint",
+                "metric": "value",
+                "rate": None,
+                "median": None if estimate is None else estimate.median,
+                "low": None if estimate is None else estimate.low,
+                "high": None if estimate is None else estimate.high,
+                "rounds": 0 if estimate is None else estimate.rounds,
+                "ratios": values,
+                "bound": f"<= {bound:g}",
+                "bound_value": bound,
+                "at_most": True,
+                "verdict": intervals.verdict(estimate, bound, at_most=True),
+            }
+        )
+    return out
+
+
+def markdown(rows: list[Footprint]) -> list[str]:
+    """The footprint section of a run's markdown."""
+    lines = ["## Footprint (start to SERVING; RSS of every serving process)", ""]
+    lines += [f"- {row.summary()}" for row in rows]
+    return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,19 +194,9 @@ def main(args: argparse.Namespace) -> int:
     if args.runs < 1 or args.calls < 1:
         print("error: --runs and --calls must be >= 1", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as workdir, EmbeddedRedis() as redis:
-        data = prepare_data(Path(workdir), redis)
-        rows = []
-        for workers in (1, 2):
-            config = ServerConfig(
-                port=free_port(),
-                redis_port=redis.port,
-                data_dir=data.data_dir,
-                workers=workers,
-            )
-            row = measure(config, args.runs, args.calls)
-            print(row.summary(), flush=True)
-            rows.append(row)
+    rows = measure_all(args.runs, args.calls)
+    for row in rows:
+        print(row.summary(), flush=True)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"footprint-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")

@@ -65,6 +65,11 @@ class Profile:
     """...but at most this long (a low rate's rounds then compare p95: ``report``)."""
     open_warmup_s: float
     """Discarded open-loop time before each measured one."""
+    footprint_runs: int = 0
+    """Starts per worker count of the footprint phase (0: none); one footprint target value
+    each (``benchmarks.footprint``)."""
+    footprint_calls: int = 5000
+    """The footprint's burst, calls per start."""
     workers: int = 2
     """Load-generator processes for the closed loop (the open loop and sequential use one)."""
     seed: int = 21
@@ -122,6 +127,7 @@ PROFILES: dict[str, Profile] = {
         open_round_min_calls=300,
         open_round_max_s=2.5,
         open_warmup_s=0.2,
+        footprint_runs=5,
     ),
     "full": Profile(
         name="full",
@@ -144,5 +150,6 @@ PROFILES: dict[str, Profile] = {
         open_round_min_calls=1000,
         open_round_max_s=4.0,
         open_warmup_s=1.0,
+        footprint_runs=10,
     ),
 }

@@ -393,6 +393,10 @@ def render_markdown(record: dict[str, Any]) -> str:
         "",
         *open_table("relative"),
     ]
+    if record.get("footprint"):
+        from benchmarks.footprint import Footprint, markdown
+
+        lines += ["", *markdown([Footprint(**row) for row in record["footprint"]])]
     lines += [
         "",
         "## Targets (median of per-round ratios [bootstrap 95% interval])",
@@ -401,7 +405,8 @@ def render_markdown(record: dict[str, Any]) -> str:
         " ratio divides two figures of the same round. `pass`: the whole interval is inside"
         " the bound; `miss`: wholly outside; `undecided`: the bound lies inside the interval"
         " (this run cannot tell, the bound sits within the machine's noise). `echo floor`: the"
-        " same ratio with the echo floor in place of our server (against Feast's servers).",
+        " same ratio with the echo floor in place of our server (against Feast's servers)."
+        " Footprint targets: the median of one value per start (seconds, MB), not a ratio.",
         "",
     ]
     lines += _table(

@@ -26,14 +26,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import redis as redis_py
 
-from benchmarks import servers
+from benchmarks import footprint, servers
 from benchmarks.data import BenchData, prepare_data
 from benchmarks.profiles import PROFILES, Profile
 from benchmarks.report import (
@@ -572,6 +572,12 @@ def run_benchmarks(
         run.finish_sequential(specs)
         run.notes.append(metrics_cost_note(run.rows))
         run.notes.append(scrape_note(run.metrics_ports["observation_cached"]))
+    # After every latency server has stopped: a machine to itself, as a deployment starts one.
+    footprints = (
+        footprint.measure_all(profile.footprint_runs, profile.footprint_calls)
+        if profile.footprint_runs
+        else []
+    )
     record = {
         "run": {
             "timestamp": timestamp,
@@ -595,7 +601,9 @@ def run_benchmarks(
         "probes": run.probes,
         "measurements": run.rows,
         "rounds": run.rounds,
-        "targets": evaluate_targets(run.rounds, open_percentiles(profile)),
+        "targets": evaluate_targets(run.rounds, open_percentiles(profile))
+        + (footprint.targets(footprints) if footprints else []),
+        "footprint": [asdict(row) for row in footprints],
         "notes": run.notes,
     }
     markdown = write_outputs(record, out_dir)

@@ -1,0 +1,35 @@
+"""The footprint's targets in a bench run: one value per start, judged by the interval."""
+
+from __future__ import annotations
+
+from benchmarks.footprint import Footprint, markdown, targets
+
+
+def _row(workers: int, starts: list[float], totals: list[float]) -> Footprint:
+    return Footprint(workers, starts, [100.0], [totals[-1]], totals)
+
+
+def test_both_targets_are_judged_on_workers_1_only() -> None:
+    rows = [
+        _row(1, [0.30, 0.31, 0.29, 0.33, 0.32], [110.0, 111.0, 112.0, 110.5, 111.5]),
+        _row(2, [0.9] * 5, [400.0] * 5),  # far over both bounds: must not count
+    ]
+    judged = {t["target"]: t for t in targets(rows)}
+    start = judged["start to SERVING, s (--workers 1)"]
+    rss = judged["RSS after the burst, MB, all processes (--workers 1)"]
+    assert start["verdict"] == "pass" and start["rounds"] == 5
+    assert rss["verdict"] == "pass" and 110.0 <= rss["median"] <= 112.0
+    assert {t["mode"] for t in judged.values()} == {"footprint"}
+
+
+def test_a_footprint_over_its_bound_is_a_miss_and_noise_across_it_is_undecided() -> None:
+    over = targets([_row(1, [0.7, 0.8, 0.75, 0.72, 0.9], [130.0, 131.0, 129.0, 132.0, 130.5])])
+    assert [t["verdict"] for t in over] == ["miss", "miss"]
+    noisy = targets([_row(1, [0.2, 0.8, 0.3, 0.9, 0.45], [100.0, 140.0, 110.0, 130.0, 119.0])])
+    assert [t["verdict"] for t in noisy] == ["undecided", "undecided"]
+
+
+def test_the_markdown_names_each_worker_count() -> None:
+    lines = markdown([_row(1, [0.3] * 5, [110.0] * 5), _row(2, [0.5] * 5, [250.0] * 5)])
+    assert any("--workers 1" in line for line in lines)
+    assert any("--workers 2" in line for line in lines)
