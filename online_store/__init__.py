@@ -11,7 +11,9 @@ plausibility enforced), ``guarded_read`` (the one guarded read: breaker, bound, 
 ``breaker`` (the circuit breaker), ``health`` (a missed bound confirmed apart from the request
 path), ``writer`` (PushState's transaction with Feast's newer-only rule and the state_events
 stream), ``tracking`` (client-side-caching invalidations), ``memory`` (``INFO memory``
-sampling), ``startup_check`` (fatal misconfiguration versus a store merely down), ``errors``.
+sampling), ``startup_check`` (fatal misconfiguration versus a store merely down), ``errors``;
+``store`` (``OnlineStore``: all of them for one server process, with its tasks and one
+``aclose()``).
 
 Nothing here imports ``server``: the server, the pipeline, devstack and the benchmarks all
 reach Redis through this package.

@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_single(config)
     if not config.metrics_port:
         return _run_workers(config)
-    from server.worker_metrics import WorkerMetrics  # prometheus_client: only with metrics on
+    from server.metrics_runtime import WorkerMetrics
 
     with WorkerMetrics(config) as metrics:
         return _run_workers(metrics.worker_config, on_started=metrics.serve)

@@ -5,8 +5,9 @@ to its port, with ObservationService, ``grpc.health.v1`` and server reflection.
 
 - ``new_grpc_server(config)``: the bare ``grpc.aio`` server with the shared options; the
   benchmark's echo scenario builds its floor on this same function.
-- ``create_server(config)`` -> (server, port): wires the Redis client, read plans, cache,
-  breaker, fallback and service, loads the fallback, probes Redis, starts serving.
+- ``create_server(config)`` -> (server, port): composes the online store
+  (``online_store.store.OnlineStore``: every Redis resource of the process), the compute
+  fallback, the cache, the metrics and the service, binds, starts serving, loads the fallback.
 - ``serve(config)``: ``create_server`` + run until SIGTERM/SIGINT, then a graceful shutdown.
 - ``run_event_loop(main, event_loop)``: runs a process's main coroutine on the configured
   event loop (uvloop by default; the echo floor runs on the same).
@@ -19,6 +20,12 @@ the builder imported there): a read that needs the fallback in that window (a vi
 Redis failing) is answered UNAVAILABLE saying the fallback is still loading, never with other
 data. Otherwise (Redis down, a key missing, a view expired) SERVING waits for the first
 refresh, as long as it takes and no longer.
+
+Shutdown (``ObservationServer.shutdown``): health NOT_SERVING, the drain, new calls refused,
+the port closed (in-flight calls finish within the grace period), then the parts closed in
+order, each stopping its own tasks: the health watch, the service (its watch hub), the served
+log (one last flush), the fallback (its refresh loop), the metrics (a last snapshot), the store
+(the timeout judge, the connections, the invalidation stream).
 """
 
 from __future__ import annotations
@@ -27,34 +34,31 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health as health_api
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
 from canonical.served_log import stream_key as served_stream_key
 from canonical.state_events import stream_key
 from core.clock import Clock, SystemClock
-from online_store.breaker import CircuitBreaker
-from online_store.errors import StoreError
-from online_store.health import CONFIRM_TIMEOUT_S, TimeoutJudge
-from online_store.read_plan import ReadPlan, read_plans
-from online_store.reader import StoreReader, new_cluster_clients
+from online_store.read_plan import read_plans
 from online_store.startup_check import fatal_store_problem
+from online_store.store import OnlineStore, StoreSettings
 from online_store.tracking import CacheInvalidator, InvalidationTracker
-from online_store.writer import StateWriter
 from server.config import ServerConfig
 from server.errors import StartupError
 from server.fallback import ComputeFallback
 from server.metrics import Handler, StreamHandler
-from server.metrics_wiring import MetricsRuntime, start_metrics
+from server.metrics_runtime import MetricsRuntime, start_metrics
 from server.observation import SerializedObservation
 from server.operator_warnings import warn_operator
 from server.security import PushAuthorizer, server_credentials
-from server.service import SERVICE_NAME, ObservationService
+from server.service import SERVICE_NAME, ObservationService, ServiceSettings
 from server.serving_log import ServingLog
 from server.ttl_cache import TtlCache
 from server.watch import WatchHub
@@ -118,35 +122,103 @@ def new_grpc_server(config: ServerConfig) -> grpc.aio.Server:
     return grpc.aio.server(options=grpc_server_options(config))
 
 
-def _unary(handler: Any) -> grpc.RpcMethodHandler[bytes, bytes]:
-    # No (de)serializers: handlers take and return bytes (see service.py's docstring).
-    return grpc.unary_unary_rpc_method_handler(handler)
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+class ServingHealth:
+    """``grpc.health.v1``: NOT_SERVING until the store answered or the fallback has data, then
+    SERVING; NOT_SERVING again as soon as shutdown begins. Until SERVING, a background task
+    (``watch``) keeps checking."""
+
+    def __init__(self) -> None:
+        self.servicer = health_aio.HealthServicer()
+        self.serving = False
+        self._pending: set[asyncio.Task[None]] = set()
+        self._watch: asyncio.Task[None] | None = None
+
+    async def begin(self) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def set_serving(self) -> None:
+        if self.serving:
+            return
+        self.serving = True
+        for name in ("", SERVICE_NAME):
+            await self.servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info("health: SERVING")
+
+    def mark_store_answered(self) -> None:
+        """Request-path hook: a cheap flag check once SERVING."""
+        if not self.serving:
+            task = asyncio.ensure_future(self.set_serving())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    def watch(self, store: OnlineStore, fallback: ComputeFallback, period_s: float) -> None:
+        """Until SERVING: every ``period_s``, SERVING once the fallback has rows or Redis
+        answers a PING."""
+        self._watch = asyncio.create_task(
+            self._watch_until_serving(store, fallback, period_s), name="health-watch"
+        )
+
+    async def _watch_until_serving(
+        self, store: OnlineStore, fallback: ComputeFallback, period_s: float
+    ) -> None:
+        while not self.serving:
+            if fallback.loaded or await store.ping(_STARTUP_PING_TIMEOUT_S):
+                await self.set_serving()
+                return
+            await asyncio.sleep(period_s)
+
+    async def enter_graceful_shutdown(self) -> None:
+        await self.servicer.enter_graceful_shutdown()
+
+    async def aclose(self) -> None:
+        task, self._watch = self._watch, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class ObservationServer(grpc.aio.Server):
-    """The started server; ``stop()`` also flips health and releases Redis and tasks."""
+    """The started server; ``stop()`` also flips health and closes its parts, in order."""
 
     def __init__(
         self,
         inner: grpc.aio.Server,
-        health_servicer: health_aio.HealthServicer,
-        background: list[asyncio.Task[None]],
-        closers: list[Any],
+        health: ServingHealth,
+        service: ObservationService,
+        store: OnlineStore,
+        *,
+        parts: Sequence[_Closable],
         metrics_url: str | None = None,
     ) -> None:
         self.metrics_url = metrics_url
         """Where this process serves /metrics (None: metrics off, or served by the parent)."""
         self._inner = inner
-        self._health = health_servicer
-        self._background = background
-        self._closers = closers
+        self._health = health
+        self._service = service
+        self._store = store
+        self._parts = tuple(parts)
         self._stopped = False
-        self.tracker: InvalidationTracker | None = None
+
+    @property
+    def tracker(self) -> InvalidationTracker | None:
         """The cache's invalidation stream (None when USDCOP_CACHE_TRACKING is off)."""
-        self.service: ObservationService | None = None
+        return self._store.tracker
+
+    @property
+    def service(self) -> ObservationService:
         """The handlers (told to refuse new calls just before the port closes)."""
-        self.watch_hub: WatchHub | None = None
+        return self._service
+
+    @property
+    def watch_hub(self) -> WatchHub:
         """WatchObservations' subscribers."""
+        return self._service.watch_hub
 
     async def begin_shutdown(self) -> None:
         """Report NOT_SERVING on every service (load balancers stop sending new calls)."""
@@ -160,28 +232,24 @@ class ObservationServer(grpc.aio.Server):
         if drain_s > 0:
             logger.info("draining: NOT_SERVING, still accepting calls for %g s", drain_s)
             await asyncio.sleep(drain_s)
-        if self.service is not None:
-            # Calls that reach the server in the last moments before the port closes are
-            # refused with UNAVAILABLE (clients retry it) instead of being cancelled by the
-            # transport while queued (seen: 5 CANCELLED of 401 late calls in a fault run).
-            self.service.refuse_new_calls()
-            await asyncio.sleep(REFUSE_BEFORE_CLOSE_S)
+        # Calls that reach the server in the last moments before the port closes are refused
+        # with UNAVAILABLE (clients retry it) instead of being cancelled by the transport while
+        # queued (seen: 5 CANCELLED of 401 late calls in a fault run).
+        self._service.refuse_new_calls()
+        await asyncio.sleep(REFUSE_BEFORE_CLOSE_S)
         await self.stop(grace_s)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, refuse new calls, let in-flight calls finish within ``grace``."""
+        """Health NOT_SERVING, refuse new calls, let in-flight calls finish within ``grace``,
+        then close the parts in order (each stops its own tasks)."""
         await self.begin_shutdown()
         await self._inner.stop(grace)
         if self._stopped:
             return
         self._stopped = True
-        for task in self._background:
-            task.cancel()
-        for task in self._background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for close in self._closers:
-            await close()
+        await self._health.aclose()
+        for part in self._parts:
+            await part.aclose()
 
     def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[Any]) -> None:
         self._inner.add_generic_rpc_handlers(generic_rpc_handlers)
@@ -203,70 +271,25 @@ class ObservationServer(grpc.aio.Server):
         return bool(await self._inner.wait_for_termination(timeout))
 
 
-class _Health:
-    """Flips SERVING once the store answered or the fallback has data."""
-
-    def __init__(self, servicer: health_aio.HealthServicer) -> None:
-        self.servicer = servicer
-        self.serving = False
-        self._pending: set[asyncio.Task[None]] = set()
-
-    async def set_serving(self) -> None:
-        if self.serving:
-            return
-        self.serving = True
-        for name in ("", SERVICE_NAME):
-            await self.servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        logger.info("health: SERVING")
-
-    def mark_store_answered(self) -> None:
-        """Request-path hook: a cheap flag check once SERVING."""
-        if not self.serving:
-            task = asyncio.ensure_future(self.set_serving())
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
-
-
-async def _store_serves_alone(
-    reader: StoreReader, plans: Mapping[str, ReadPlan], timeout_s: float
-) -> bool:
-    """True when Redis holds a usable (present, decodable, unexpired) row of every view of every
-    served symbol: answers need no fallback row right now."""
-    try:
-        reads = await reader.read_many(list(plans.values()), timeout_s)
-    except StoreError:
-        return False
-    return all(view.values is not None for read in reads for view in read.views)
-
-
-async def _watch_health(
-    health_state: _Health, reader: StoreReader, fallback: ComputeFallback, period_s: float
-) -> None:
-    while not health_state.serving:
-        if fallback.loaded or await reader.ping(_STARTUP_PING_TIMEOUT_S):
-            await health_state.set_serving()
-            return
-        await asyncio.sleep(period_s)
-
-
 async def create_server(
     config: ServerConfig, *, clock: Clock | None = None
 ) -> tuple[ObservationServer, int]:
     """Build, bind and start the server; returns it with the bound port (``config.port`` 0 ok)."""
     clock = clock or SystemClock()
-    address = config.redis_address
-    problem = await fatal_store_problem(address, _STARTUP_PING_TIMEOUT_S)
+    problem = await fatal_store_problem(config.redis_address, _STARTUP_PING_TIMEOUT_S)
     if problem is not None:
         raise StartupError(problem)
+    health = ServingHealth()
+    await health.begin()
+    metrics = start_metrics(config, clock)
+    counters = None if metrics is None else metrics.metrics
     plans = read_plans(config.symbols, config.project)
-    redis_client = address.async_client(config.redis_timeout_s)
-    cluster_clients = new_cluster_clients(address, config.redis_timeout_s)
-    reader = StoreReader(
-        address,
+    store = OnlineStore(
+        store_settings(config),
         plans,
         clock,
-        timeout_s=config.redis_timeout_s,
-        max_skew_ns=int(config.max_clock_skew_s * 1_000_000_000),
+        metrics=counters,
+        on_answered=health.mark_store_answered,
     )
     fallback = ComputeFallback(
         config.data_dir,
@@ -274,95 +297,153 @@ async def create_server(
         config.fallback_refresh_s,
         postgres=config.fallback_postgres(),
     )
-    health_servicer = health_aio.HealthServicer()
-    health_state = _Health(health_servicer)
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    cache = _answer_cache(config, clock)
+    serving_log = _serving_log(config, store, clock)
+    authorizer = PushAuthorizer(config.push_token, config.push_allowed_clients)
+    service = ObservationService(
+        store,
+        fallback,
+        cache,
+        clock,
+        ServiceSettings.of(config),
+        metrics=counters,
+        serving_log=serving_log,
+        push_authorizer=authorizer,
+    )
+    # The cache first: the hub's reloads then see the symbol already dropped.
+    store.track(CacheInvalidator(cache), service.watch_hub)
+    if metrics is not None:
+        metrics.read_from(store, fallback, serving_log)
+    # Closed in this order at stop, once the port is closed: each stops its own tasks; the
+    # served log's last flush and the metrics' last snapshot still have the store.
+    parts = [p for p in (service, serving_log, fallback, metrics, store) if p is not None]
+    inner = _grpc_server(config, service, health, metrics)
+    try:
+        port = _bind(inner, config)
+    except StartupError:
+        for part in parts:
+            await part.aclose()
+        raise
+    url = None if metrics is None else metrics.url
+    server = ObservationServer(inner, health, service, store, parts=parts, metrics_url=url)
+    for task_owner in (service, serving_log, metrics):
+        if task_owner is not None:
+            task_owner.start()
+    await _start(server, config, store, fallback, health)
+    return server, port
 
-    cache = TtlCache[str, SerializedObservation](
+
+def store_settings(config: ServerConfig) -> StoreSettings:
+    """The online store's settings, from the server's."""
+    return StoreSettings(
+        address=config.redis_address,
+        timeout_s=config.redis_timeout_s,
+        max_clock_skew_ns=int(config.max_clock_skew_s * 1_000_000_000),
+        state_events_stream=stream_key(config.project),
+        state_events_max_len=config.state_events_max_len,
+        breaker_failure_threshold=config.breaker_failure_threshold,
+        breaker_open_ms=config.breaker_open_ms,
+        invalidation_tracking=config.cache_tracking,
+        memory_sample_s=config.redis_memory_sample_s,
+    )
+
+
+def _answer_cache(config: ServerConfig, clock: Clock) -> TtlCache[str, SerializedObservation]:
+    """Serialized answers per symbol: TTL-bounded, or held until invalidated while tracking."""
+    return TtlCache[str, SerializedObservation](
         config.cache_ttl_ns,
         clock,
         tracked_ttl_ns=config.cache_tracked_ttl_ns,
         max_age_of=lambda answer: answer.store_valid_for_ns,
     )
-    breaker = CircuitBreaker(config.breaker_failure_threshold, config.breaker_open_ms, clock)
-    observability = start_metrics(
-        config, breaker=breaker, fallback=fallback, redis_client=redis_client, clock=clock
-    )
-    timeout_judge = TimeoutJudge(reader.ping, breaker, CONFIRM_TIMEOUT_S)
-    serving_log = (
-        ServingLog(
-            redis_client,
-            served_stream_key(config.project),
-            clock,
-            stream_max_len=config.served_log_max_len,
-            cluster=cluster_clients,
-        )
-        if config.served_log
-        else None
-    )
-    service = ObservationService(
-        plans=plans,
-        reader=reader,
-        writer=StateWriter(
-            redis_client,
-            cluster_clients,
-            stream=stream_key(config.project),
-            stream_max_len=config.state_events_max_len,
-        ),
-        fallback=fallback,
-        breaker=breaker,
-        cache=cache,
-        clock=clock,
-        redis_timeout_s=config.redis_timeout_s,
-        on_store_answered=health_state.mark_store_answered,
-        batch_max_symbols=config.batch_max_symbols,
-        watch_max_subscribers=config.watch_max_subscribers,
-        max_concurrent_calls=config.max_concurrent_rpcs,
-        watch_heartbeat_ms=config.watch_heartbeat_ms,
-        watch_poll_s=max(config.cache_ttl_ms, 100.0) / 1000.0,
-        metrics=None if observability is None else observability.metrics,
-        max_clock_skew_ns=int(config.max_clock_skew_s * 1_000_000_000),
-        push_authorizer=PushAuthorizer(config.push_token, config.push_allowed_clients),
-        on_store_timeout=timeout_judge.suspect,
-        serving_log=serving_log,
-    )
-    tracker: InvalidationTracker | None = None
-    if config.cache_tracking and config.redis_type == "redis_cluster":
-        # One tracking connection per master is not built yet: TTL mode, said once.
-        logger.warning("cache invalidation tracking is not supported on redis_cluster: TTL mode")
-    elif config.cache_tracking:
-        tracker = InvalidationTracker(address, {plan.key: plan.symbol for plan in plans.values()})
-        tracker.add_listener(CacheInvalidator(cache))  # first: the hub's reloads see it dropped
-        tracker.add_listener(service.watch_hub)
-        if observability is not None:
-            observability.metrics.watch_tracker(tracker)
-    if observability is not None and serving_log is not None:
-        observability.metrics.watch_serving_log(serving_log)
 
-    inner = new_grpc_server(config)
-    handlers = {
-        method: _unary(handler)
-        for method, handler in _instrumented(
-            {
-                "GetObservation": service.get_observation,
-                "DescribeObservation": service.describe_observation,
-                "PushState": service.push_state,
-                "GetObservations": service.get_observations,
-            },
-            observability,
-        ).items()
-    }
-    handlers["WatchObservations"] = grpc.unary_stream_rpc_method_handler(
-        _instrumented_stream("WatchObservations", service.watch_observations, observability)
+
+def _serving_log(config: ServerConfig, store: OnlineStore, clock: Clock) -> ServingLog | None:
+    if not config.served_log:
+        return None
+    return ServingLog(
+        store.client,
+        served_stream_key(config.project),
+        clock,
+        stream_max_len=config.served_log_max_len,
+        cluster=store.cluster_clients,
     )
+
+
+async def _start(
+    server: ObservationServer,
+    config: ServerConfig,
+    store: OnlineStore,
+    fallback: ComputeFallback,
+    health: ServingHealth,
+) -> None:
+    """Start-up, in order (module docstring): SERVING early when Redis alone can answer, the
+    store's tasks, the port, the fallback's first rows, SERVING otherwise, the fallback's
+    refresh loop and the health watch."""
+    # Not on any request path: a warm Redis connection, and whether Redis alone can answer
+    # every served symbol now. If so, SERVING at once: the fallback's first rows are computed
+    # once the server is up (below), and a read that needs one before it exists (a view
+    # expiring in that fraction of a second) is answered UNAVAILABLE ("the compute fallback is
+    # still loading"), never with other data. Otherwise SERVING waits for them.
+    await warn_operator(config, store.client, store.plans)
+    redis_answered = await store.ping(_STARTUP_PING_TIMEOUT_S)
+    if redis_answered and await store.serves_alone(_STARTUP_PING_TIMEOUT_S):
+        await health.set_serving()
+    await store.start()
+    await server.start()
+    # The fallback's first rows, after SERVING: their thread (numpy and the builder imported,
+    # the files read, ~0.1-0.3 s) no longer delays it, nor competes with it for the GIL.
+    # create_server still returns with them (callers and tests rely on that).
+    try:
+        await fallback.refresh()
+    except Exception:  # the server is up: the refresh loop retries, and health tells the rest
+        logger.exception("fallback: the first refresh failed")
+    if not health.serving:
+        if redis_answered or fallback.loaded:
+            await health.set_serving()
+        else:
+            logger.warning("neither Redis nor fallback data is available yet: NOT_SERVING")
+    fallback.start()
+    health.watch(store, fallback, config.fallback_refresh_s)
+
+
+def _grpc_server(
+    config: ServerConfig,
+    service: ObservationService,
+    health: ServingHealth,
+    metrics: MetricsRuntime | None,
+) -> grpc.aio.Server:
+    """The gRPC server with the service's handlers (counted and timed as ``grpc_server_*`` when
+    metrics are on), ``grpc.health.v1`` and, when configured, reflection; not bound."""
+    inner = new_grpc_server(config)
+    unary: dict[str, Handler] = {
+        "GetObservation": service.get_observation,
+        "DescribeObservation": service.describe_observation,
+        "PushState": service.push_state,
+        "GetObservations": service.get_observations,
+    }
+    stream: StreamHandler = service.watch_observations
+    if metrics is not None:
+        instrument = metrics.metrics.instrument
+        unary = {method: instrument(SERVICE_NAME, method, h) for method, h in unary.items()}
+        stream = metrics.metrics.instrument_stream(SERVICE_NAME, "WatchObservations", stream)
+    # No (de)serializers: handlers take and return bytes (see service.py's docstring).
+    handlers = {
+        method: grpc.unary_unary_rpc_method_handler(handler) for method, handler in unary.items()
+    }
+    handlers["WatchObservations"] = grpc.unary_stream_rpc_method_handler(stream)
     inner.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     inner.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, inner)
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, inner)
     if config.reflection:
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), inner
+            (SERVICE_NAME, health_api.SERVICE_NAME, reflection.SERVICE_NAME), inner
         )
+    return inner
+
+
+def _bind(inner: grpc.aio.Server, config: ServerConfig) -> int:
+    """The bound port; StartupError when the address cannot be bound."""
     bind = f"{config.bind_address}:{config.port}"
     credentials = server_credentials(config)
     try:
@@ -373,92 +454,8 @@ async def create_server(
     except RuntimeError:  # grpc's "Failed to bind to address"
         port = 0
     if port == 0:
-        if observability is not None:
-            await observability.close()
         raise StartupError(f"cannot bind {bind}: is the port in use or the address wrong?")
-
-    # Start-up work (not on any request path): a warm Redis connection, and whether Redis alone
-    # can answer every served symbol now. If so, SERVING at once: the fallback's first rows are
-    # computed once the server is up (below), and a read that needs one before it exists (a
-    # view expiring in that fraction of a second) is answered UNAVAILABLE ("the compute
-    # fallback is still loading"), never with other data. Otherwise SERVING waits for them.
-    await warn_operator(config, redis_client, plans)
-    redis_answered = await reader.ping(_STARTUP_PING_TIMEOUT_S)
-    if redis_answered and await _store_serves_alone(reader, plans, _STARTUP_PING_TIMEOUT_S):
-        await health_state.set_serving()
-
-    closers: list[Any] = [reader.aclose, service.watch_hub.aclose]
-    background = [
-        asyncio.create_task(service.watch_hub.run_poll_loop(), name="watch-poll"),
-    ]
-    if serving_log is not None:
-        background.append(asyncio.create_task(serving_log.run(), name="served-log"))
-    closers.insert(0, timeout_judge.aclose)
-    closers.append(redis_client.aclose)
-    if cluster_clients is not None:
-        closers.append(cluster_clients.aclose)
-    if tracker is not None:
-        # Bounded (1 s) start-up attempt, so the first answers may already be held long.
-        await tracker.connect_once()
-        background.append(asyncio.create_task(tracker.run(), name="invalidation-tracking"))
-        closers.append(tracker.aclose)
-    if observability is not None:
-        background += [asyncio.create_task(job) for job in observability.jobs]
-        closers.insert(0, observability.close)
-    server = ObservationServer(
-        inner,
-        health_servicer,
-        background,
-        closers,
-        None
-        if observability is None or observability.endpoint is None
-        else observability.endpoint.url,
-    )
-    server.tracker = tracker
-    server.watch_hub = service.watch_hub
-    server.service = service
-    await server.start()
-    # The fallback's first rows, after SERVING: their thread (numpy and the builder imported,
-    # the files read, ~0.1-0.3 s) no longer delays it, nor competes with it for the GIL.
-    # create_server still returns with them (callers and tests rely on that).
-    try:
-        await fallback.refresh()
-    except Exception:  # the server is up: the refresh loop retries, and health tells the rest
-        logger.exception("fallback: the first refresh failed")
-    if not health_state.serving:
-        if redis_answered or fallback.loaded:
-            await health_state.set_serving()
-        else:
-            logger.warning("neither Redis nor fallback data is available yet: NOT_SERVING")
-    background += [
-        asyncio.create_task(fallback.run_refresh_loop(), name="fallback-refresh"),
-        asyncio.create_task(
-            _watch_health(health_state, reader, fallback, config.fallback_refresh_s),
-            name="health-watch",
-        ),
-    ]
-    return server, port
-
-
-def _instrumented(
-    handlers: dict[str, Handler], observability: MetricsRuntime | None
-) -> dict[str, Handler]:
-    """The handlers counted and timed as ``grpc_server_*`` when metrics are on."""
-    if observability is None:
-        return handlers
-    instrument = observability.metrics.instrument
-    return {
-        method: instrument(SERVICE_NAME, method, handler) for method, handler in handlers.items()
-    }
-
-
-def _instrumented_stream(
-    method: str, handler: StreamHandler, observability: MetricsRuntime | None
-) -> StreamHandler:
-    """A server-streaming handler counted and timed (for its whole life) when metrics are on."""
-    if observability is None:
-        return handler
-    return observability.metrics.instrument_stream(SERVICE_NAME, method, handler)
+    return int(port)
 
 
 async def serve(config: ServerConfig) -> None:

@@ -8,11 +8,11 @@ it), so one bad symbol never fails the others.
 
 Per distinct valid symbol: a valid cache entry answers it (``from_cache = true``); all the
 others are read together, one pipeline of HMGETs on one connection (``StoreReader.read_many``)
-through the same guarded read as GetObservation (``online_store.guarded_read``: breaker, bound,
-metrics, log), assembled with the fallback per
-view, and stored in the cache under tickets taken before the read (an invalidation during the
-read keeps them out of the cache, as for single reads). Wire assembly concatenates the
-already-serialized observations into the response (no message is parsed or rebuilt).
+through the same guarded read as GetObservation (``OnlineStore.read``: breaker, bound,
+metrics, log), assembled with the fallback per view, and stored in the cache under tickets
+taken before the read (an invalidation during the read keeps them out of the cache, as for
+single reads). Wire assembly concatenates the already-serialized observations into the
+response (no message is parsed or rebuilt).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Callable
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from core.clock import Clock
-from online_store.guarded_read import GuardedRead
 from online_store.read_plan import ReadPlan
+from online_store.store import OnlineStore
 from server.errors import ServerError
 from server.fallback import ComputeFallback
 from server.observation import SerializedObservation, assemble_observation
@@ -61,13 +61,14 @@ def _observation_result(symbol: str, observation: bytes) -> bytes:
 
 
 class BatchObserver:
-    """Answers GetObservations; shares the service's cache, guarded read and fallback."""
+    """Answers GetObservations; shares the service's cache, store (its guarded read) and
+    fallback."""
 
     def __init__(
         self,
         *,
         validate: Callable[[str], ReadPlan],
-        guard: GuardedRead,
+        store: OnlineStore,
         fallback: ComputeFallback,
         cache: TtlCache[str, SerializedObservation],
         clock: Clock,
@@ -76,7 +77,7 @@ class BatchObserver:
     ) -> None:
         self._on_answer = on_answer
         self._validate = validate
-        self._guard = guard
+        self._store = store
         self._fallback = fallback
         self._cache = cache
         self._clock = clock
@@ -105,7 +106,7 @@ class BatchObserver:
                 to_read.append(plan)
         if to_read:
             tickets = [self._cache.ticket(plan.symbol) for plan in to_read]
-            reads = await self._guard.read(to_read, self._redis_timeout_s)
+            reads = await self._store.read(to_read, self._redis_timeout_s)
             now_ns = self._clock.wall_ns()
             for plan, ticket, store in zip(to_read, tickets, reads, strict=True):
                 try:

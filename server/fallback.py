@@ -25,6 +25,7 @@ bar (with the bar's time_normalized and event time).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -143,6 +144,7 @@ class ComputeFallback:
         self._pushed: dict[str, PushedState] = {}
         self._signature: _FileSignature = None
         self._attempted = False
+        self._refresh_task: asyncio.Task[None] | None = None
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -205,6 +207,21 @@ class ComputeFallback:
         while True:
             await asyncio.sleep(self._refresh_s)
             await self.refresh()
+
+    def start(self) -> None:
+        """``run_refresh_loop`` as a task until ``aclose``."""
+        if self._refresh_task is None:
+            self._refresh_task = asyncio.create_task(
+                self.run_refresh_loop(), name="fallback-refresh"
+            )
+
+    async def aclose(self) -> None:
+        """Stop the refresh loop (a refresh in its thread finishes there, unawaited)."""
+        task, self._refresh_task = self._refresh_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _rebuild(self) -> None:
         rows: dict[str, FallbackRow] = {}

@@ -28,8 +28,7 @@ import grpc
 from online_store.breaker import BreakerState, CircuitBreaker
 from online_store.read_plan import VIEW_LAYOUTS
 from server.fallback import ComputeFallback
-from server.observation import SerializedObservation
-from server.provenance import Provenance
+from server.observation import Provenance, SerializedObservation
 
 LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,

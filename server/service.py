@@ -10,6 +10,11 @@ GetObservation, in order:
 2. otherwise parse + validate, then one (single-flight) load: breaker -> one HMGET bounded by
    ``redis_timeout_ms`` (and, with the cache off, by the caller's deadline) -> per-view
    assembly with the fallback -> serialized twice and cached.
+
+Every store read goes through the online store's one guarded read (``OnlineStore.read``).
+Every RPC's errors go through ``_error_boundary`` (``_abort``): the unary calls whole, a
+WatchObservations stream's setup (parse, validate, subscribe, first observations) and its end
+at shutdown.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -27,12 +33,9 @@ from usdcop.observation.v1 import observation_pb2 as pb
 
 from canonical import contract
 from core.clock import Clock
-from online_store.breaker import CircuitBreaker
 from online_store.errors import StoreError, StoreFullError
-from online_store.guarded_read import GuardedRead
 from online_store.read_plan import ReadPlan
-from online_store.reader import StoreReader
-from online_store.writer import StateWriter
+from online_store.store import OnlineStore
 from server.batch import BatchObserver, varint
 from server.config import SYMBOL_PATTERN, ServerConfig
 from server.errors import (
@@ -48,17 +51,17 @@ from server.errors import (
 )
 from server.fallback import ComputeFallback
 from server.metrics import ServerMetrics
-from server.observation import SerializedObservation, assemble_observation
-from server.provenance import Provenance
+from server.observation import Provenance, SerializedObservation, assemble_observation
 from server.security import ALLOW_EVERY_CALLER, PushAuthorizer
 from server.serving_log import ServingLog
 from server.ttl_cache import TtlCache
 from server.validation import push_event_time_ns
-from server.watch import WatchHub, heartbeat_period_s
+from server.watch import Subscription, WatchHub, heartbeat_period_s
 
 logger = logging.getLogger(__name__)
 
 _Context = grpc.aio.ServicerContext[bytes, bytes]
+T = TypeVar("T")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ObservationService"].full_name
 
@@ -92,7 +95,7 @@ def describe_contract() -> pb.ObservationContract:
     )
 
 
-def validate_symbol(symbol: str, served: dict[str, ReadPlan]) -> ReadPlan:
+def validate_symbol(symbol: str, served: Mapping[str, ReadPlan]) -> ReadPlan:
     """The plan of ``symbol``; InvalidArgumentError if malformed, SymbolNotFoundError if unknown."""
     if not SYMBOL_PATTERN.fullmatch(symbol):
         raise InvalidArgumentError("symbol must be 1-16 characters of [A-Z0-9_]")
@@ -128,80 +131,110 @@ def float32_of(value: float) -> float:
     return float(np.float32(value))
 
 
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The service's bounds, from the ``ServerConfig`` (``of``)."""
+
+    redis_timeout_s: float
+    """Bound on a shared (cached) load's store read (``redis_timeout_ms``)."""
+    max_clock_skew_ns: int
+    """How far in the future a pushed event time may be."""
+    batch_max_symbols: int = 64
+    """Symbols per GetObservations call or WatchObservations stream."""
+    max_concurrent_calls: int = 0
+    """Unary calls in progress beyond which new ones get RESOURCE_EXHAUSTED (0: no bound)."""
+    watch_max_subscribers: int = 1000
+    """WatchObservations streams open at once, per process."""
+    watch_heartbeat_ms: float = 5000.0
+    """A stream's heartbeat when the caller asked for none."""
+    watch_poll_s: float = 1.0
+    """How often watched symbols are reloaded while the invalidation stream is down."""
+
+    @classmethod
+    def of(cls, config: ServerConfig) -> ServiceSettings:
+        return cls(
+            redis_timeout_s=config.redis_timeout_s,
+            max_clock_skew_ns=int(config.max_clock_skew_s * 1_000_000_000),
+            batch_max_symbols=config.batch_max_symbols,
+            max_concurrent_calls=config.max_concurrent_rpcs,
+            watch_max_subscribers=config.watch_max_subscribers,
+            watch_heartbeat_ms=config.watch_heartbeat_ms,
+            watch_poll_s=max(config.cache_ttl_ms, 100.0) / 1000.0,
+        )
+
+
 class ObservationService:
-    """The three RPCs over raw bytes; ``app.py`` registers them with identity serializers."""
+    """The RPCs over raw bytes; ``app.py`` registers them with identity serializers.
+
+    Its parts: the online store (its one guarded read, PushState's write), the fallback, the
+    cache, and optionally the metrics and the served log. It owns the watch hub (``start``
+    runs its poll loop, ``aclose`` stops it and its reloads)."""
 
     def __init__(
         self,
-        *,
-        plans: dict[str, ReadPlan],
-        reader: StoreReader,
-        writer: StateWriter,
+        store: OnlineStore,
         fallback: ComputeFallback,
-        breaker: CircuitBreaker,
         cache: TtlCache[str, SerializedObservation],
         clock: Clock,
-        redis_timeout_s: float,
-        on_store_answered: Callable[[], None],
-        batch_max_symbols: int = 64,
-        watch_max_subscribers: int = 1000,
-        watch_heartbeat_ms: float = 5000.0,
-        watch_poll_s: float = 1.0,
+        settings: ServiceSettings,
+        *,
         metrics: ServerMetrics | None = None,
-        max_clock_skew_ns: int = int(ServerConfig.max_clock_skew_s * 1_000_000_000),
-        push_authorizer: PushAuthorizer = ALLOW_EVERY_CALLER,
-        on_store_timeout: Callable[[], None] = lambda: None,
-        max_concurrent_calls: int = 0,
         serving_log: ServingLog | None = None,
+        push_authorizer: PushAuthorizer = ALLOW_EVERY_CALLER,
     ) -> None:
+        plans = store.plans
+        self._store = store
         self._serving_log = serving_log
         self._plans = plans
-        self._writer = writer
         self._fallback = fallback
         self._cache = cache
         self._clock = clock
-        self._redis_timeout_s = redis_timeout_s
+        self._redis_timeout_s = settings.redis_timeout_s
         self._metrics = metrics
         self._last_provenance: dict[str, Provenance] = {}
-        self._max_clock_skew_ns = max_clock_skew_ns
+        self._max_clock_skew_ns = settings.max_clock_skew_ns
         self._push_authorizer = push_authorizer
-        # GetObservation, GetObservations and WatchObservations read through this one guard.
-        self._guard = GuardedRead(
-            reader,
-            breaker,
-            metrics=metrics,
-            on_answered=on_store_answered,
-            on_timeout=on_store_timeout,
-        )
         self._refusing = False
         # The bound on unary calls in progress, kept here rather than by gRPC core (whose
         # maximum_concurrent_rpcs counts watch streams and health checks too, and whose
         # refusals no handler sees, so no metric counts them). Watch streams have their own
         # bound (watch_max_subscribers); health checks have none.
-        self._max_calls = max_concurrent_calls
+        self._max_calls = settings.max_concurrent_calls
         self._calls_in_flight = 0
         # Canonical request bytes of each served symbol -> symbol, for the parse-free hit path.
         self._symbol_by_request = {
             pb.GetObservationRequest(symbol=s).SerializeToString(): s for s in plans
         }
         self._describe_bytes = describe_contract().SerializeToString()
-        self._batch_max_symbols = batch_max_symbols
+        self._batch_max_symbols = settings.batch_max_symbols
         self._batch = BatchObserver(
             validate=lambda symbol: validate_symbol(symbol, plans),
-            guard=self._guard,
+            store=store,
             fallback=fallback,
             cache=cache,
             clock=clock,
-            redis_timeout_s=redis_timeout_s,
+            redis_timeout_s=settings.redis_timeout_s,
             on_answer=None if serving_log is None else serving_log.record,
         )
-        self._watch_heartbeat_ms = watch_heartbeat_ms
-        self.watch_hub = WatchHub(
+        self._watch_heartbeat_ms = settings.watch_heartbeat_ms
+        self._watch_hub = WatchHub(
             self.shared_observation,
-            max_subscribers=watch_max_subscribers,
-            poll_period_s=watch_poll_s,
+            max_subscribers=settings.watch_max_subscribers,
+            poll_period_s=settings.watch_poll_s,
         )
-        """Fan-out of WatchObservations; also an invalidation listener (wired in app.py)."""
+
+    @property
+    def watch_hub(self) -> WatchHub:
+        """Fan-out of WatchObservations; also an invalidation listener (``OnlineStore.track``)."""
+        return self._watch_hub
+
+    def start(self) -> None:
+        """The watch hub's poll loop, as a task until ``aclose``."""
+        self._watch_hub.start()
+
+    async def aclose(self) -> None:
+        """Stop the watch hub's poll loop and reloads."""
+        await self._watch_hub.aclose()
 
     def refuse_new_calls(self) -> None:
         """From now on every new call gets UNAVAILABLE (retryable), so the calls gRPC has
@@ -209,7 +242,7 @@ class ObservationService:
         retry, not cancelled by the transport. Open watch streams end now too (UNAVAILABLE),
         instead of holding the process for its whole grace period."""
         self._refusing = True
-        self.watch_hub.end_all()
+        self._watch_hub.end_all()
 
     # --- RPC handlers -------------------------------------------------------------------
 
@@ -255,32 +288,15 @@ class ObservationService:
             self._calls_in_flight -= 1
 
     async def watch_observations(self, request: bytes, context: _Context) -> AsyncIterator[bytes]:
-        """Server-streaming: errors before the first message end the call with their status."""
+        """Server-streaming: the stream's setup goes through the error boundary (an error
+        before the first message ends the call with its status); so does its end at shutdown."""
+        subscription, period_s = await _error_boundary(self._open_watch(request), context)
         try:
-            if self._refusing:
-                raise ShuttingDownError()
-            parsed = _parse(pb.WatchObservationsRequest, request)
-            symbols = self._watch_symbols(list(parsed.symbols))
-            period_s = heartbeat_period_s(parsed.heartbeat_interval_ms, self._watch_heartbeat_ms)
-            subscription = self.watch_hub.subscribe(symbols)
-        except ServerError as exc:
-            await context.abort(exc.status_code, exc.public_message)
-            raise AssertionError("context.abort returned") from None  # pragma: no cover
-        try:
-            try:
-                await self.watch_hub.current(subscription)
-            except ServerError as exc:
-                await context.abort(exc.status_code, exc.public_message)
-            except (asyncio.CancelledError, grpc.aio.AbortError):
-                raise
-            except Exception:
-                logger.exception("unexpected error while starting a watch stream")
-                await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
             while True:
                 try:
                     batch = await subscription.next_batch(period_s)
-                except ShuttingDownError as exc:
-                    await context.abort(exc.status_code, exc.public_message)
+                except ServerError as exc:
+                    await _abort(exc, context)
                 if not batch:
                     yield _heartbeat(self._clock.wall_ns())
                 for observation in batch:
@@ -293,6 +309,22 @@ class ObservationService:
                     )
         finally:
             subscription.close()
+
+    async def _open_watch(self, request: bytes) -> tuple[Subscription, float]:
+        """A new stream's subscription, already offered each symbol's current observation,
+        and its heartbeat period."""
+        if self._refusing:
+            raise ShuttingDownError()
+        parsed = _parse(pb.WatchObservationsRequest, request)
+        symbols = self._watch_symbols(list(parsed.symbols))
+        period_s = heartbeat_period_s(parsed.heartbeat_interval_ms, self._watch_heartbeat_ms)
+        subscription = self._watch_hub.subscribe(symbols)
+        try:
+            await self._watch_hub.current(subscription)
+        except BaseException:
+            subscription.close()
+            raise
+        return subscription, period_s
 
     async def shared_observation(self, symbol: str) -> SerializedObservation:
         """The symbol's observation through the cache (a valid entry, or one shared load)."""
@@ -370,7 +402,7 @@ class ObservationService:
     async def _load(
         self, plan: ReadPlan, timeout_s: float, deadline_bound: bool
     ) -> SerializedObservation:
-        (store,) = await self._guard.read([plan], timeout_s, deadline_bound=deadline_bound)
+        (store,) = await self._store.read([plan], timeout_s, deadline_bound=deadline_bound)
         return assemble_observation(
             plan.symbol,
             store,
@@ -438,7 +470,7 @@ class ObservationService:
         if timeout_s <= 0:
             raise DeadlineExceededError()
         try:
-            outcome = await self._writer.write(
+            outcome = await self._store.write(
                 plan,
                 position32,
                 time_normalized,
@@ -483,23 +515,37 @@ def _heartbeat(now_ns: int) -> bytes:
     ).SerializeToString()
 
 
-async def _error_boundary(work: Awaitable[bytes], context: _Context) -> bytes:
-    """The one place errors become status codes; clients never see internals."""
+async def _error_boundary(work: Awaitable[T], context: _Context) -> T:
+    """The one place errors become status codes (every RPC, a stream's setup included);
+    clients never see internals."""
     try:
         return await work
-    except ServerError as exc:
-        code, message = exc.status_code, exc.public_message
+    except (asyncio.CancelledError, grpc.aio.AbortError):
+        raise
+    except Exception as exc:
+        await _abort(exc, context)
+    raise AssertionError("unreachable")  # pragma: no cover - _abort always raises
+
+
+async def _abort(error: Exception, context: _Context) -> NoReturn:
+    """End the call with ``error``'s status and public message (INTERNAL for anything that is
+    not a ``ServerError``), logged: the caller's own mistakes at DEBUG, the server's failures
+    at WARNING, the unexpected with their traceback."""
+    if isinstance(error, ServerError):
+        code, message = error.status_code, error.public_message
         # The caller's own mistakes are theirs to log; the server's failures are ours.
-        level = logging.DEBUG if isinstance(exc, RequestError) else logging.WARNING
+        level = logging.DEBUG if isinstance(error, RequestError) else logging.WARNING
         if logger.isEnabledFor(level):
             logger.log(
                 level, "call failed: %s %s", code.name, message, extra=_call_fields(context, code)
             )
-    except asyncio.CancelledError:
-        raise
-    except Exception:
+    else:
         code, message = grpc.StatusCode.INTERNAL, "internal server error"
-        logger.exception("unexpected error while serving a call", extra=_call_fields(context, code))
+        logger.error(
+            "unexpected error while serving a call",
+            exc_info=error,
+            extra=_call_fields(context, code),
+        )
     await context.abort(code, message)
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
 

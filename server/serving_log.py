@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from typing import Any
 
@@ -64,6 +65,7 @@ class ServingLog:
         self.dropped = 0
         """Entries lost: the queue was full, or Redis refused their batch."""
         self._failing = False
+        self._task: asyncio.Task[None] | None = None
 
     def record(self, answer: SerializedObservation, from_cache: bool) -> None:
         """Queue one answer (the request path: O(1), never blocks, never raises)."""
@@ -75,6 +77,19 @@ class ServingLog:
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    def start(self) -> None:
+        """``run`` as a task until ``aclose``."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="served-log")
+
+    async def aclose(self) -> None:
+        """Stop the writer after one last flush (best effort, bounded by 1 s)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def run(self) -> None:
         """Flush every ``flush_s`` until cancelled (then once more, best effort)."""

@@ -111,6 +111,7 @@ class WatchHub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tracking = False
         self._tracking_changed = asyncio.Event()
+        self._poll_task: asyncio.Task[None] | None = None
 
     @property
     def subscribers(self) -> int:
@@ -184,8 +185,17 @@ class WatchHub:
                 for name in list(self._by_symbol):
                     self._schedule_reload(name)
 
+    def start(self) -> None:
+        """``run_poll_loop`` as a task until ``aclose``."""
+        if self._poll_task is None:
+            self._poll_task = asyncio.create_task(self.run_poll_loop(), name="watch-poll")
+
     async def aclose(self) -> None:
+        """Stop the poll loop and every reload in progress."""
         tasks = list(self._tasks)
+        if self._poll_task is not None:
+            tasks.insert(0, self._poll_task)
+            self._poll_task = None
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -1,5 +1,6 @@
 """The online store package against a real redis-server: one connection layer for reads,
-the writer's newer-only rule, the start-up check, and the store's errors.
+the writer's newer-only rule, the start-up check, the store's errors, and the ``OnlineStore``
+facade (its guarded read, tracking listeners and lifecycle).
 
 Each test talks to an embedded redis-server on 127.0.0.1 (devstack), nothing stands in for it.
 """
@@ -20,6 +21,7 @@ from online_store.errors import StoreError
 from online_store.read_plan import read_plans
 from online_store.reader import StoreReader
 from online_store.startup_check import fatal_store_problem
+from online_store.store import OnlineStore, StoreSettings
 from online_store.writer import StateWriter
 
 NOW_NS = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z
@@ -140,3 +142,76 @@ def test_the_startup_check_tells_wrong_credentials_from_a_store_that_is_down(
 
 def test_the_password_is_never_in_the_address_repr(address: RedisAddress) -> None:
     assert "s3cret" not in repr(address)
+
+
+def _store_settings(address: RedisAddress, *, tracking: bool) -> StoreSettings:
+    return StoreSettings(
+        address=address,
+        timeout_s=1.0,
+        max_clock_skew_ns=5_000_000_000,
+        state_events_stream=b"usdcop_test:state_events",
+        state_events_max_len=1000,
+        breaker_failure_threshold=3,
+        breaker_open_ms=1000.0,
+        invalidation_tracking=tracking,
+        memory_sample_s=60.0,
+    )
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.invalidated: list[str | None] = []
+        self.healthy: list[bool] = []
+        self.changed = asyncio.Event()
+
+    def on_invalidate(self, symbol: str | None) -> None:
+        self.invalidated.append(symbol)
+        self.changed.set()
+
+    def on_tracking(self, healthy: bool) -> None:
+        self.healthy.append(healthy)
+
+
+def test_the_store_facade_reads_writes_tracks_and_closes_its_tasks(address: RedisAddress) -> None:
+    """OnlineStore: the guarded read, whether Redis alone serves every symbol, PushState's write
+    reported to the tracking listeners in order, and one aclose() that ends its tasks."""
+    _write_row(address, "USDCOP", 55.0)
+    plans = read_plans(SYMBOLS, contract.PROJECT)
+    first, second = _Listener(), _Listener()
+
+    async def run() -> tuple[list[float | None], bool, bool, bool]:
+        store = OnlineStore(_store_settings(address, tracking=True), plans, ManualClock(NOW_NS))
+        store.track(first, second)
+        await store.start()
+        try:
+            reads = await store.read([plans["USDCOP"], plans["USDMXN"]], 1.0)
+            alone_before = await store.serves_alone(1.0)
+            _write_row(address, "USDMXN", 45.0)
+            async with asyncio.timeout(5):
+                while "USDMXN" not in second.invalidated:
+                    second.changed.clear()
+                    await second.changed.wait()
+            alone_after = await store.serves_alone(1.0)
+            pinged = await store.ping(1.0)
+        finally:
+            await store.aclose()
+        assert store.tracker is not None
+        return [_rsi(read) for read in reads], alone_before, alone_after, pinged
+
+    rsis, alone_before, alone_after, pinged = asyncio.run(run())
+    assert rsis == [55.0, None]  # USDMXN absent: its views have no values
+    assert (alone_before, alone_after, pinged) == (False, True, True)
+    assert "USDMXN" in first.invalidated and first.healthy[:1] == [True]
+
+
+def test_the_store_facade_has_no_tracker_when_tracking_is_off(address: RedisAddress) -> None:
+    plans = read_plans(("USDCOP",), contract.PROJECT)
+
+    async def run() -> bool:
+        store = OnlineStore(_store_settings(address, tracking=False), plans, ManualClock(NOW_NS))
+        store.track(_Listener())
+        await store.start()
+        await store.aclose()
+        return store.tracker is None
+
+    assert asyncio.run(run())

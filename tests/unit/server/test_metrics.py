@@ -30,8 +30,7 @@ from server.metrics_export import (
     encode_snapshot,
     merge,
 )
-from server.observation import assemble_observation
-from server.provenance import provenance_of
+from server.observation import assemble_observation, provenance_of
 
 NOW_NS = 1_765_564_200_000_000_000
 STORE_EVENT_NS = NOW_NS - 90 * 10**9
