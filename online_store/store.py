@@ -93,20 +93,21 @@ class OnlineStore:
             address, settings.timeout_s
         )
         """Per-master clients of a cluster; None for one Redis."""
-        self._reader = StoreReader(
+        reader = StoreReader(
             address,
             plans,
             clock,
             timeout_s=settings.timeout_s,
             max_skew_ns=settings.max_clock_skew_ns,
         )
+        self._reader = reader
         self.breaker = CircuitBreaker(
             settings.breaker_failure_threshold, settings.breaker_open_ms, clock
         )
         """The breaker of the guarded read (its state is a metric)."""
-        self._judge = TimeoutJudge(self._reader.ping, self.breaker, CONFIRM_TIMEOUT_S)
+        self._judge = TimeoutJudge(reader.ping, self.breaker, CONFIRM_TIMEOUT_S)
         guarded = GuardedRead(
-            self._reader,
+            reader,
             self.breaker,
             metrics=metrics,
             on_answered=on_answered,

@@ -195,10 +195,8 @@ class ObservationService:
         self._max_clock_skew_ns = settings.max_clock_skew_ns
         self._push_authorizer = push_authorizer
         self._refusing = False
-        # The bound on unary calls in progress, kept here rather than by gRPC core (whose
-        # maximum_concurrent_rpcs counts watch streams and health checks too, and whose
-        # refusals no handler sees, so no metric counts them). Watch streams have their own
-        # bound (watch_max_subscribers); health checks have none.
+        # The bound on unary calls in progress, kept here rather than by gRPC core (which
+        # counts watch streams and health checks too, and whose refusals no metric counts).
         self._max_calls = settings.max_concurrent_calls
         self._calls_in_flight = 0
         # Canonical request bytes of each served symbol -> symbol, for the parse-free hit path.
