@@ -123,6 +123,8 @@ def new_grpc_server(config: ServerConfig) -> grpc.aio.Server:
 
 
 class _Closable(Protocol):
+    """A part of the server: ``aclose`` stops its own tasks and releases what it holds."""
+
     async def aclose(self) -> None: ...
 
 
@@ -138,6 +140,7 @@ class ServingHealth:
         self._watch: asyncio.Task[None] | None = None
 
     async def begin(self) -> None:
+        """NOT_SERVING on every service name (before anything else starts)."""
         for name in ("", SERVICE_NAME):
             await self.servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 

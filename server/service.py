@@ -527,12 +527,15 @@ async def _error_boundary(work: Awaitable[T], context: _Context) -> T:
 
 async def _abort(error: Exception, context: _Context) -> NoReturn:
     """End the call with ``error``'s status and public message (INTERNAL for anything that is
-    not a ``ServerError``), logged: the caller's own mistakes at DEBUG, the server's failures
-    at WARNING, the unexpected with their traceback."""
+    not a ``ServerError``), logged: the caller's own mistakes and a shutdown's refusals at
+    DEBUG, the server's failures at WARNING, the unexpected with their traceback."""
     if isinstance(error, ServerError):
         code, message = error.status_code, error.public_message
-        # The caller's own mistakes are theirs to log; the server's failures are ours.
-        level = logging.DEBUG if isinstance(error, RequestError) else logging.WARNING
+        # The caller's own mistakes are theirs to log, and the refusals of a shutdown (every
+        # call after the drain, every open watch stream) are expected; the server's failures
+        # are ours.
+        expected = isinstance(error, (RequestError, ShuttingDownError))
+        level = logging.DEBUG if expected else logging.WARNING
         if logger.isEnabledFor(level):
             logger.log(
                 level, "call failed: %s %s", code.name, message, extra=_call_fields(context, code)
