@@ -112,6 +112,7 @@ class WatchHub:
         self._tracking = False
         self._tracking_changed = asyncio.Event()
         self._poll_task: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def subscribers(self) -> int:
@@ -191,7 +192,9 @@ class WatchHub:
             self._poll_task = asyncio.create_task(self.run_poll_loop(), name="watch-poll")
 
     async def aclose(self) -> None:
-        """Stop the poll loop and every reload in progress."""
+        """Stop the poll loop and every reload in progress; later invalidations reload nothing
+        (the store's invalidation stream is closed after the hub)."""
+        self._closed = True
         tasks = list(self._tasks)
         if self._poll_task is not None:
             tasks.insert(0, self._poll_task)
@@ -203,6 +206,8 @@ class WatchHub:
                 await task
 
     def _schedule_reload(self, symbol: str) -> None:
+        if self._closed:
+            return
         if symbol in self._reloading:
             self._dirty.add(symbol)
             return

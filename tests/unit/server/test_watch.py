@@ -87,3 +87,27 @@ def test_heartbeat_period_default_and_clamp() -> None:
     assert heartbeat_period_s(1, 5000.0) == HEARTBEAT_MIN_MS / 1000
     assert heartbeat_period_s(10**9, 5000.0) == HEARTBEAT_MAX_MS / 1000
     assert heartbeat_period_s(250, 5000.0) == 0.25
+
+
+def test_the_hub_owns_its_poll_loop_and_reloads_nothing_once_closed() -> None:
+    async def scenario() -> int:
+        loads = 0
+
+        async def load(_symbol: str) -> SerializedObservation:
+            nonlocal loads
+            loads += 1
+            return _observation(float(loads))
+
+        hub = WatchHub(load, max_subscribers=2, poll_period_s=0.01)
+        subscription = hub.subscribe(("USDCOP",))
+        hub.start()  # tracking down: the poll loop reloads every watched symbol
+        while loads < 2:
+            await asyncio.sleep(0.01)
+        await hub.aclose()
+        closed_at = loads
+        hub.on_invalidate("USDCOP")  # the invalidation stream outlives the hub at shutdown
+        await asyncio.sleep(0.05)
+        subscription.close()
+        return loads - closed_at
+
+    assert asyncio.run(scenario()) == 0
