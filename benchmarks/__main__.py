@@ -41,14 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands.add_parser("footprint", help="start to SERVING and RSS per serving process")
     )
     args = parser.parse_args(argv)
-    if args.command == "compare":
-        return compare.main(args)
-    if args.command == "footprint":
-        return footprint.main(args)
-    if args.command == "training-set":
-        return training_set.main(args)
-    if args.command == "load":
-        return load.main(args)
+    subcommands = {
+        "compare": compare.main,
+        "footprint": footprint.main,
+        "training-set": training_set.main,
+        "load": load.main,
+    }
+    if args.command in subcommands:
+        return subcommands[args.command](args)
     if args.command == "echo-server":
         from benchmarks.echo_server import main as echo_main
 

@@ -162,7 +162,7 @@ def run_ab(variants: Sequence[str], rounds: int, calls: int, emit: Callable[[str
         _measure(variants, servers, channels, rounds=rounds, calls=calls, emit=emit)
 
 
-def _measure(
+def _measure(  # noqa: PLR0913 - a round's parts, keyword-only
     variants: Sequence[str],
     servers: dict[str, ServerProcess],
     channels: dict[str, grpc.Channel],

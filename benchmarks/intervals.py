@@ -85,17 +85,17 @@ def verdict(estimate: Estimate | None, bound: float, *, at_most: bool) -> str:
         return NOT_APPLICABLE
     if estimate.low is None or estimate.high is None:
         return UNDECIDED
-    if at_most:
-        if estimate.high <= bound:
-            return PASS
-        if estimate.low > bound:
-            return MISS
-        return UNDECIDED
-    if estimate.low >= bound:
+    # In "lower is better" terms: the interval's best and worst ends against the bound.
+    best, worst = (estimate.low, estimate.high) if at_most else (estimate.high, estimate.low)
+    if _inside(worst, bound, at_most=at_most):
         return PASS
-    if estimate.high < bound:
+    if not _inside(best, bound, at_most=at_most):
         return MISS
     return UNDECIDED
+
+
+def _inside(value: float, bound: float, *, at_most: bool) -> bool:
+    return value <= bound if at_most else value >= bound
 
 
 def format_estimate(estimate: Estimate | None) -> str:

@@ -143,7 +143,7 @@ def _by_round(
     }
 
 
-def per_round_ratios(
+def per_round_ratios(  # noqa: PLR0913 - which rows pair, keyword-only
     rounds: list[Row],
     numerator: str,
     denominator: str,
@@ -175,7 +175,7 @@ def _estimate_fields(estimate: intervals.Estimate | None) -> dict[str, Any]:
     }
 
 
-def _judge(
+def _judge(  # noqa: PLR0913 - a verdict's record fields, keyword-only
     label: str,
     ratios: list[float],
     *,

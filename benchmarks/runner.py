@@ -428,7 +428,7 @@ class _Run:
         echo = next(r for r in self.rows if r["scenario"] == "echo" and r["mode"] == "closed")
         return float(echo["achieved_rate"])
 
-    def _open_rate(
+    def _open_rate(  # noqa: PLR0913 - one open-loop rate's settings, keyword-only
         self,
         pool: WorkerPool,
         specs: dict[str, ScenarioSpec],

@@ -32,7 +32,7 @@ def feast_executable() -> str:
     return found
 
 
-def observation_server(
+def observation_server(  # noqa: PLR0913 - a server's settings, keyword-only
     name: str,
     port: int,
     *,

@@ -37,7 +37,7 @@ class AsyncObservationClient(BaseClient):
     A channel passed in is used as is and is not closed by the client.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the public client's keyword-only options
         self,
         target: str | None = None,
         *,

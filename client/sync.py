@@ -42,7 +42,7 @@ class ObservationClient(BaseClient):
     the client.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the public client's keyword-only options
         self,
         target: str | None = None,
         *,

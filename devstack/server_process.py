@@ -98,7 +98,7 @@ class ServerProcess:
     that forks workers which do not die with it, e.g. gunicorn's).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the launcher's keyword-only options
         self,
         config: ServerConfig,
         *,
@@ -131,7 +131,7 @@ class ServerProcess:
         """Where the server serves Prometheus metrics (None: metrics off)."""
 
     @classmethod
-    def command(
+    def command(  # noqa: PLR0913 - the launcher's keyword-only options
         cls,
         name: str,
         argv: Sequence[str],
@@ -158,7 +158,7 @@ class ServerProcess:
         )
         return server
 
-    def _setup(
+    def _setup(  # noqa: PLR0913 - what both constructors pass, keyword-only
         self,
         name: str,
         argv: list[str],

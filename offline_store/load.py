@@ -103,7 +103,7 @@ def insert_events(
     return events[inserted]
 
 
-def _upsert(
+def _upsert(  # noqa: PLR0913 - one upsert's table description
     conn: psycopg.Connection[Any],
     table: str,
     frame: pd.DataFrame,

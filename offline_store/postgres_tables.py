@@ -53,7 +53,7 @@ def sync_postgres(
     return _refresh(done, rows)
 
 
-def append_postgres(
+def append_postgres(  # noqa: PLR0913 - the live append's frames; options keyword-only
     address: PostgresAddress,
     bars: pd.DataFrame,
     new_bars: pd.DataFrame,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import struct
+from collections.abc import Callable
 
 import mmh3
 
@@ -164,6 +165,17 @@ def decode_value(raw: bytes | None) -> float | None:
         # Fast path: Feast writes a Float32 feature as exactly these 5 bytes.
         value: float = _F32.unpack_from(raw, 1)[0]
         return value if math.isfinite(value) else None
+    member = _last_oneof_member(raw)
+    if member is None:
+        return None  # an empty Value (Feast's null), or bytes that are not a Value
+    number, payload = member
+    if number not in _NUMERIC_FIELDS or isinstance(payload, bytes):
+        return None  # bool/timestamp/null/strings/lists/... are not numbers for this contract
+    return _NUMBER_DECODERS[number](payload)
+
+
+def _last_oneof_member(raw: bytes) -> tuple[int, int | bytes] | None:
+    """The Value's oneof member as (field number, payload): the last one on the wire wins."""
     try:
         fields = _iter_fields(raw)
     except ValueError:
@@ -172,20 +184,22 @@ def decode_value(raw: bytes | None) -> float | None:
     for number, wire_type, payload in fields:
         if _ONEOF_WIRE_TYPES.get(number) == wire_type:
             member = (number, payload)
-    if member is None:
-        return None  # an empty Value: Feast's null
-    number, payload = member
-    if number not in _NUMERIC_FIELDS or isinstance(payload, bytes):
-        return None  # bool/timestamp/null/strings/lists/... are not numbers for this contract
-    if number == _FIELD_FLOAT:
-        return _as_float32(_F32.unpack(payload.to_bytes(4, "little"))[0])
-    if number == _FIELD_DOUBLE:
-        return _as_float32(_F64.unpack(payload.to_bytes(8, "little"))[0])
-    if number == _FIELD_INT32:
-        # protobuf keeps the low 32 bits of an int32 varint (negatives are sign-extended)
-        low = payload & 0xFFFFFFFF
-        return float(low - (1 << 32) if low >= 1 << 31 else low)
-    return _as_float32(float(_to_signed64(payload)))  # int64_val
+    return member
+
+
+def _int32(payload: int) -> float:
+    # protobuf keeps the low 32 bits of an int32 varint (negatives are sign-extended)
+    low = payload & 0xFFFFFFFF
+    return float(low - (1 << 32) if low >= 1 << 31 else low)
+
+
+_NUMBER_DECODERS: dict[int, Callable[[int], float | None]] = {
+    _FIELD_FLOAT: lambda payload: _as_float32(_F32.unpack(payload.to_bytes(4, "little"))[0]),
+    _FIELD_DOUBLE: lambda payload: _as_float32(_F64.unpack(payload.to_bytes(8, "little"))[0]),
+    _FIELD_INT32: _int32,
+    _FIELD_INT64: lambda payload: _as_float32(float(_to_signed64(payload))),
+}
+"""Each numeric member's payload (a fixed32/fixed64/varint read as an int) as a float32 value."""
 
 
 @functools.lru_cache(maxsize=4096)

@@ -127,7 +127,7 @@ class OnlineStore:
         """The invalidation stream (None when tracking is off, or on a cluster)."""
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def write(
+    async def write(  # noqa: PLR0913 - one push's fields
         self,
         plan: ReadPlan,
         position: float,

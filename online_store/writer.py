@@ -75,7 +75,7 @@ class StateWriter:
         self._stream = stream
         self._stream_max_len = stream_max_len
 
-    async def write(
+    async def write(  # noqa: PLR0913 - one push's fields
         self,
         plan: ReadPlan,
         position: float,

@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -311,62 +311,77 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
+        _check_repository(settings)
     except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if not (settings.repo_dir / "feature_store.yaml").is_file():
-        print(
-            f"error: no Feast repository at {settings.repo_dir}: pass --repo-dir (or set "
-            "USDCOP_FEATURE_REPO) to a feature_repo/ folder, data/ beside it; an installed "
-            "package ships none",
-            file=sys.stderr,
-        )
-        return 2
+        return _usage_error(str(exc))
     if args.command == "feast":
         return command_feast(settings, args.feast_args)
+    if args.command in (*OPS_COMMANDS, *SCHEDULED_COMMANDS):
+        return _run_step(args, settings)
+    return _run_data_command(args, settings)
+
+
+def _usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _check_repository(settings: PipelineSettings) -> None:
+    if not (settings.repo_dir / "feature_store.yaml").is_file():
+        raise SettingsError(
+            f"no Feast repository at {settings.repo_dir}: pass --repo-dir (or set "
+            "USDCOP_FEATURE_REPO) to a feature_repo/ folder, data/ beside it; an installed "
+            "package ships none"
+        )
+
+
+def _run_step(args: argparse.Namespace, settings: PipelineSettings) -> int:
+    """A scheduled step or an on-call command (check-contract reads one file: no pandas, no
+    Feast, no layout check)."""
     from pipeline import interval_cli
 
-    if args.command == "check-contract":  # reads one file: no pandas, no Feast
-        return interval_cli.run_command(args.command, args, settings)
-    from pipeline import ops_cli
-
     if args.command in OPS_COMMANDS:
+        from pipeline import ops_cli
+
         return ops_cli.run_command(args.command, args, settings)
-    if args.command in SCHEDULED_COMMANDS:
+    if args.command != "check-contract":
         from pipeline.run import RepoLayoutError, check_repo_layout
 
         try:
             check_repo_layout(settings.repo_dir, settings.data_dir)
         except RepoLayoutError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return interval_cli.run_command(args.command, args, settings)
+            return _usage_error(str(exc))
+    return interval_cli.run_command(args.command, args, settings)
+
+
+def _run_data_command(args: argparse.Namespace, settings: PipelineSettings) -> int:
+    """run, training-set, live, up: the layout checked before anything starts."""
     from pipeline.run import RepoLayoutError, check_repo_layout
 
-    try:
-        check_repo_layout(settings.repo_dir, settings.data_dir)  # before anything starts
-        if args.command == "run":
-            return command_run(settings)
-        if args.command == "training-set":
-            return command_training_set(settings, args)
-        if args.command == "live":
-            from pipeline.quickstart import run_live
+    def live() -> int:
+        from pipeline.quickstart import run_live
 
-            return run_live(settings, exit_after_s=args.exit_after_s)
-        return command_up(settings, args)
+        return run_live(settings, exit_after_s=args.exit_after_s)
+
+    commands: dict[str, Callable[[], int]] = {
+        "run": lambda: command_run(settings),
+        "training-set": lambda: command_training_set(settings, args),
+        "live": live,
+        "up": lambda: command_up(settings, args),
+    }
+    try:
+        check_repo_layout(settings.repo_dir, settings.data_dir)
+        return commands[args.command]()
     except RepoLayoutError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(str(exc))
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] != "devstack":
             raise
-        print(
-            f"error: {args.command} starts embedded processes from the repository's devstack/, "
+        return _usage_error(
+            f"{args.command} starts embedded processes from the repository's devstack/, "
             "which an installed package does not ship: set FEAST_REDIS_HOST (and POSTGRES_HOST) "
-            "or run it from a clone",
-            file=sys.stderr,
+            "or run it from a clone"
         )
-        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -16,10 +16,13 @@ import argparse
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from online_store.address import RedisAddress
 from pipeline.settings import PipelineSettings
+
+if TYPE_CHECKING:
+    from pipeline.interval import Interval
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -84,7 +87,8 @@ def _redis(settings: PipelineSettings) -> RedisAddress | None:
 
 
 def run_command(command: str, args: argparse.Namespace, settings: PipelineSettings) -> int:
-    """Run one of this module's commands; returns the exit code."""
+    """Run one of this module's commands; returns the exit code (the one error boundary of the
+    scheduled steps: each failure is one line and its exit code)."""
     from redis.exceptions import RedisError
 
     from pipeline.registry_file import ContractMismatchError, RegistryError
@@ -94,64 +98,80 @@ def run_command(command: str, args: argparse.Namespace, settings: PipelineSettin
         # Apply updates the online store's infrastructure too (it drops removed views).
         print("error: no Redis configured: set FEAST_REDIS_HOST/PORT", file=sys.stderr)
         return EXIT_USAGE
+    failure: tuple[str, int]
     try:
-        if command == "apply":
-            assert redis is not None
-            return _apply(settings, redis)
-        if command == "check-contract":
-            return _check_contract(settings)
-        if command == "materialize" and (getattr(args, "up_to", None) is not None):
-            if args.start is not None or args.end is not None:
-                raise ValueError("give either --up-to or --start and --end, not both")
-            assert redis is not None
-            return _materialize_up_to(settings, redis, args.up_to)
-        if args.start is None or args.end is None:
-            raise ValueError("give --start and --end (or, for materialize, --up-to)")
-        from pipeline.interval import Interval
-
-        interval = Interval(args.start, args.end)
-        if command == "l0":
-            from pipeline.interval import ingest_l0
-
-            raw = ingest_l0(settings, interval)
-            how = "generated" if raw.generated else f"{raw.appended} bars appended"
-            print(f"L0 {interval}: {how}, {raw.bars} bars stored")
-            return 0
-        if command == "l1":
-            from pipeline.interval import build_l1
-
-            offline = build_l1(settings, interval, redis)
-            _record(settings, l1_rows=offline.rows)
-            print(f"L1 {interval}: {offline.added} rows added, {offline.rows} rows per view")
-            return 0
-        from pipeline.interval import materialize_interval
-
-        assert redis is not None
-
-        try:
-            done = materialize_interval(settings, redis, interval)
-        except Exception:
-            _record(settings, success=False)
-            raise
-        _record(settings, materialized=done.materialized)
-        print(
-            f"L1b {interval}: materialized {', '.join(done.views)} into {redis.host}:{redis.port} "
-            f"(contract {done.contract_hash[:12]})"
-        )
-        return 0
+        return _run(command, args, settings, redis)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        failure = (f"error: {exc}", EXIT_USAGE)
     except (ContractMismatchError, RegistryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONTRACT
+        failure = (f"error: {exc}", EXIT_CONTRACT)
     except FileNotFoundError as exc:
-        print(f"error: {exc} (run L0 and L1 for this interval first)", file=sys.stderr)
-        return EXIT_FAILED
+        failure = (f"error: {exc} (run L0 and L1 for this interval first)", EXIT_FAILED)
     except RedisError as exc:
         assert redis is not None
-        print(f"error: Redis at {redis.host}:{redis.port}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        failure = (f"error: Redis at {redis.host}:{redis.port}: {exc}", EXIT_FAILED)
+    print(failure[0], file=sys.stderr)
+    return failure[1]
+
+
+def _run(
+    command: str, args: argparse.Namespace, settings: PipelineSettings, redis: RedisAddress | None
+) -> int:
+    if command == "apply":
+        assert redis is not None
+        return _apply(settings, redis)
+    if command == "check-contract":
+        return _check_contract(settings)
+    if command == "materialize" and (getattr(args, "up_to", None) is not None):
+        if args.start is not None or args.end is not None:
+            raise ValueError("give either --up-to or --start and --end, not both")
+        assert redis is not None
+        return _materialize_up_to(settings, redis, args.up_to)
+    if args.start is None or args.end is None:
+        raise ValueError("give --start and --end (or, for materialize, --up-to)")
+    from pipeline.interval import Interval
+
+    interval = Interval(args.start, args.end)
+    if command == "l0":
+        return _l0(settings, interval)
+    if command == "l1":
+        return _l1(settings, interval, redis)
+    assert redis is not None
+    return _l1b(settings, interval, redis)
+
+
+def _l0(settings: PipelineSettings, interval: Interval) -> int:
+    from pipeline.interval import ingest_l0
+
+    raw = ingest_l0(settings, interval)
+    how = "generated" if raw.generated else f"{raw.appended} bars appended"
+    print(f"L0 {interval}: {how}, {raw.bars} bars stored")
+    return 0
+
+
+def _l1(settings: PipelineSettings, interval: Interval, redis: RedisAddress | None) -> int:
+    from pipeline.interval import build_l1
+
+    offline = build_l1(settings, interval, redis)
+    _record(settings, l1_rows=offline.rows)
+    print(f"L1 {interval}: {offline.added} rows added, {offline.rows} rows per view")
+    return 0
+
+
+def _l1b(settings: PipelineSettings, interval: Interval, redis: RedisAddress) -> int:
+    from pipeline.interval import materialize_interval
+
+    try:
+        done = materialize_interval(settings, redis, interval)
+    except Exception:
+        _record(settings, success=False)
+        raise
+    _record(settings, materialized=done.materialized)
+    print(
+        f"L1b {interval}: materialized {', '.join(done.views)} into {redis.host}:{redis.port} "
+        f"(contract {done.contract_hash[:12]})"
+    )
+    return 0
 
 
 def _materialize_up_to(settings: PipelineSettings, redis: RedisAddress, now: datetime) -> int:

@@ -111,7 +111,7 @@ class LiveFeed:
     >>> feed.run(stop_event, tick_s=5.0)           # until stop_event is set
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the feed's keyword-only options
         self,
         data_dir: Path,
         store: FeatureStore,

@@ -90,7 +90,7 @@ def previous_values(path: Path) -> Values:
     return out
 
 
-def write_pipeline_metrics(
+def write_pipeline_metrics(  # noqa: PLR0913 - the textfile's optional figures, keyword-only
     folder: Path,
     *,
     finished_at: datetime,

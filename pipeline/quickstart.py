@@ -323,7 +323,7 @@ def start_agent(
     return thread
 
 
-def _run_feed(
+def _run_feed(  # noqa: PLR0913 - the feed loop's shared state, keyword-only
     fed: _Fed,
     settings: PipelineSettings,
     stop: threading.Event,

@@ -93,7 +93,7 @@ def check_repo_layout(repo_dir: Path, data_dir: Path) -> None:
         )
 
 
-def run_pipeline(
+def run_pipeline(  # noqa: PLR0913 - the pipeline's settings, keyword-only
     repo_dir: Path,
     data_dir: Path,
     now: datetime,

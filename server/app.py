@@ -189,7 +189,7 @@ class ServingHealth:
 class ObservationServer(grpc.aio.Server):
     """The started server; ``stop()`` also flips health and closes its parts, in order."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the server's parts; options keyword-only
         self,
         inner: grpc.aio.Server,
         health: ServingHealth,

@@ -64,7 +64,7 @@ class BatchObserver:
     """Answers GetObservations; shares the service's cache, store (its guarded read) and
     fallback."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the service's shared parts, keyword-only
         self,
         *,
         validate: Callable[[str], ReadPlan],

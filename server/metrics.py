@@ -354,12 +354,21 @@ class ServerMetrics:
         """Every metric's current values. Safe from another thread: each dict is copied first
         (one C call, atomic under the GIL) and only then iterated."""
         out: Snapshot = {spec.name: {} for spec in CATALOG}
+        self._snapshot_calls(out)
+        self._snapshot_answers(out)
+        self._snapshot_views(out, now_ns)
+        self._snapshot_store(out)
+        return out
+
+    def _snapshot_calls(self, out: Snapshot) -> None:
         for (service, method), stats in dict(self.methods).items():
             grpc_labels = (service, method, stats.grpc_type)
             out["grpc_server_started_total"][grpc_labels] = float(stats.started)
             for code, count in dict(stats.codes).items():
                 out["grpc_server_handled_total"][(*grpc_labels, code)] = float(count)
             out["grpc_server_handling_seconds"][grpc_labels] = stats.histogram.value()
+
+    def _snapshot_answers(self, out: Snapshot) -> None:
         answers = out["usdcop_view_answers_total"]
         for from_cache, counts in (("true", self.cached_answers), ("false", self.loaded_answers)):
             for provenance, count in dict(counts).items():
@@ -374,6 +383,8 @@ class ServerMetrics:
             for symbol in hits.keys() | misses.keys():
                 out["usdcop_cache_requests_total"][(symbol, "hit")] = float(hits.get(symbol, 0))
                 out["usdcop_cache_requests_total"][(symbol, "miss")] = float(misses.get(symbol, 0))
+
+    def _snapshot_views(self, out: Snapshot, now_ns: int) -> None:
         for symbol, answer in dict(self.latest).items():
             for layout, event_time_ns in zip(VIEW_LAYOUTS, answer.event_times_ns, strict=False):
                 out["usdcop_view_age_seconds"][(symbol, layout.name)] = (
@@ -389,6 +400,8 @@ class ServerMetrics:
                 for layout in VIEW_LAYOUTS:
                     age_s = (now_ns - row.event_time_of(layout.name)) / _NS_PER_S
                     out["usdcop_fallback_data_age_seconds"][(symbol, layout.name)] = age_s
+
+    def _snapshot_store(self, out: Snapshot) -> None:
         out["usdcop_redis_read_seconds"][()] = self.redis_read.value()
         for kind, count in dict(self.redis_failures).items():
             out["usdcop_redis_read_failures_total"][(kind,)] = float(count)
@@ -413,4 +426,3 @@ class ServerMetrics:
             out["usdcop_redis_used_memory_bytes"][()] = used
             out["usdcop_redis_maxmemory_bytes"][()] = limit
         out["usdcop_redis_memory_sample_success"][()] = self.redis_memory_ok
-        return out

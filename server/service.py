@@ -170,7 +170,7 @@ class ObservationService:
     cache, and optionally the metrics and the served log. It owns the watch hub (``start``
     runs its poll loop, ``aclose`` stops it and its reloads)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the service's parts; options keyword-only
         self,
         store: OnlineStore,
         fallback: ComputeFallback,

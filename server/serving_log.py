@@ -39,7 +39,7 @@ _BATCH = 256
 class ServingLog:
     """The bounded queue and its writer (module docstring)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the log's bounds, keyword-only
         self,
         client: aioredis.Redis | None,
         stream: bytes,

@@ -131,7 +131,7 @@ async def _sleep_until(when: float) -> None:
         await asyncio.sleep(0)
 
 
-async def run_open_loop(
+async def run_open_loop(  # noqa: PLR0913 - a schedule's settings; options keyword-only
     call: AsyncCall,
     rate_per_s: float,
     duration_s: float,
