@@ -84,7 +84,7 @@ def ts_field(view: str) -> bytes:
     return b"_ts:" + view.encode("utf-8")
 
 
-def _read_varint(raw: bytes, pos: int) -> tuple[int, int]:
+def _readvarint(raw: bytes, pos: int) -> tuple[int, int]:
     """(value, next position) of the unsigned varint at ``pos``; ValueError when malformed."""
     result = 0
     shift = 0
@@ -114,13 +114,13 @@ def _iter_fields(raw: bytes) -> list[tuple[int, int, int | bytes]]:
     pos = 0
     size = len(raw)
     while pos < size:
-        key, pos = _read_varint(raw, pos)
+        key, pos = _readvarint(raw, pos)
         number, wire_type = key >> 3, key & 7
         if number == 0:
             raise ValueError("field number 0")
         value: int | bytes
         if wire_type == 0:
-            value, pos = _read_varint(raw, pos)
+            value, pos = _readvarint(raw, pos)
         elif wire_type == 1:
             if pos + 8 > size:
                 raise ValueError("truncated fixed64")
@@ -132,7 +132,7 @@ def _iter_fields(raw: bytes) -> list[tuple[int, int, int | bytes]]:
             value = int.from_bytes(raw[pos : pos + 4], "little")
             pos += 4
         elif wire_type == 2:
-            length, pos = _read_varint(raw, pos)
+            length, pos = _readvarint(raw, pos)
             if pos + length > size:
                 raise ValueError("truncated length-delimited field")
             value = raw[pos : pos + length]
@@ -232,7 +232,8 @@ def decode_timestamp_ns(raw: bytes | None) -> int | None:
     return seconds * 1_000_000_000 + nanos
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """Protobuf base-128 varint (a negative int as its 64-bit two's complement)."""
     value &= (1 << 64) - 1
     out = bytearray()
     while value >= 0x80:
@@ -254,7 +255,7 @@ def encode_double(value: float) -> bytes:
 
 def encode_int64(value: int) -> bytes:
     """``feast.types.Value(int64_val=value)`` serialized."""
-    return bytes(((_FIELD_INT64 << 3),)) + _varint(value)
+    return bytes(((_FIELD_INT64 << 3),)) + varint(value)
 
 
 def encode_timestamp(ns: int) -> bytes:
@@ -265,7 +266,7 @@ def encode_timestamp(ns: int) -> bytes:
     seconds, nanos = divmod(ns, 1_000_000_000)
     out = b""
     if seconds:
-        out += b"\x08" + _varint(seconds)
+        out += b"\x08" + varint(seconds)
     if nanos:
-        out += b"\x10" + _varint(nanos)
+        out += b"\x10" + varint(nanos)
     return out

@@ -15,10 +15,10 @@ path reports them to the breaker directly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from core.tasks import stop_tasks
 from online_store.breaker import BreakerState, CircuitBreaker
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,4 @@ class TimeoutJudge:
             )
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_tasks(self._task)

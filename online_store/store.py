@@ -23,13 +23,13 @@ timeout judge first (its PING would otherwise use a connection being closed), th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.clock import Clock
+from core.tasks import stop_all
 from online_store.address import RedisAddress
 from online_store.breaker import CircuitBreaker
 from online_store.cluster import ClusterNodeClients
@@ -185,11 +185,7 @@ class OnlineStore:
     async def aclose(self) -> None:
         """Stop the tasks, then close: the judge, the reader, the clients, the tracker."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_all(tasks)
         await self._judge.aclose()
         await self._reader.aclose()
         await self.client.aclose()

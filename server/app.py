@@ -31,7 +31,6 @@ log (one last flush), the fallback (its refresh loop), the metrics (a last snaps
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Coroutine, Iterable, Sequence
@@ -46,6 +45,7 @@ from grpc_reflection.v1alpha import reflection
 from canonical.served_log import stream_key as served_stream_key
 from canonical.state_events import stream_key
 from core.clock import Clock, SystemClock
+from core.tasks import stop_tasks
 from online_store.read_plan import read_plans
 from online_store.startup_check import fatal_store_problem
 from online_store.store import OnlineStore, StoreSettings
@@ -180,10 +180,7 @@ class ServingHealth:
 
     async def aclose(self) -> None:
         task, self._watch = self._watch, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(task)
 
 
 class ObservationServer(grpc.aio.Server):

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from core.clock import Clock
+from online_store.feast_layout import varint
 from online_store.read_plan import ReadPlan
 from online_store.store import OnlineStore
 from server.errors import ServerError
@@ -31,16 +32,6 @@ from server.ttl_cache import TtlCache
 
 _RESULTS_TAG = bytes((1 << 3 | 2,))  # GetObservationsResponse.results (field 1)
 _OBSERVATION_TAG = bytes((2 << 3 | 2,))  # SymbolResult.observation (field 2)
-
-
-def varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative int."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _length_delimited(tag: bytes, payload: bytes) -> bytes:

@@ -25,13 +25,13 @@ bar (with the bar's time_normalized and event time).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from canonical import contract
+from core.tasks import stop_tasks
 from offline_store.connection import PostgresAddress
 from offline_store.store import OfflineStore, open_store
 
@@ -218,10 +218,7 @@ class ComputeFallback:
     async def aclose(self) -> None:
         """Stop the refresh loop (a refresh in its thread finishes there, unawaited)."""
         task, self._refresh_task = self._refresh_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(task)
 
     def _rebuild(self) -> None:
         rows: dict[str, FallbackRow] = {}

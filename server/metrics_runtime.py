@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from core.clock import Clock
+from core.tasks import stop_tasks
 from online_store.store import OnlineStore
 from server.config import ServerConfig
 from server.fallback import ComputeFallback
@@ -89,10 +90,7 @@ class MetricsRuntime:
     async def aclose(self) -> None:
         """Stop the flush task and the endpoint; with N workers, write the final snapshot."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(task)
         if self._snapshot_dir is not None:
             from server.metrics_export import write_snapshot_file
 

@@ -34,9 +34,10 @@ from usdcop.observation.v1 import observation_pb2 as pb
 from canonical import contract
 from core.clock import Clock
 from online_store.errors import StoreError, StoreFullError
+from online_store.feast_layout import varint
 from online_store.read_plan import ReadPlan
 from online_store.store import OnlineStore
-from server.batch import BatchObserver, varint
+from server.batch import BatchObserver
 from server.config import SYMBOL_PATTERN, ServerConfig
 from server.errors import (
     DeadlineExceededError,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from typing import Any
 
@@ -29,6 +28,7 @@ from redis.exceptions import RedisError
 
 from canonical.served_log import Record, encode_batch
 from core.clock import Clock
+from core.tasks import stop_tasks
 from server.observation import SerializedObservation
 
 logger = logging.getLogger(__name__)
@@ -86,10 +86,7 @@ class ServingLog:
     async def aclose(self) -> None:
         """Stop the writer after one last flush (best effort, bounded by 1 s)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(task)
 
     async def run(self) -> None:
         """Flush every ``flush_s`` until cancelled (then once more, best effort)."""

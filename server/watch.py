@@ -28,6 +28,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from core.tasks import stop_all
 from server.errors import ResourceExhaustedError, ServerError, ShuttingDownError
 from server.observation import SerializedObservation
 
@@ -199,11 +200,7 @@ class WatchHub:
         if self._poll_task is not None:
             tasks.insert(0, self._poll_task)
             self._poll_task = None
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_all(tasks)
 
     def _schedule_reload(self, symbol: str) -> None:
         if self._closed:
