@@ -42,7 +42,7 @@ from pipeline.feast_repo import apply_definitions, open_feature_store
 from online_store.address import RedisAddress
 from pipeline.training_set import build_training_set, grid, parse_every
 from offline_store.connection import PostgresAddress
-from offline_store.store import open_store
+from offline_store.factory import open_store
 import os
 repo = Path(sys.argv[1]); symbols = sys.argv[2].split(","); start, end = sys.argv[3], sys.argv[4]
 pg = PostgresAddress.from_env(os.environ)

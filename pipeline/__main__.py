@@ -281,7 +281,7 @@ def command_feast(settings: PipelineSettings, feast_args: Sequence[str]) -> int:
         )
     else:
         env.update(redis.feast_env())
-    from offline_store.store import MissingDatabaseError, open_store
+    from offline_store.factory import MissingDatabaseError, open_store
 
     try:
         offline = open_store(settings.data_dir, settings.postgres, settings.offline_store)

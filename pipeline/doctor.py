@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from canonical import contract
-from offline_store.store import MissingDatabaseError, OfflineStore, open_store
+from offline_store.factory import MissingDatabaseError, open_store
+from offline_store.store import OfflineStore
 from online_store.address import RedisAddress
 from pipeline.registry_file import (
     RegistryError,

@@ -30,7 +30,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from offline_store.store import FEAST_KIND_VARIABLE, OfflineStore, open_store
+from offline_store.factory import open_store
+from offline_store.store import FEAST_KIND_VARIABLE, OfflineStore
 from online_store.address import RedisAddress
 
 if TYPE_CHECKING:

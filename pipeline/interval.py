@@ -33,7 +33,8 @@ import pandas as pd
 from market_data import files
 from market_data.generator import extend_macro, next_bars
 from market_data.session import BAR_MINUTES, session_bar_opens
-from offline_store.store import OfflineRefresh, open_store
+from offline_store.factory import open_store
+from offline_store.store import OfflineRefresh
 from online_store.address import RedisAddress
 from pipeline.materialize import (
     VIEW_NAMES,

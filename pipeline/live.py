@@ -46,7 +46,8 @@ import pandas as pd
 from market_data import files
 from market_data.generator import extend_macro, next_bars
 from market_data.session import BAR_MINUTES
-from offline_store.store import OfflineRefresh, OfflineStore, open_store
+from offline_store.factory import open_store
+from offline_store.store import OfflineRefresh, OfflineStore
 from online_store.address import RedisAddress
 from pipeline.materialize import ViewMaterialization, materialize_incremental
 from pipeline.served_log import drain_served_log

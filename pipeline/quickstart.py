@@ -37,7 +37,8 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from offline_store.store import OfflineStore, open_store
+from offline_store.factory import open_store
+from offline_store.store import OfflineStore
 from online_store.address import RedisAddress
 from pipeline.live import Clock, LiveFeed, LiveStep, wall_clock
 from pipeline.metrics import write_pipeline_metrics

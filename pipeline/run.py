@@ -24,7 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from offline_store.store import OfflineRefresh, OfflineStore, open_store
+from offline_store.factory import open_store
+from offline_store.store import OfflineRefresh, OfflineStore
 from online_store.address import RedisAddress
 from pipeline.feast_repo import apply_definitions, open_feature_store
 from pipeline.materialize import ViewMaterialization, materialize_incremental

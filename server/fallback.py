@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 from canonical import contract
 from core.tasks import stop_tasks
 from offline_store.connection import PostgresAddress
-from offline_store.store import OfflineStore, open_store
+from offline_store.factory import open_store
+from offline_store.store import OfflineStore
 
 if TYPE_CHECKING:
     from market_data.series import Bars, MacroDaily

@@ -23,8 +23,8 @@ from devstack.embedded_postgres import EmbeddedPostgres
 from devstack.embedded_redis import EmbeddedRedis
 from market_data import files
 from offline_store.connection import PostgresAddress
+from offline_store.factory import open_store
 from offline_store.load import upsert_view_table
-from offline_store.store import open_store
 from pipeline.__main__ import main as pipeline_main
 from pipeline.point_in_time import join
 from pipeline.run import PipelineResult, run_pipeline

@@ -147,9 +147,9 @@ def test_pushes_recorded_in_postgres_set_the_state_rows_after_them(
     import redis as redis_py
 
     from canonical.state_events import StateEvent, stream_key
+    from offline_store.factory import open_store
     from offline_store.postgres_tables import append_postgres
     from offline_store.read import read_view_table
-    from offline_store.store import open_store
     from online_store.address import RedisAddress
     from pipeline.state_events import sync_state_events
 

@@ -17,7 +17,8 @@ from canonical.offline_tables import events_frame
 from canonical.state_events import StateEvent
 from market_data import files, generator
 from offline_store.connection import PostgresAddress
-from offline_store.store import MissingDatabaseError, OfflineStore, open_store
+from offline_store.factory import MissingDatabaseError, open_store
+from offline_store.store import OfflineStore
 from pipeline.settings import DEFAULT_REPO_DIR
 from server.fallback import compute_rows
 

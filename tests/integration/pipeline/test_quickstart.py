@@ -163,7 +163,7 @@ def test_up_exits_when_its_server_dies_during_the_live_feed(tmp_path) -> None:
 def test_up_with_the_agent_closes_the_loop(tmp_path) -> None:
     """`make run`'s `--agent-policy`: the agent decides on the served observation and pushes,
     and the next live tick records its position in the offline store."""
-    from offline_store.store import open_store
+    from offline_store.factory import open_store
 
     repo = copy_feature_repo(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEAST_REDIS_", "USDCOP_"))}

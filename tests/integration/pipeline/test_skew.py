@@ -25,7 +25,7 @@ from canonical.served_log import decode_batch, stream_key
 from client import ObservationClient
 from devstack.embedded_redis import free_port
 from devstack.server_process import ServerProcess
-from offline_store.store import open_store
+from offline_store.factory import open_store
 from online_store import feast_layout
 from pipeline.online_watch import feast_key
 from pipeline.served_log import read_served_log

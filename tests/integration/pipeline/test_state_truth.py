@@ -22,7 +22,7 @@ from client import ObservationClient
 from devstack.server_process import ServerProcess
 from market_data import files
 from market_data.generator import next_bars
-from offline_store.store import open_store
+from offline_store.factory import open_store
 from online_store import feast_layout
 from pipeline.interval import Interval, build_l1, materialize_interval
 from pipeline.live import BAR, due_bar_opens
