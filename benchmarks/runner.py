@@ -149,7 +149,7 @@ class BenchmarkError(RuntimeError):
 
 @contextlib.contextmanager
 def redis_client(server: EmbeddedRedis) -> Iterator[redis_py.Redis]:
-    client = redis_py.Redis(host=server.host, port=server.port)
+    client: redis_py.Redis = server.address.connect(10.0)
     try:
         yield client
     finally:

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from core.lifetime import preexec_die_with_parent
+from online_store.address import RedisAddress
 
 _START_TIMEOUT_S = 10.0
 
@@ -154,6 +155,11 @@ class EmbeddedRedis:
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
             return False
+
+    @property
+    def address(self) -> RedisAddress:
+        """Its address, password included (``address.connect()`` is a client of it)."""
+        return RedisAddress(self.host, self.port, password=self.password)
 
     @property
     def running(self) -> bool:

@@ -35,7 +35,8 @@ class FaultStack:
     servers: list[ServerProcess] = field(default_factory=list)
 
     def client(self) -> redis_py.Redis:
-        return redis_py.Redis(host=self.redis.host, port=self.redis.port)
+        client: redis_py.Redis = self.redis.address.connect(10.0)
+        return client
 
     def read_redis_pid(self) -> None:
         with contextlib.closing(self.client()) as client:
