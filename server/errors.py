@@ -13,12 +13,12 @@
     │   ├── UnauthenticatedError    UNAUTHENTICATED    PushState without valid credentials
     │   └── PermissionDeniedError   PERMISSION_DENIED  PushState by an authenticated caller
     │                                                  that is not allowed to push
-    ├── StoreError                  UNAVAILABLE        the online store failed
-    │   └── StoreTimeoutError       UNAVAILABLE        ... or did not answer within the bound
+    ├── OnlineStoreUnavailableError UNAVAILABLE        a push could not be written (the
+    │                                                  store's own errors: online_store.errors)
     ├── NoDataAvailableError        UNAVAILABLE        neither store nor fallback can answer
     ├── ShuttingDownError           UNAVAILABLE        the drain period is over; retry elsewhere
     ├── ResourceExhaustedError      RESOURCE_EXHAUSTED a per-process bound is reached (retryable)
-    │   └── StoreFullError          RESOURCE_EXHAUSTED Redis is at maxmemory and refuses writes
+    │   └── OnlineStoreFullError    RESOURCE_EXHAUSTED Redis is at maxmemory and refuses writes
     └── DeadlineExceededError       DEADLINE_EXCEEDED  the caller's deadline passed first
 
 Every message is written for the client: it names the problem and never carries internals
