@@ -113,7 +113,7 @@ FAULTS_SOAK_S ?= 600
 faults: $(STAMP) ## Fault suite (tests/faults, ~15 min): fuzz, Redis SIGSTOP/SIGKILL, corruption, overload, SIGTERM, soak; prints its table
 	$(PY) -m tests.faults --soak-s $(FAULTS_SOAK_S)
 
-ci: ## Exactly what .ci/run runs once the system packages are in (~15 min with warm caches)
+ci: ## Exactly what .ci/run runs once the system packages are in (~19 min with warm caches)
 	$(MAKE) -j1 --no-print-directory setup clients check-generated lint typecheck test test-wheels
 	$(MAKE) -j1 --no-print-directory check-proto test-clients test-ops test-airflow test-deploy
 	$(MAKE) -j1 --no-print-directory faults FAULTS_SOAK_S=180

@@ -34,6 +34,8 @@ class Outcome:
     """Every view came from the online store."""
     sent_s: float = 0.0
     """When the call actually left (monotonic); later than scheduled when the client lags."""
+    detail: str = ""
+    """The status message of a failed call (empty for OK)."""
 
 
 def get_method(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
@@ -48,7 +50,9 @@ async def one_call(
         raw = await method(REQUEST, timeout=timeout_s)
     except grpc.aio.AioRpcError as error:
         latency_s = time.monotonic() - scheduled_s
-        return Outcome(scheduled_s, latency_s, error.code().name, False, sent_s)
+        return Outcome(
+            scheduled_s, latency_s, error.code().name, False, sent_s, error.details() or ""
+        )
     answer = pb.Observation.FromString(raw)
     from_store = all(view.source == STORE for view in answer.views)
     return Outcome(scheduled_s, time.monotonic() - scheduled_s, "OK", from_store, sent_s)

@@ -39,6 +39,10 @@ from tests.faults.stack import FaultStack
 BAD_CODES = ("INTERNAL", "UNKNOWN")
 RATE_PER_S = 200.0
 _CLOSE_EDGE_S = 0.15
+_REFUSAL_EDGE_S = 0.25
+"""How long before the close a call may still meet the server's refusal (its loop's lag)."""
+_REFUSAL_TEXT = "shutting down"
+"""In the server's refusal (``ShuttingDownError``): a refused call, not a failed one."""
 """Around the port's close, a call the transport cancels is the transport's, not the server's."""
 
 
@@ -278,8 +282,23 @@ def sigterm_rows(stack: FaultStack) -> list[Row]:
     # port (UNAVAILABLE), which is what a load balancer that ignored NOT_SERVING sees.
     # By *send* time: a busy client sends late, and the server closes on its own clock (1 s after
     # it handled SIGTERM), so 50 ms around the edge count as neither.
-    accepted = [o for o in outcomes if o.sent_s < closed_at - 0.05]
-    refused = [o for o in outcomes if o.sent_s >= closed_at - 0.05 and o.status != "OK"]
+    sent_before_close = [o for o in outcomes if o.sent_s < closed_at - 0.05]
+    # A call sent in the last moments before the close can reach the handlers after the
+    # refusal began when the server's event loop lags (seen on a loaded CI machine: 1 of 580,
+    # UNAVAILABLE). Its answer says so: the server's own refusal ("shutting down"), within
+    # _REFUSAL_EDGE_S of the close, is counted as refused; any other failure, or a refusal
+    # earlier than that, breaks the invariant.
+    refused_at_edge = [
+        o
+        for o in sent_before_close
+        if o.status == "UNAVAILABLE"
+        and _REFUSAL_TEXT in o.detail
+        and o.sent_s >= closed_at - _REFUSAL_EDGE_S
+    ]
+    accepted = [o for o in sent_before_close if o not in refused_at_edge]
+    refused = [
+        o for o in outcomes if o.sent_s >= closed_at - 0.05 and o.status != "OK"
+    ] + refused_at_edge
     during_drain = [o for o in accepted if o.sent_s >= sigterm_at]
     # A call that reaches the server in the instant its transport shuts down is cancelled by
     # gRPC itself (RST_STREAM CANCEL -> CANCELLED), before any handler sees it: seen for 1-5 of
@@ -301,8 +320,11 @@ def sigterm_rows(stack: FaultStack) -> list[Row]:
             ok=failed(accepted) == 0),
         Row("SIGTERM under load", "calls during the drain (NOT_SERVING, still accepted)",
             f"{len(during_drain) - failed(during_drain)} OK of {len(during_drain)}"),
-        Row("SIGTERM under load", "calls refused after the drain",
-            f"{len(elsewhere)} ({_codes(Counter(o.status for o in elsewhere))})",
+        Row("SIGTERM under load",
+            f"calls refused after the drain (of them sent within {_REFUSAL_EDGE_S * 1000:g} ms "
+            "before it, the server's loop late)",
+            f"{len(elsewhere)} ({_codes(Counter(o.status for o in elsewhere))}; "
+            f"{len(refused_at_edge)} sent before)",
             ok=all(o.status == "UNAVAILABLE" for o in elsewhere) and not bad),
         Row("SIGTERM under load",
             f"cancelled by the transport as the port closed (within {_CLOSE_EDGE_S * 1000:g} ms)",
