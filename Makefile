@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PROTO  := proto/usdcop/observation/v1/observation.proto
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test wheels test-wheels bench-footprint bench-cluster bench-training-set bench-echo-ab test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
+.PHONY: help setup run test wheels test-wheels bench-footprint bench-fallback-refresh bench-cluster bench-training-set bench-echo-ab test-unit test-integration test-postgres test-ops lint typecheck generate check-generated bench bench-full faults ci clean \
         clients generate-clients check-proto test-clients test-typescript test-go \
         airflow-setup airflow-constraints test-airflow \
         deploy-conf deploy-base deploy-wheels deploy-images deploy-standins test-deploy
@@ -106,6 +106,9 @@ bench-training-set: $(STAMP) ## Training sets, ours vs Feast's join, both stores
 	$(PY) -m benchmarks training-set
 
 ECHO_AB_VARIANTS ?= asyncio,uvloop
+bench-fallback-refresh: $(STAMP) ## Cached calls' latency, quiet vs while the fallback recomputes (~1 min)
+	$(PY) -m benchmarks.fallback_refresh
+
 bench-echo-ab: $(STAMP) ## A/B of server-stack variants, rounds interleaved (ECHO_AB_VARIANTS=base,gc_freeze,cached_log_off...)
 	$(PY) -m benchmarks.echo_ab --variants $(ECHO_AB_VARIANTS)
 

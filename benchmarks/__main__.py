@@ -2,7 +2,8 @@
 
 ``python -m benchmarks run --profile quick|full|smoke``; ``python -m benchmarks echo-server``;
 ``python -m benchmarks load --target HOST:PORT --rate R --duration S`` (any running server);
-``python -m benchmarks compare A/results.json B/results.json`` (two runs, target by target).
+``python -m benchmarks compare A/results.json B/results.json`` (two runs, target by target);
+``python -m benchmarks verdicts A/results.json B/results.json C/results.json`` (do they agree).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare.add_arguments(
         commands.add_parser("compare", help="two results.json files, target by target")
     )
+    compare.add_verdicts_arguments(
+        commands.add_parser(
+            "verdicts", help="several runs' verdicts side by side; exit 1 when any differs"
+        )
+    )
 
     footprint.add_arguments(
         commands.add_parser("footprint", help="start to SERVING and RSS per serving process")
@@ -43,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     subcommands = {
         "compare": compare.main,
+        "verdicts": compare.verdicts_main,
         "footprint": footprint.main,
         "training-set": training_set.main,
         "load": load.main,

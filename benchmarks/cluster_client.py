@@ -3,7 +3,7 @@
 What enters: the number of rounds and calls per round (``python -m benchmarks.cluster_client``).
 What leaves: a table, one row per call shape (one symbol's HMGET; eight symbols' HMGETs, as
 GetObservations reads them): p50 and p99 per client, and the per-round ratio of redis-py's
-p99 (and p50) to ours with its median and bootstrap 95% interval (``benchmarks.intervals``).
+p99 (and p50) to ours with its median and 95% interval (``benchmarks.intervals``).
 Exit status 0.
 
 Setup: a real 3-master Redis Cluster (``devstack.embedded_cluster``), one Feast row per symbol
@@ -37,7 +37,7 @@ from online_store.address import RedisAddress
 from online_store.read_plan import ReadPlan, read_plans
 from online_store.reader import StoreReader, decode_reply
 
-from .intervals import bootstrap_median, format_estimate
+from .intervals import format_estimate, median_interval
 
 SYMBOLS = tuple(f"SYM{i:02d}" for i in range(8))
 """Eight symbols spread over the cluster's masters."""
@@ -167,8 +167,8 @@ async def _shape_row(
         ours_p99_us=float(np.percentile(a_all, 99)),
         library_p50_us=float(np.percentile(b_all, 50)),
         library_p99_us=float(np.percentile(b_all, 99)),
-        p99_ratio=format_estimate(bootstrap_median(p99_ratios)),
-        p50_ratio=format_estimate(bootstrap_median(p50_ratios)),
+        p99_ratio=format_estimate(median_interval(p99_ratios)),
+        p50_ratio=format_estimate(median_interval(p50_ratios)),
     )
 
 

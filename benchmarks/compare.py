@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> str:
         f"# A {a_run['timestamp']} ({a_run['profile']}, git {a_run['git_sha'][:12]}) vs "
         f"B {b_run['timestamp']} ({b_run['profile']}, git {b_run['git_sha'][:12]})",
         "",
-        "Median of per-round ratios [bootstrap 95% interval]. `lower`/`higher`: B's interval"
+        "Median of per-round ratios [95% interval]. `lower`/`higher`: B's interval"
         " lies wholly below/above A's; `no clear change`: they overlap.",
         "",
         "| target | bound | A | A verdict | B | B verdict | B / A | B vs A |",
@@ -85,8 +86,51 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def verdicts(records: Sequence[dict[str, Any]]) -> tuple[str, bool]:
+    """Each target's verdict in each run, and whether every target has the same verdict in
+    every run (``undecided`` counts as the same only where every run says ``undecided``; a
+    target missing from a run differs)."""
+    per_run = [{t["target"]: t for t in record.get("targets", [])} for record in records]
+    labels = list(dict.fromkeys(label for targets in per_run for label in targets))
+    header = " | ".join(record["run"]["timestamp"] for record in records)
+    lines = [
+        f"| target | bound | {header} | same |",
+        "| --- | --- |" + " --- |" * len(records) + " --- |",
+    ]
+    differing = []
+    for label in labels:
+        found = [targets.get(label) for targets in per_run]
+        said = [t["verdict"] if t else "-" for t in found]
+        same = len(set(said)) == 1 and said[0] != "-"
+        if not same:
+            differing.append(label)
+        bound = next(t for t in found if t)["bound"]
+        cells = " | ".join(
+            f"{v} {format_estimate(_estimate(t))}" if t else "-"
+            for v, t in zip(said, found, strict=True)
+        )
+        lines.append(f"| {label} | {bound} | {cells} | {'yes' if same else 'NO'} |")
+    agreeing = len(labels) - len(differing)
+    summary = f"{agreeing} of {len(labels)} targets: the same verdict in all {len(records)} runs"
+    if differing:
+        summary += "; different: " + ", ".join(differing)
+    return "\n".join([*lines, "", summary]) + "\n", not differing
+
+
 def main(args: argparse.Namespace) -> int:
     before = json.loads(Path(args.before).read_text())
     after = json.loads(Path(args.after).read_text())
     print(compare(before, after), end="")
     return 0
+
+
+def add_verdicts_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", type=Path, nargs="+", help="results.json of each run")
+
+
+def verdicts_main(args: argparse.Namespace) -> int:
+    """Exit 0 when every target has the same verdict in every run, 1 otherwise."""
+    records = [json.loads(Path(path).read_text()) for path in args.results]
+    text, same = verdicts(records)
+    print(text, end="")
+    return 0 if same else 1

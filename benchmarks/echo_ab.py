@@ -3,7 +3,7 @@
 What enters: variant names (``--variants base,gc_freeze,...``), rounds and calls per round.
 What leaves: a table of each variant's sequential p50/p99/p99.9 (ms), pooled over the rounds,
 and its p99 over the first variant's as the harness judges targets (median of per-round
-ratios, bootstrap 95% interval: ``benchmarks.intervals``); the figures the server README's
+ratios, 95% interval: ``benchmarks.intervals``); the figures the server README's
 optimisation table quotes.
 
 Each echo variant is its own server process (``benchmarks.echo_server``'s payload and handler
@@ -39,7 +39,7 @@ from typing import Any
 import grpc
 
 from benchmarks.data import prepare_data
-from benchmarks.intervals import bootstrap_median, format_estimate
+from benchmarks.intervals import format_estimate, median_interval
 from benchmarks.targets import GET_OBSERVATION
 from client.load.histograms import merge, percentile_ms, summarize_ms
 from client.load.scheduler import run_sequential_sync
@@ -205,7 +205,7 @@ def ab_table(
     calls: int,
 ) -> str:
     """Each variant's pooled percentiles, and its p99 over the first variant's p99 as the
-    harness judges a target: the median of per-round ratios with a bootstrap 95% interval
+    harness judges a target: the median of per-round ratios with a 95% interval
     (``benchmarks.intervals``)."""
     base = variants[0]
     lines = [
@@ -225,7 +225,7 @@ def ab_table(
         per_call_us = cpu_s[name] / (rounds * (calls + 20)) * 1e6
         lines.append(
             f"| {name} | {summary['count']} | {summary['p50']:.3f} | {summary['p99']:.3f} "
-            f"| {summary['p99_9']:.3f} | {format_estimate(bootstrap_median(ratios))} "
+            f"| {summary['p99_9']:.3f} | {format_estimate(median_interval(ratios))} "
             f"| {per_call_us:.0f} |"
         )
     return "\n".join(lines)

@@ -2,9 +2,12 @@
 while the raw files change every 0.25 s (so the fallback recomputes continuously).
 
 What enters: nothing (it starts its own Redis, data and server). What leaves: two lines of
-percentiles, same server, same run, interleaved rounds.
+percentiles, same server, same run, interleaved rounds, and the p99 ratio refreshing / quiet
+as the harness judges a target: the median of per-round ratios with its 95% interval
+(``benchmarks.intervals``).
 
-    python -m benchmarks.fallback_refresh [--rounds 4] [--calls 2000]
+    make bench-fallback-refresh            # = python -m benchmarks.fallback_refresh (~1 min)
+    python -m benchmarks.fallback_refresh [--rounds 10] [--calls 1000]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from usdcop.observation.v1 import observation_pb2 as pb
 
 from benchmarks.data import prepare_data
+from benchmarks.intervals import format_estimate, median_interval
 from benchmarks.targets import GET_OBSERVATION
 from devstack.embedded_redis import EmbeddedRedis
 from devstack.server_process import ServerProcess
@@ -76,6 +80,10 @@ def _timed_calls(call: Callable[[], object], calls: int) -> list[float]:
     return latencies
 
 
+def _p99(latencies: list[float]) -> float:
+    return float(np.percentile(latencies, 99))
+
+
 def _summary(name: str, latencies: list[float]) -> str:
     ms = np.array(latencies) * 1e3
     p50, p90, p99, p999 = np.percentile(ms, [50, 90, 99, 99.9])
@@ -87,8 +95,8 @@ def _summary(name: str, latencies: list[float]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--calls", type=int, default=2000, help="calls per round and phase")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=1000, help="calls per round and phase")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch, _serving(Path(scratch)) as (call, data_dir):
         bars = files.bars_path(data_dir)
@@ -101,17 +109,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         quiet: list[float] = []
         refreshing: list[float] = []
+        ratios: list[float] = []
         for _ in range(args.rounds):
-            quiet += _timed_calls(call, args.calls)
+            quiet_round = _timed_calls(call, args.calls)
             stop.clear()
             toucher = threading.Thread(target=touch_raw_files)
             toucher.start()
-            refreshing += _timed_calls(call, args.calls)
+            refreshing_round = _timed_calls(call, args.calls)
             stop.set()
             toucher.join()
             time.sleep(0.5)
+            quiet += quiet_round
+            refreshing += refreshing_round
+            ratios.append(_p99(refreshing_round) / _p99(quiet_round))
     print(_summary("quiet", quiet))
     print(_summary("refreshing", refreshing))
+    print(f"p99 refreshing / quiet, per round: {format_estimate(median_interval(ratios))}")
     return 0
 
 

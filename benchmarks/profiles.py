@@ -27,6 +27,11 @@ class Profile:
     """Most measured time per scenario and round: a 1 ms call gets many samples, a 7 ms call
     fewer, so the tails of the fast scenarios (whose ratios the targets compare) are not
     estimated from a handful of samples."""
+    sequential_round_min_calls: int
+    """...but a slow scenario's round goes on until it has this many calls (its p99 then rests
+    on a few slow calls instead of the one slowest: Feast's ~5 ms calls gave 80 a round)..."""
+    sequential_round_max_s: float
+    """...up to this long."""
     sequential_warmup_calls: int
     """Discarded calls before the first round (later rounds discard a few to re-warm)."""
     closed_rounds: int
@@ -66,14 +71,28 @@ class Profile:
     open_warmup_s: float
     """Discarded open-loop time before each measured one."""
     footprint_runs: int = 0
-    """Starts per worker count of the footprint phase (0: none); one footprint target value
-    each (``benchmarks.footprint``)."""
+    """Starts of ``--workers 1`` in the footprint phase (0: none), one footprint target value
+    each (``benchmarks.footprint``): 10 give the 2nd smallest to the 2nd largest as the 95%
+    interval, where 6 give the smallest to the largest (one slow start decides)."""
     footprint_calls: int = 5000
     """The footprint's burst, calls per start."""
     workers: int = 2
     """Load-generator processes for the closed loop (the open loop and sequential use one)."""
     seed: int = 21
     """Seed of the rounds' shuffled orders (a run's order is reproducible)."""
+    server_instances: int = 4
+    """Server processes per scenario of ours and of the echo floor; the rounds go through them
+    (``benchmarks.runner._Run.pick_instances``)."""
+    feast_instances: int = 2
+    """The same for Feast's two servers (each takes seconds of CPU to start and ~250 MB)."""
+
+    def sequential_round_s_for(self, call_s: float | None) -> float:
+        """Most measured seconds of a sequential round for a scenario whose calls took
+        ``call_s`` each in its last round (None: not measured yet)."""
+        if call_s is None:
+            return self.sequential_round_s
+        wanted = self.sequential_round_min_calls * call_s
+        return min(self.sequential_round_max_s, max(self.sequential_round_s, wanted))
 
     def open_round_duration_s(self, rate_per_s: float) -> float:
         """Measured seconds per scenario and round at ``rate_per_s``."""
@@ -91,6 +110,8 @@ PROFILES: dict[str, Profile] = {
         sequential_rounds=3,
         sequential_round_calls=20,
         sequential_round_s=0.3,
+        sequential_round_min_calls=0,
+        sequential_round_max_s=0.3,
         sequential_warmup_calls=10,
         closed_rounds=2,
         closed_duration_s=0.3,
@@ -106,12 +127,16 @@ PROFILES: dict[str, Profile] = {
         open_round_min_calls=0,
         open_round_max_s=0.3,
         open_warmup_s=0.1,
+        server_instances=2,
+        feast_instances=1,
     ),
     "quick": Profile(
         name="quick",
         sequential_rounds=20,
         sequential_round_calls=1000,
         sequential_round_s=0.4,
+        sequential_round_min_calls=200,
+        sequential_round_max_s=1.2,
         sequential_warmup_calls=100,
         closed_rounds=8,
         closed_duration_s=0.6,
@@ -119,7 +144,7 @@ PROFILES: dict[str, Profile] = {
         closed_channels_per_worker=2,
         closed_in_flight=4,
         open_rounds=8,
-        open_table_rounds=2,
+        open_table_rounds=1,
         open_rates_per_s=(50.0, 200.0, 500.0, 1000.0, 2000.0),
         open_target_rates_per_s=(50.0, 200.0, 500.0, 1000.0),
         open_fractions=(0.25, 0.5, 0.75),
@@ -127,13 +152,15 @@ PROFILES: dict[str, Profile] = {
         open_round_min_calls=300,
         open_round_max_s=2.5,
         open_warmup_s=0.2,
-        footprint_runs=5,
+        footprint_runs=10,
     ),
     "full": Profile(
         name="full",
         sequential_rounds=30,
         sequential_round_calls=5000,
         sequential_round_s=1.5,
+        sequential_round_min_calls=500,
+        sequential_round_max_s=3.0,
         sequential_warmup_calls=300,
         closed_rounds=10,
         closed_duration_s=4.0,

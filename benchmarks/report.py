@@ -166,12 +166,13 @@ def per_round_ratios(  # noqa: PLR0913 - which rows pair, keyword-only
 
 def _estimate_fields(estimate: intervals.Estimate | None) -> dict[str, Any]:
     if estimate is None:
-        return {"median": None, "low": None, "high": None, "rounds": 0}
+        return {"median": None, "low": None, "high": None, "rounds": 0, "coverage": None}
     return {
         "median": estimate.median,
         "low": estimate.low,
         "high": estimate.high,
         "rounds": estimate.rounds,
+        "coverage": estimate.coverage,
     }
 
 
@@ -185,7 +186,7 @@ def _judge(  # noqa: PLR0913 - a verdict's record fields, keyword-only
     at_most: bool,
     rate: float | None = None,
 ) -> dict[str, Any]:
-    estimate = intervals.bootstrap_median(ratios)
+    estimate = intervals.median_interval(ratios)
     return {
         "target": label,
         "mode": mode,
@@ -201,7 +202,7 @@ def _judge(  # noqa: PLR0913 - a verdict's record fields, keyword-only
 
 
 def evaluate_targets(rounds: list[Row], open_percentiles: dict[float, str]) -> list[dict[str, Any]]:
-    """Each target: the median of its per-round ratios, a bootstrap 95% interval, a verdict.
+    """Each target: the median of its per-round ratios, a 95% interval, a verdict.
 
     ``rounds`` holds one summary per scenario, mode, rate and round (``round``, ``p95``,
     ``p99``, ``achieved_rate``, ``saturated``); ``open_percentiles`` maps each open-loop target
@@ -226,7 +227,7 @@ def evaluate_targets(rounds: list[Row], open_percentiles: dict[float, str]) -> l
         if target.denominator != "echo" and target.floor:
             # The same ratio for the echo floor: what a server costing nothing beyond the gRPC
             # stack would score in this run. A target below it cannot be met on this machine.
-            floor = intervals.bootstrap_median(
+            floor = intervals.median_interval(
                 per_round_ratios(rounds, "echo", target.denominator, mode=target.mode, key=key)
             )
             verdict["floor"] = _estimate_fields(floor)
@@ -276,7 +277,13 @@ def target_estimate(target: dict[str, Any]) -> intervals.Estimate | None:
     """The :class:`~benchmarks.intervals.Estimate` stored in a target row (or its floor)."""
     if target.get("median") is None:
         return None
-    return intervals.Estimate(target["median"], target["low"], target["high"], target["rounds"])
+    return intervals.Estimate(
+        target["median"],
+        target["low"],
+        target["high"],
+        target["rounds"],
+        target.get("coverage"),
+    )
 
 
 def _ms(value: Any) -> str:
@@ -399,7 +406,7 @@ def render_markdown(record: dict[str, Any]) -> str:
         lines += ["", *markdown([Footprint(**row) for row in record["footprint"]])]
     lines += [
         "",
-        "## Targets (median of per-round ratios [bootstrap 95% interval])",
+        "## Targets (median of per-round ratios [95% interval])",
         "",
         "Each round runs the scenarios of a comparison back to back in a shuffled order; a"
         " ratio divides two figures of the same round. `pass`: the whole interval is inside"

@@ -17,15 +17,17 @@ the rounds' histograms.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +130,14 @@ before the open loop and after it. Rounds of one block share the machine's state
 two or three minutes (another job's burst lasts that long); two quick runs whose rounds all
 ran in one block gave intervals that did not cover each other's medians. Spread out, the
 rounds sample more of the run's states, and the interval shows that variation too."""
+INSTANCE_WARMUP_CALLS = 100
+"""Discarded sequential calls to each server process before the first round."""
+INSTANCE_WARMUP_OPEN = {"rate": 500.0, "duration_s": 0.3, "warmup_s": 0.0, "drain_timeout_s": 5.0}
+"""Then a discarded open-loop burst: a process's first calls with several in flight stall
+for ~10-30 ms once (measured: a fresh echo's first open-loop second at 1,000/s had a p99 of
+7-22 ms, the next ones 1-4 ms; after a 0.1-0.3 s burst, 1-6 ms from the first)."""
+PROBE_TIMEOUT_S = 20.0
+"""How long a server may take to give a right first answer (the fallback's first rows)."""
 SATURATION_ACHIEVED_FRACTION = 0.9
 """An open-loop step whose achieved rate is below this fraction of the offered one saturated."""
 PACKAGES = (
@@ -217,8 +227,16 @@ ROUND_FIELDS = ("scenario", "mode", "offered_rate", "count", "errors", "achieved
 """What the record keeps of each scenario's round (the targets' per-round ratios use them)."""
 
 
-def _round_summary(row: dict[str, Any], round_index: int) -> dict[str, Any]:
-    return {"round": round_index, **{key: row[key] for key in ROUND_FIELDS}}
+def _round_summary(
+    row: dict[str, Any], round_index: int, server: ServerProcess | None
+) -> dict[str, Any]:
+    """What the record keeps of one scenario's round, with the pid of the server process that
+    served it (None: an in-process scenario)."""
+    return {
+        "round": round_index,
+        **{key: row[key] for key in ROUND_FIELDS},
+        "server_pid": None if server is None else server.pid,
+    }
 
 
 def _saturated(row: dict[str, Any], rate: float) -> bool:
@@ -266,9 +284,24 @@ class _Run:
         """One summary per scenario, mode, rate and round (``_round_summary``)."""
         self.rng = random.Random(profile.seed)
         self.sequential_parts: dict[str, list[list[dict[str, Any]]]] = {}
+        self.live: dict[str, list[ServerProcess]] = {}
+        """Each scenario's server processes: ``profile.server_instances`` of ours and of the
+        echo floor, one of each Feast server, none for an in-process scenario."""
+        self.instances: dict[str, list[ScenarioSpec]] = {}
+        """A spec per process (its port), or one spec without a server."""
+        self.specs: dict[str, ScenarioSpec] = {}
+        """Each scenario's spec in the current round (:meth:`pick_instances`)."""
+        self.serving: dict[str, ServerProcess | None] = {}
+        """The process serving each scenario in the current round."""
+        self._instance_queues: dict[tuple[str, str], list[int]] = {}
+        self._call_s: dict[str, float] = {}
+        """Each scenario's seconds per sequential call in its last round (its next round's
+        length: ``Profile.sequential_round_s_for``)."""
+        self.ours: list[str] = []
+        """The scenarios served by our servers or the echo floor (several processes each)."""
 
     # -- set-up -----------------------------------------------------------------------------
-    def start(self) -> tuple[dict[str, ScenarioSpec], BenchData, WorkerPool]:
+    def start(self) -> tuple[BenchData, WorkerPool]:
         """Data, servers and load generators: every scenario of ``BENCH_SCENARIOS`` started by
         one loop, then waited on together."""
         stack = self.stack
@@ -302,61 +335,151 @@ class _Run:
             ServerConfig(redis_host=redis.host, redis_port=redis.port).to_env().items()
         )
         feast_env = tuple(data.feast_env.items())
-        started: dict[str, ServerProcess] = {}
-        specs: dict[str, ScenarioSpec] = {}
+        stack.callback(self._stop_servers)
         for scenario in BENCH_SCENARIOS:
-            server = None
-            if scenario.server == SERVER_ECHO:
-                server = servers.echo_server(free_port(), log_dir)
-            elif scenario.server == SERVER_OBSERVATION:
-                metrics_port = free_port() if scenario.metrics != METRICS_OFF else 0
-                if scenario.metrics == METRICS_SCRAPED:
-                    self.metrics_ports[scenario.name] = metrics_port
-                server = servers.observation_server(
-                    scenario.name,
-                    free_port(),
-                    redis_host="127.0.0.1" if scenario.redis_down else redis.host,
-                    redis_port=dead_port if scenario.redis_down else redis.port,
-                    data_dir=data.data_dir,
-                    log_dir=log_dir,
-                    metrics_port=metrics_port,
-                    **dict(scenario.options),
-                )
-            elif scenario.server == SERVER_FEAST_LISTEN:
-                server = servers.feast_listen(free_port(), data.repo_dir, data.feast_env, log_dir)
-            elif scenario.server == SERVER_FEAST_SERVE:
-                server = servers.feast_serve(free_port(), data.repo_dir, data.feast_env, log_dir)
-            if server is not None:
-                self.stack.callback(server.stop)
-                started[scenario.name] = server
-            specs[scenario.name] = ScenarioSpec(
+            launch = self._launcher(scenario, redis, dead_port, data, log_dir)
+            ours = scenario.server in (SERVER_ECHO, SERVER_OBSERVATION)
+            if ours:
+                self.ours.append(scenario.name)
+            count = (
+                0
+                if launch is None
+                else self.profile.server_instances
+                if ours
+                else self.profile.feast_instances
+            )
+            self.live[scenario.name] = [launch(i) for i in range(count)] if launch else []
+            spec = ScenarioSpec(
                 scenario.name,
                 scenario.kind,
-                port=0 if server is None else server.port,
                 symbols=dict(scenario.options).get("symbols", ()),
                 repo_path=str(data.repo_dir) if scenario.kind == KIND_FEAST_SDK else "",
                 env={KIND_REDIS_READ: redis_env, KIND_FEAST_SDK: feast_env}.get(scenario.kind, ()),
             )
-        for name, server in started.items():
-            if name == "feast_serve":
-                server.wait_http_ok(timeout_s=servers.READY_TIMEOUT_S)
-            else:
-                server.wait_serving(timeout_s=servers.READY_TIMEOUT_S)
+            self.instances[scenario.name] = [
+                dataclasses.replace(spec, port=server.port) for server in self.live[scenario.name]
+            ] or [spec]
+        for name, processes in self.live.items():
+            for server in processes:
+                if name == "feast_serve":
+                    server.wait_http_ok(timeout_s=servers.READY_TIMEOUT_S)
+                else:
+                    server.wait_serving(timeout_s=servers.READY_TIMEOUT_S)
+        self.specs = {name: specs[0] for name, specs in self.instances.items()}
         _log("all servers ready")
-        return specs, data, pool
+        return data, pool
 
-    # -- phases -----------------------------------------------------------------------------
-    def probe(self, pool: WorkerPool, specs: dict[str, ScenarioSpec]) -> None:
-        failures = []
-        for name, spec in specs.items():
+    def _launcher(
+        self,
+        scenario: BenchScenario,
+        redis: EmbeddedRedis,
+        dead_port: int,
+        data: BenchData,
+        log_dir: Path,
+    ) -> Callable[[int], ServerProcess] | None:
+        """How to start process ``i`` of the scenario's server (its log: ``<name>.<i>.log``);
+        None: no server."""
+        name = scenario.name
+        if scenario.server == SERVER_ECHO:
+            return lambda i: servers.echo_server(free_port(), log_dir, f"{name}.{i}")
+        if scenario.server == SERVER_FEAST_LISTEN:
+            return lambda i: servers.feast_listen(
+                free_port(), data.repo_dir, data.feast_env, log_dir, f"{name}.{i}"
+            )
+        if scenario.server == SERVER_FEAST_SERVE:
+            return lambda i: servers.feast_serve(
+                free_port(), data.repo_dir, data.feast_env, log_dir, f"{name}.{i}"
+            )
+        if scenario.server != SERVER_OBSERVATION:
+            return None
+
+        def observation(i: int) -> ServerProcess:
+            metrics_port = free_port() if scenario.metrics != METRICS_OFF else 0
+            if scenario.metrics == METRICS_SCRAPED:
+                self.metrics_ports[name] = metrics_port
+            return servers.observation_server(
+                name,
+                free_port(),
+                log_name=f"{name}.{i}",
+                redis_host="127.0.0.1" if scenario.redis_down else redis.host,
+                redis_port=dead_port if scenario.redis_down else redis.port,
+                data_dir=data.data_dir,
+                log_dir=log_dir,
+                metrics_port=metrics_port,
+                **dict(scenario.options),
+            )
+
+        return observation
+
+    def _stop_servers(self) -> None:
+        everything = [server for processes in self.live.values() for server in processes]
+        for server in everything:
+            server.send_signal(signal.SIGTERM)
+        for server in everything:
+            server.stop()
+
+    def pick_instances(self, names: Iterable[str], series: str) -> None:
+        """This round's process for each of ``names``: in each series of rounds (a load mode,
+        an open-loop rate), each scenario goes through its processes in a shuffled order, then
+        another (seeded), so every process serves about as many rounds of the series, and a
+        ratio pairs different processes of its two scenarios.
+
+        Why several processes: a server process keeps for its whole life what its start dealt
+        it (where its memory landed, its hash seed, its place on the cores), and that moves its
+        latency by several percent for good: 4 processes each of observation_redis and echo in
+        one run gave redis / echo from 1.39 to 1.53 between pairs. With one process per
+        scenario, that is a constant of the run, which no interval computed from its rounds can
+        see (two quick runs of one commit gave redis / echo 1.545 [1.444, 1.683] and 1.394
+        [1.329, 1.432]). Rounds over several processes put it in the rounds' spread, which the
+        interval covers, and the median rests on several processes instead of one. (Restarting
+        the servers every round instead measured processes in their first seconds, whose
+        tails are 30-40% longer and far noisier than a warmed-up server's.)"""
+        for name in names:
+            count = len(self.instances[name])
+            queue = self._instance_queues.setdefault((series, name), [])
+            if not queue:
+                queue.extend(self.rng.sample(range(count), count))
+            index = queue.pop()
+            self.specs[name] = self.instances[name][index]
+            self.serving[name] = self.live[name][index] if self.live[name] else None
+
+    def _probe_until_right(self, pool: WorkerPool, name: str, spec: ScenarioSpec) -> dict[str, Any]:
+        """The first call's answer, retried until right within ``PROBE_TIMEOUT_S`` (a fallback
+        server answers UNAVAILABLE until its first rows are computed)."""
+        deadline = time.monotonic() + PROBE_TIMEOUT_S
+        while True:
+            problems: list[str]
             try:
                 probe = pool.run(0, "probe", spec, {})
+                problems = _check_probe(name, probe)
             except RuntimeError as error:
-                raise BenchmarkError(f"{name}: the first call failed: {error}") from None
-            self.probes[name] = probe
-            failures += [f"{name}: {problem}" for problem in _check_probe(name, probe)]
+                probe, problems = {}, [f"the first call failed: {error}"]
+            if not problems:
+                return probe
+            if time.monotonic() > deadline:
+                return probe or {"failed": problems[0]}
+            time.sleep(0.1)
+
+    # -- phases -----------------------------------------------------------------------------
+    def probe(self, pool: WorkerPool) -> None:
+        """Every process's first answer is checked (a wrong one fails the run, nothing is
+        measured), then each of ours is warmed up (``INSTANCE_WARMUP_*``)."""
+        failures = []
+        for name, specs in self.instances.items():
+            for spec in specs:
+                probe = self._probe_until_right(pool, name, spec)
+                if "failed" in probe:
+                    failures.append(f"{name}: {probe['failed']}")
+                    continue
+                self.probes.setdefault(name, probe)
+                failures += [f"{name}: {problem}" for problem in _check_probe(name, probe)]
         if failures:
             raise BenchmarkError("wrong answers, nothing measured:\n  " + "\n  ".join(failures))
+        for name in self.ours:
+            for spec in self.instances[name]:
+                warm = {"calls": INSTANCE_WARMUP_CALLS, "warmup_calls": 0}
+                pool.run(0, "sequential", spec, warm)
+                pool.run(0, "open", spec, INSTANCE_WARMUP_OPEN)
         echo_bytes = self.probes["echo"].get("response_bytes")
         real_bytes = self.probes["observation_cached"].get("response_bytes")
         self.notes.append(
@@ -376,36 +499,50 @@ class _Run:
             names.sort(key=lambda n: specs[n].kind in (KIND_FEAST_LISTEN, KIND_FEAST_SERVE))
         return names
 
-    def sequential(
-        self, pool: WorkerPool, specs: dict[str, ScenarioSpec], round_indexes: range
-    ) -> None:
-        """One block of sequential rounds (``sequential_blocks``); :meth:`finish_sequential`
-        pools them all into the table's rows."""
+    def sequential(self, pool: WorkerPool, round_indexes: range) -> None:
+        """One block of sequential rounds (``sequential_blocks``), each on this round's
+        process of each server (:meth:`pick_instances`); :meth:`finish_sequential` pools them
+        all into the table's rows."""
         profile = self.profile
         # A block's first round warms connections and caches up (they idled through the other
         # modes); later rounds only re-warm after the switch from the previous scenario.
         rewarm = min(REWARM_CALLS, profile.sequential_warmup_calls)
         for round_index in round_indexes:
             _log(f"sequential round {round_index + 1}/{profile.sequential_rounds}")
+            self.pick_instances(self.specs, "sequential")
             first = round_index == round_indexes.start
-            for name in self._shuffled(specs):
+            for name in self._shuffled(self.specs):
                 params = {
                     "calls": profile.sequential_round_calls,
                     "warmup_calls": profile.sequential_warmup_calls if first else rewarm,
-                    "max_s": profile.sequential_round_s,
+                    "max_s": profile.sequential_round_s_for(self._call_s.get(name)),
                 }
-                result = [pool.run(0, "sequential", specs[name], params)]
+                spec = self.specs[name]
+                result = [pool.run(0, "sequential", spec, params)]
+                if result[0]["calls"]:
+                    self._call_s[name] = result[0]["elapsed_s"] / result[0]["calls"]
                 self.sequential_parts.setdefault(name, []).append(result)
                 self.rounds.append(
-                    _round_summary(_row(specs[name], "sequential", [result]), round_index)
+                    _round_summary(
+                        _row(spec, "sequential", [result]), round_index, self.serving[name]
+                    )
                 )
 
-    def finish_sequential(self, specs: dict[str, ScenarioSpec]) -> None:
-        for name, spec in specs.items():
+    def finish_sequential(self) -> None:
+        for name, spec in self.specs.items():
             self.rows.append(_row(spec, "sequential", self.sequential_parts[name]))
 
-    def closed(self, pool: WorkerPool, specs: dict[str, ScenarioSpec]) -> float:
-        """Closed-loop rounds; returns echo's throughput (pooled), calls/s."""
+    def _networked(self, names: Iterable[str] | None = None) -> dict[str, ScenarioSpec]:
+        """The current specs of the scenarios served over the network (of ``names``)."""
+        return {
+            name: spec
+            for name, spec in self.specs.items()
+            if spec.networked and (names is None or name in names)
+        }
+
+    def closed(self, pool: WorkerPool) -> float:
+        """Closed-loop rounds (:meth:`pick_instances` each); returns echo's throughput
+        (pooled), calls/s."""
         profile = self.profile
         params = {
             "channels": profile.closed_channels_per_worker,
@@ -413,17 +550,20 @@ class _Run:
             "duration_s": profile.closed_duration_s,
             "warmup_s": profile.closed_warmup_s,
         }
-        networked = {name: spec for name, spec in specs.items() if spec.networked}
-        parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in networked}
+        parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in self._networked()}
         for round_index in range(profile.closed_rounds):
             _log(f"closed loop round {round_index + 1}/{profile.closed_rounds}")
+            self.pick_instances(self.specs, "closed")
+            networked = self._networked()
             for name in self._shuffled(networked):
                 result = pool.run_all("closed", networked[name], params)
                 parts[name].append(result)
                 self.rounds.append(
-                    _round_summary(_row(networked[name], "closed", [result]), round_index)
+                    _round_summary(
+                        _row(networked[name], "closed", [result]), round_index, self.serving[name]
+                    )
                 )
-        for name, spec in networked.items():
+        for name, spec in self._networked().items():
             self.rows.append(_row(spec, "closed", parts[name]))
         echo = next(r for r in self.rows if r["scenario"] == "echo" and r["mode"] == "closed")
         return float(echo["achieved_rate"])
@@ -431,7 +571,6 @@ class _Run:
     def _open_rate(  # noqa: PLR0913 - one open-loop rate's settings, keyword-only
         self,
         pool: WorkerPool,
-        specs: dict[str, ScenarioSpec],
         rate: float,
         *,
         rounds: int,
@@ -440,11 +579,12 @@ class _Run:
         saturated: set[str],
     ) -> None:
         """``rounds`` interleaved rounds at one rate: the target's pair (``OPEN_LOOP_PAIR``) in
-        each, the other scenarios in the first ``table_rounds``. A scenario that saturates
-        (achieved under 90 % of the rate, or errors) leaves this rate's later rounds and every
-        higher rate; at a target rate, the pair runs every round all the same, even after
-        saturating at a lower rate (a saturated round's p99 is what a caller would see: its
-        ratio counts like any other, and the target keeps all its rounds)."""
+        each, the other scenarios in the first
+        ``table_rounds``. A scenario that saturates (achieved under 90 % of the rate, or
+        errors) leaves this rate's later rounds and every higher rate; at a target rate, the
+        pair runs every round all the same, even after saturating at a lower rate (a
+        saturated round's p99 is what a caller would see: its ratio counts like any other,
+        and the target keeps all its rounds)."""
         keep_pair = rate in profile_target_rates(self.profile) and rate_kind == "fixed"
         profile = self.profile
         params = {
@@ -453,27 +593,31 @@ class _Run:
             "warmup_s": profile.open_warmup_s,
             "drain_timeout_s": 10.0,
         }
-        parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in specs}
+        parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in self._networked()}
         for round_index in range(rounds):
-            active = {
-                n: s
-                for n, s in specs.items()
+            active = self._networked(
+                n
+                for n in self.specs
                 if (n in OPEN_LOOP_PAIR or round_index < table_rounds)
                 and (n not in saturated or (keep_pair and n in OPEN_LOOP_PAIR))
-            }
+            )
             if not active:
                 break
             _log(f"open loop {rate:.0f}/s ({rate_kind}) round {round_index + 1}/{rounds}")
+            self.pick_instances(active, f"open {rate_kind} {rate:g}")
+            active = self._networked(active)
             for name in self._shuffled(active, feast_last=True):
-                result = [pool.run(0, "open", specs[name], params)]
+                result = [pool.run(0, "open", active[name], params)]
                 parts[name].append(result)
-                summary = _round_summary(_row(specs[name], "open", [result]), round_index)
+                summary = _round_summary(
+                    _row(active[name], "open", [result]), round_index, self.serving[name]
+                )
                 summary["saturated"] = _saturated(summary, rate)
                 if rate_kind == "fixed":
                     self.rounds.append(summary)
                 if summary["saturated"]:
                     saturated.add(name)
-        for name, spec in specs.items():
+        for name, spec in self._networked().items():
             if not parts[name]:
                 continue
             row = _row(spec, "open", parts[name])
@@ -481,17 +625,13 @@ class _Run:
             row["saturated"] = name in saturated
             self.rows.append(row)
 
-    def open_loop(
-        self, pool: WorkerPool, specs: dict[str, ScenarioSpec], echo_saturation: float
-    ) -> list[float]:
+    def open_loop(self, pool: WorkerPool, echo_saturation: float) -> list[float]:
         """The fixed rates in rounds, then the capacity-relative rates (one pass each);
         returns the capacity-relative rates."""
-        networked = {name: spec for name, spec in specs.items() if spec.networked}
         saturated: set[str] = set()
         for rate in self.profile.open_rates_per_s:
             self._open_rate(
                 pool,
-                networked,
                 rate,
                 rounds=self.profile.open_rounds,
                 table_rounds=self.profile.open_table_rounds,
@@ -503,7 +643,6 @@ class _Run:
         for rate in relative:
             self._open_rate(
                 pool,
-                networked,
                 rate,
                 rounds=1,
                 table_rounds=1,
@@ -561,15 +700,15 @@ def run_benchmarks(
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
         run = _Run(profile, out_dir, stack)
-        specs, data, pool = run.start()
-        run.probe(pool, specs)
+        data, pool = run.start()
+        run.probe(pool)
         blocks = sequential_blocks(profile.sequential_rounds, SEQUENTIAL_BLOCKS)
-        run.sequential(pool, specs, blocks[0])
-        echo_saturation = run.closed(pool, specs)
-        run.sequential(pool, specs, blocks[1])
-        relative = run.open_loop(pool, specs, echo_saturation)
-        run.sequential(pool, specs, blocks[2])
-        run.finish_sequential(specs)
+        run.sequential(pool, blocks[0])
+        echo_saturation = run.closed(pool)
+        run.sequential(pool, blocks[1])
+        relative = run.open_loop(pool, echo_saturation)
+        run.sequential(pool, blocks[2])
+        run.finish_sequential()
         run.notes.append(metrics_cost_note(run.rows))
         run.notes.append(scrape_note(run.metrics_ports["observation_cached"]))
     # After every latency server has stopped: a machine to itself, as a deployment starts one.
@@ -593,6 +732,7 @@ def run_benchmarks(
             "closed_loop_connections": profile.workers * profile.closed_channels_per_worker,
             "closed_loop_in_flight": profile.closed_in_flight,
             "echo_saturation_per_s": echo_saturation,
+            "server_instances": {name: len(run.live[name]) for name in run.live},
             "open_fixed_rates_per_s": list(profile.open_rates_per_s),
             "open_relative_rates_per_s": relative,
             "duration_s": round(time.monotonic() - began, 1),

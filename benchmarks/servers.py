@@ -36,6 +36,7 @@ def observation_server(  # noqa: PLR0913 - a server's settings, keyword-only
     name: str,
     port: int,
     *,
+    log_name: str | None = None,
     redis_host: str,
     redis_port: int,
     cache_ttl_ms: float,
@@ -55,20 +56,22 @@ def observation_server(  # noqa: PLR0913 - a server's settings, keyword-only
     # Each child leads its own session (as the Feast servers): a Ctrl-C of the run reaches the
     # run only, which stops them.
     return ServerProcess(
-        config, name=name, log_path=log_dir / f"{name}.log", process_group=True
+        config, name=name, log_path=log_dir / f"{log_name or name}.log", process_group=True
     ).start()
 
 
-def echo_server(port: int, log_dir: Path) -> ServerProcess:
+def echo_server(port: int, log_dir: Path, log_name: str = "echo") -> ServerProcess:
     command = [sys.executable, "-m", "benchmarks", "echo-server", "--port", str(port)]
     return ServerProcess.command(
-        "echo", command, port=port, env={}, log_path=log_dir / "echo.log", process_group=True
-    ).start()
+        "echo", command, port=port, env={}, log_path=log_dir / f"{log_name}.log",
+        process_group=True,
+    ).start()  # fmt: skip
 
 
 def feast_listen(
-    port: int, repo_dir: Path, feast_env: dict[str, str], log_dir: Path
-) -> ServerProcess:
+    port: int, repo_dir: Path, feast_env: dict[str, str], log_dir: Path,
+    log_name: str = "feast_listen",
+) -> ServerProcess:  # fmt: skip
     # -r: registry refresh period. A long one spares Feast a background refresh mid-run
     # (its default of 5 s would add noise that is not its serving cost).
     command = [
@@ -77,13 +80,14 @@ def feast_listen(
     ]  # fmt: skip
     return ServerProcess.command(
         "feast_listen", command, port=port, env=feast_env,
-        log_path=log_dir / "feast_listen.log", process_group=True,
+        log_path=log_dir / f"{log_name}.log", process_group=True,
     ).start()  # fmt: skip
 
 
 def feast_serve(
-    port: int, repo_dir: Path, feast_env: dict[str, str], log_dir: Path
-) -> ServerProcess:
+    port: int, repo_dir: Path, feast_env: dict[str, str], log_dir: Path,
+    log_name: str = "feast_serve",
+) -> ServerProcess:  # fmt: skip
     # One gunicorn worker (as our server runs one process), worker recycling OFF
     # (--max-requests 0: the default 1000 restarts the worker mid-run), no access log,
     # long keep-alive so the load generator's connections are reused.
@@ -96,5 +100,5 @@ def feast_serve(
     # gunicorn's worker children: the whole group is stopped.
     return ServerProcess.command(
         "feast_serve", command, port=port, env=feast_env,
-        log_path=log_dir / "feast_serve.log", process_group=True,
+        log_path=log_dir / f"{log_name}.log", process_group=True,
     ).start()  # fmt: skip

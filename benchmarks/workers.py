@@ -50,22 +50,25 @@ class _Worker:
     def __init__(self, index: int) -> None:
         self.index = index
         self.loop = asyncio.new_event_loop()
-        self.sync_calls: dict[str, SyncCall | None] = {}
-        self.async_calls: dict[tuple[str, int], AsyncCall] = {}
+        # Keyed by the scenario and its server's address: a scenario has several server
+        # processes, each on its own port (``benchmarks.runner``).
+        self.sync_calls: dict[tuple[str, str], SyncCall | None] = {}
+        self.async_calls: dict[tuple[str, str, int], AsyncCall] = {}
         self.targets: list[Target] = []
 
     def _connection_id(self, channel: int) -> int:
         return self.index * 1000 + channel
 
     def sync_call(self, spec: ScenarioSpec) -> SyncCall | None:
-        if spec.name not in self.sync_calls:
+        key = (spec.name, spec.address)
+        if key not in self.sync_calls:
             target = Target(spec, self._connection_id(999))
             self.targets.append(target)
-            self.sync_calls[spec.name] = target.sync_call()
-        return self.sync_calls[spec.name]
+            self.sync_calls[key] = target.sync_call()
+        return self.sync_calls[key]
 
     def async_call(self, spec: ScenarioSpec, channel: int) -> AsyncCall:
-        key = (spec.name, channel)
+        key = (spec.name, spec.address, channel)
         if key not in self.async_calls:
             target = Target(spec, self._connection_id(channel))
             self.targets.append(target)
@@ -132,6 +135,25 @@ def _warm_imports() -> None:
     import online_store.reader  # noqa: F401
 
 
+def _prepare_gc(spec: ScenarioSpec) -> None:
+    """For a server scenario, the generator's own garbage collections would land in the
+    server's latencies: collect first, then GC off while it measures. In-process scenarios keep
+    GC on: there, collecting what the library allocates is part of its cost, over the whole
+    heap as in the library's own process.
+
+    Collecting a heap that holds Feast's modules costs ~0.1 s, before each of the run's ~600
+    measurements (~1 min of a quick run): for server scenarios the surviving objects are frozen
+    (``gc.freeze``: later collections skip them, 0.1 s -> ~0), and thawed again before an
+    in-process scenario, whose collections must see them."""
+    if spec.networked:
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+    else:
+        gc.unfreeze()
+        gc.collect()
+
+
 def _worker_main(
     conn: multiprocessing.connection.Connection, index: int, warm: bool, parent_pid: int
 ) -> None:
@@ -146,12 +168,7 @@ def _worker_main(
                 break
             op, spec_fields, params = message
             spec = ScenarioSpec(**spec_fields)
-            # For a server scenario, the generator's own garbage collections would land in the
-            # server's latencies. In-process scenarios keep GC on:
-            # there, collecting what the library allocates is part of its cost.
-            gc.collect()
-            if spec.networked:
-                gc.disable()
+            _prepare_gc(spec)
             try:
                 result = worker.handle(op, spec, params)
             except Exception as error:

@@ -11,7 +11,7 @@ from benchmarks import cluster_client
 
 
 def test_prints_both_shapes_with_figures(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cluster_client.main(["--rounds", "5", "--calls", "100"]) == 0
+    assert cluster_client.main(["--rounds", "6", "--calls", "100"]) == 0
     out = capsys.readouterr().out
     rows = [
         line

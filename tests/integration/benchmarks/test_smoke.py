@@ -84,6 +84,23 @@ def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
     rounds = {(r["scenario"], r["mode"], r["round"]) for r in record["rounds"]}
     assert {("echo", "sequential", i) for i in range(3)} <= rounds
     assert {("echo", "open", i) for i in range(2)} <= rounds
+
+    # The rounds go through several processes of each of our servers and of the echo floor
+    # (smoke: 2), one of each Feast server; each round's summary names the pid that served it.
+    def pids(scenario: str, mode: str) -> set[int]:
+        return {
+            r["server_pid"]
+            for r in record["rounds"]
+            if r["scenario"] == scenario and r["mode"] == mode
+        }
+
+    for scenario in ("echo", "observation_redis", "observation_fallback"):
+        assert len(pids(scenario, "sequential")) == 2, scenario
+    assert len(pids("observation_cached", "closed")) == 2
+    assert len(pids("echo", "open")) == 2
+    assert len(pids("feast_listen", "sequential")) == 1
+    assert pids("redis_read", "sequential") == {None}
+    assert run["server_instances"]["echo"] == 2 and run["server_instances"]["feast_serve"] == 1
     kinds = {r.get("rate_kind") for r in rows if r["mode"] == "open"}
     assert kinds == {"fixed", "relative"}
     assert any(t["target"].startswith("metrics cost") for t in record["targets"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.compare import compare, movement
+from benchmarks.compare import compare, movement, verdicts
 from benchmarks.intervals import Estimate
 
 
@@ -68,3 +68,23 @@ def test_a_record_from_before_the_rounds_shows_its_single_ratio() -> None:
     new = _record("B1", [_target("cached / echo", 1.0, 0.95, 1.05, "pass")])
     row = next(line for line in compare(old, new).splitlines() if line.startswith("| cached"))
     assert "1.300 [too few rounds: 1] | MISS |" in row and row.endswith("| 0.769 | - |")
+
+
+def test_verdicts_agree_only_when_every_run_says_the_same() -> None:
+    runs = [
+        _record(
+            "A", [_target("t1", 1.0, 0.9, 1.05, "pass"), _target("t2", 1.1, 1.0, 1.2, "undecided")]
+        ),
+        _record(
+            "B", [_target("t1", 1.0, 0.95, 1.08, "pass"), _target("t2", 1.1, 1.0, 1.3, "undecided")]
+        ),
+    ]
+    text, same = verdicts(runs)
+    assert same
+    assert "2 of 2 targets: the same verdict in all 2 runs" in text
+    flipped = [*runs, _record("C", [_target("t1", 1.0, 0.9, 1.2, "undecided")])]
+    text, same = verdicts(flipped)
+    assert not same
+    # t1 changed; t2 is missing from run C, which differs too.
+    assert "0 of 2 targets" in text and "different: t1, t2" in text
+    assert "| t1 | <= 1.10 | pass 1.000 [0.900, 1.050] |" in text
