@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.conditions import describe
 from benchmarks.intervals import Estimate, format_estimate
 from benchmarks.report import target_estimate
 
@@ -110,6 +111,11 @@ def verdicts(records: Sequence[dict[str, Any]]) -> tuple[str, bool]:
             for v, t in zip(said, found, strict=True)
         )
         lines.append(f"| {label} | {bound} | {cells} | {'yes' if same else 'NO'} |")
+    lines.append(
+        "| machine conditions | | "
+        + " | ".join(describe(record["run"].get("conditions")) for record in records)
+        + " | |"
+    )
     agreeing = len(labels) - len(differing)
     summary = f"{agreeing} of {len(labels)} targets: the same verdict in all {len(records)} runs"
     if differing:

@@ -72,8 +72,10 @@ class Profile:
     """Discarded open-loop time before each measured one."""
     footprint_runs: int = 0
     """Starts of ``--workers 1`` in the footprint phase (0: none), one footprint target value
-    each (``benchmarks.footprint``): 10 give the 2nd smallest to the 2nd largest as the 95%
-    interval, where 6 give the smallest to the largest (one slow start decides)."""
+    each (``benchmarks.footprint``): 20 give the 6th smallest to the 6th largest as the 95%
+    interval, 10 the 2nd smallest to the 2nd largest, 6 the smallest to the largest (one slow
+    start decides). With 10, two quick runs gave start to SERVING 0.413 [0.342, 0.521] and
+    0.352 [0.314, 0.377] against a bound of 0.5: the interval's ends are single starts."""
     footprint_calls: int = 5000
     """The footprint's burst, calls per start."""
     workers: int = 2
@@ -152,7 +154,7 @@ PROFILES: dict[str, Profile] = {
         open_round_min_calls=300,
         open_round_max_s=2.5,
         open_warmup_s=0.2,
-        footprint_runs=10,
+        footprint_runs=20,
     ),
     "full": Profile(
         name="full",
@@ -177,6 +179,6 @@ PROFILES: dict[str, Profile] = {
         open_round_min_calls=1000,
         open_round_max_s=4.0,
         open_warmup_s=1.0,
-        footprint_runs=10,
+        footprint_runs=20,
     ),
 }

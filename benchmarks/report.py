@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import intervals
+from benchmarks.conditions import describe
 
 
 @dataclass(frozen=True)
@@ -321,6 +322,8 @@ def render_markdown(record: dict[str, Any]) -> str:
         f"python {run['python']}, grpcio {packages.get('grpcio')}, feast {packages.get('feast')}. "
         "Latencies in ms from pooled HdrHistograms (µs resolution); "
         "compare ratios within this run only.",
+        "",
+        f"Machine conditions: {describe(run.get('conditions'))}.",
         "",
         "## Sequential (one call in flight)",
         "",

@@ -36,6 +36,7 @@ from typing import Any
 import redis as redis_py
 
 from benchmarks import footprint, servers
+from benchmarks.conditions import conditions, read_cpu_times
 from benchmarks.data import BenchData, prepare_data
 from benchmarks.profiles import PROFILES, Profile
 from benchmarks.report import (
@@ -698,6 +699,7 @@ def run_benchmarks(
     out_dir = results_dir / timestamp
     out_dir.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
+    cpu_before = read_cpu_times()
     with contextlib.ExitStack() as stack:
         run = _Run(profile, out_dir, stack)
         data, pool = run.start()
@@ -736,6 +738,7 @@ def run_benchmarks(
             "open_fixed_rates_per_s": list(profile.open_rates_per_s),
             "open_relative_rates_per_s": relative,
             "duration_s": round(time.monotonic() - began, 1),
+            "conditions": conditions(run.rounds, cpu_before, read_cpu_times()),
         },
         "data": data.detail,
         "probes": run.probes,

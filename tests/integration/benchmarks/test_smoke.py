@@ -105,7 +105,12 @@ def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
     assert kinds == {"fixed", "relative"}
     assert any(t["target"].startswith("metrics cost") for t in record["targets"])
     assert any(note.startswith("/metrics of observation_cached:") for note in record["notes"])
+    # the machine's conditions during the run, from its own rounds
+    conditions = run["conditions"]
+    assert 0 < conditions["echo_p50_ms"] <= conditions["echo_p99_ms"], conditions
+    assert conditions["feast_p50_ms"] > conditions["echo_p50_ms"], conditions
     markdown = (run_dir / "results.md").read_text()
     assert "## Targets" in markdown and "observation_cached" in markdown
+    assert "Machine conditions: echo p50 " in markdown
     assert markdown in completed.stdout
     assert (run_dir / "p99_vs_rate.png").stat().st_size > 1000
