@@ -87,39 +87,70 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def intervals_overlap(estimates: Sequence[Estimate | None]) -> str:
+    """``yes`` when some value lies inside every run's interval (the runs do not contradict
+    each other, whatever their verdicts), ``no`` when none does, ``-`` when a run has none."""
+    lows: list[float] = []
+    highs: list[float] = []
+    for estimate in estimates:
+        if estimate is None or estimate.low is None or estimate.high is None:
+            return "-"
+        lows.append(estimate.low)
+        highs.append(estimate.high)
+    return "yes" if max(lows) <= min(highs) else "no"
+
+
 def verdicts(records: Sequence[dict[str, Any]]) -> tuple[str, bool]:
     """Each target's verdict in each run, and whether every target has the same verdict in
     every run (``undecided`` counts as the same only where every run says ``undecided``; a
-    target missing from a run differs)."""
+    target missing from a run differs).
+
+    The ``overlap`` column says whether one value lies inside every run's interval: where
+    verdicts differ but the intervals overlap, the runs agree within their noise and the
+    bound sits near an interval's end (one run's interval reaches past it, another's stops
+    short), which is how a target near its bound changes between ``undecided`` and a decided
+    verdict. Where they do not overlap, the runs contradict each other: the machine's level
+    moved between them (see the conditions row) or the intervals missed."""
     per_run = [{t["target"]: t for t in record.get("targets", [])} for record in records]
     labels = list(dict.fromkeys(label for targets in per_run for label in targets))
     header = " | ".join(record["run"]["timestamp"] for record in records)
     lines = [
-        f"| target | bound | {header} | same |",
-        "| --- | --- |" + " --- |" * len(records) + " --- |",
+        f"| target | bound | {header} | same | overlap |",
+        "| --- | --- |" + " --- |" * len(records) + " --- | --- |",
     ]
     differing = []
+    disjoint = []
     for label in labels:
         found = [targets.get(label) for targets in per_run]
         said = [t["verdict"] if t else "-" for t in found]
         same = len(set(said)) == 1 and said[0] != "-"
+        estimates = [_estimate(t) for t in found]
+        overlap = intervals_overlap(estimates)
         if not same:
             differing.append(label)
+        if overlap == "no":
+            disjoint.append(label)
         bound = next(t for t in found if t)["bound"]
         cells = " | ".join(
-            f"{v} {format_estimate(_estimate(t))}" if t else "-"
-            for v, t in zip(said, found, strict=True)
+            f"{v} {format_estimate(e)}" if t else "-"
+            for v, t, e in zip(said, found, estimates, strict=True)
         )
-        lines.append(f"| {label} | {bound} | {cells} | {'yes' if same else 'NO'} |")
-    lines.append(
-        "| machine conditions | | "
-        + " | ".join(describe(record["run"].get("conditions")) for record in records)
-        + " | |"
-    )
+        lines.append(f"| {label} | {bound} | {cells} | {'yes' if same else 'NO'} | {overlap} |")
+    if any(record["run"].get("conditions") for record in records):
+        lines.append(
+            "| machine conditions | | "
+            + " | ".join(describe(record["run"].get("conditions")) for record in records)
+            + " | | |"
+        )
     agreeing = len(labels) - len(differing)
     summary = f"{agreeing} of {len(labels)} targets: the same verdict in all {len(records)} runs"
     if differing:
         summary += "; different: " + ", ".join(differing)
+    summary += (
+        f"\nintervals without a common value: {', '.join(disjoint)}"
+        if disjoint
+        else "\nevery target's intervals share a value across the runs"
+    )
     return "\n".join([*lines, "", summary]) + "\n", not differing
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.compare import compare, movement, verdicts
+from benchmarks.compare import compare, intervals_overlap, movement, verdicts
 from benchmarks.intervals import Estimate
 
 
@@ -88,3 +88,21 @@ def test_verdicts_agree_only_when_every_run_says_the_same() -> None:
     # t1 changed; t2 is missing from run C, which differs too.
     assert "0 of 2 targets" in text and "different: t1, t2" in text
     assert "| t1 | <= 1.10 | pass 1.000 [0.900, 1.050] |" in text
+    # t1's intervals share 0.95..1.05: the runs agree within their noise; t2 lacks one in C
+    assert text.splitlines()[2].endswith("| NO | yes |")
+    assert "intervals without a common value" not in text
+
+
+def test_intervals_overlap_needs_one_value_in_every_interval() -> None:
+    a = Estimate(1.0, 0.9, 1.05, 12)
+    assert intervals_overlap([a, Estimate(1.1, 1.04, 1.2, 12)]) == "yes"
+    assert intervals_overlap([a, Estimate(1.2, 1.06, 1.3, 12)]) == "no"
+    assert intervals_overlap([a, Estimate(1.0, None, None, 4)]) == "-"
+    assert intervals_overlap([a, None]) == "-"
+    runs = [
+        _record("A", [_target("t", 1.0, 0.9, 1.05, "pass")]),
+        _record("B", [_target("t", 1.3, 1.2, 1.4, "miss")]),
+    ]
+    text, same = verdicts(runs)
+    assert not same
+    assert "| NO | no |" in text and "intervals without a common value: t" in text
