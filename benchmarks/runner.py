@@ -444,9 +444,12 @@ class _Run:
             self.specs[name] = self.instances[name][index]
             self.serving[name] = self.live[name][index] if self.live[name] else None
 
-    def _probe_until_right(self, pool: WorkerPool, name: str, spec: ScenarioSpec) -> dict[str, Any]:
-        """The first call's answer, retried until right within ``PROBE_TIMEOUT_S`` (a fallback
-        server answers UNAVAILABLE until its first rows are computed)."""
+    def _probe_until_right(
+        self, pool: WorkerPool, name: str, spec: ScenarioSpec
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The first call's answer and what is wrong with it (nothing: right), retried until
+        right within ``PROBE_TIMEOUT_S`` (a fallback server answers UNAVAILABLE until its
+        first rows are computed)."""
         deadline = time.monotonic() + PROBE_TIMEOUT_S
         while True:
             problems: list[str]
@@ -455,10 +458,8 @@ class _Run:
                 problems = _check_probe(name, probe)
             except RuntimeError as error:
                 probe, problems = {}, [f"the first call failed: {error}"]
-            if not problems:
-                return probe
-            if time.monotonic() > deadline:
-                return probe or {"failed": problems[0]}
+            if not problems or time.monotonic() > deadline:
+                return probe, problems
             time.sleep(0.1)
 
     # -- phases -----------------------------------------------------------------------------
@@ -468,12 +469,11 @@ class _Run:
         failures = []
         for name, specs in self.instances.items():
             for spec in specs:
-                probe = self._probe_until_right(pool, name, spec)
-                if "failed" in probe:
-                    failures.append(f"{name}: {probe['failed']}")
+                probe, problems = self._probe_until_right(pool, name, spec)
+                if problems:
+                    failures += [f"{name}: {problem}" for problem in problems]
                     continue
                 self.probes.setdefault(name, probe)
-                failures += [f"{name}: {problem}" for problem in _check_probe(name, probe)]
         if failures:
             raise BenchmarkError("wrong answers, nothing measured:\n  " + "\n  ".join(failures))
         for name in self.ours:
