@@ -35,7 +35,7 @@ def test_footprint_times_each_start_and_reads_every_process(
     config = ServerConfig(
         port=free_port(), redis_port=fresh_redis.port, data_dir=data_dir, workers=workers
     )
-    row = measure(config, runs=2, calls=50)
+    row = measure(config, runs=2, calls=50, floor=tmp_path if workers == 1 else None)
     assert len(row.start_to_serving_s) == 2
     assert all(0 < s < 60 for s in row.start_to_serving_s)
     processes = 1 if workers == 1 else 1 + workers  # a supervisor and its workers
@@ -43,3 +43,7 @@ def test_footprint_times_each_start_and_reads_every_process(
     assert len(row.rss_after_burst_mb) == processes
     assert all(mb > 10 for mb in row.rss_after_burst_mb)
     assert f"--workers {workers}" in row.summary()
+    # --workers 1: each start paired with a bare gRPC server's start, timed the same way
+    assert len(row.floor_start_to_serving_s) == (2 if workers == 1 else 0)
+    assert all(0 < s < 60 for s in row.floor_start_to_serving_s)
+    assert ("bare gRPC server's start" in row.summary()) == (workers == 1)

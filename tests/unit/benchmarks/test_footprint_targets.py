@@ -40,3 +40,18 @@ def test_the_markdown_names_each_worker_count() -> None:
     lines = markdown([_row(1, [0.3] * 5, [110.0] * 5), _row(2, [0.5] * 5, [250.0] * 5)])
     assert any("--workers 1" in line for line in lines)
     assert any("--workers 2" in line for line in lines)
+
+
+def test_each_start_is_reported_over_its_paired_floor_start() -> None:
+    starts = [0.40, 0.36, 0.44, 0.38, 0.50, 0.42]
+    floors = [0.20, 0.18, 0.22, 0.19, 0.25, 0.21]
+    row = Footprint(1, starts, [100.0], [110.0], [110.0] * 6, floors)
+    assert row.start_ratios() == [s / f for s, f in zip(starts, floors, strict=True)]
+    line = row.summary()
+    # every pair is 2.0: the median and the interval's ends (smallest to largest of 6)
+    assert (
+        "a bare gRPC server's start 0.205 s (median), ours over it per pair 2.000 [2.000, 2.000]"
+        in line
+    )
+    # a record from before the floor (no floor starts) keeps its old line
+    assert "bare gRPC" not in _row(1, starts, [110.0] * 6).summary()
