@@ -16,15 +16,18 @@ the footprint rows and targets of every ``make bench`` run (``measure_all``, ``t
   every start; the total is what a deployment pays for one serving instance with its fallback
   ready.
 - **Floor start** (``--workers 1``): each of our starts is paired with the start of a bare gRPC
-  server with a health service (``benchmarks.echo_server``: Python, grpcio, the health
-  service, no store), timed the same way, the two in alternating order. The ratio of the pair
-  (``start / floor start``) is reported per start with its median and interval: start to
-  SERVING is an absolute time, and three quick runs of one commit gave medians of 0.468,
-  0.428 and 0.361 s with disjoint intervals, a level that moved with the machine; the ratio
-  to a start taken seconds apart on the same machine does not carry that level.
+  server with the health service (``benchmarks.start_floor``: Python, grpcio, the health
+  service, no module of the project), timed the same way, the two in alternating order. The
+  ratio of the pair (``start / floor start``) is reported per start with its median and
+  interval. (The latency floor, ``benchmarks echo-server``, imports the server's own stack and
+  the benchmark's command line: it started in 0.33 s, slower than our server's 0.30 s, so it
+  was no floor for a start.)
 - **Targets** (one value per start, so each has a median and a 95% interval like the
-  latency targets): ``--workers 1`` start to SERVING <= 0.5 s; ``--workers 1`` RSS total after
-  the burst <= 120 MB.
+  latency targets): ``--workers 1`` start to SERVING over its paired floor start <=
+  ``START_OVER_FLOOR_BOUND``; ``--workers 1`` RSS total after the burst <= 120 MB. Start to
+  SERVING in seconds is reported, not judged: three quick runs of one commit gave medians of
+  0.468, 0.428 and 0.361 s with disjoint intervals, a level that moved with the machine; the
+  ratio to a start taken seconds apart on the same machine does not carry that level.
 
 Absolute times depend on the machine (2 shared cores here): compare runs of one machine, or
 the rows of one run (``--workers 1`` vs ``2``), not figures across machines.
@@ -106,10 +109,11 @@ def _mb(values: list[float]) -> str:
 
 
 def _floor_start(scratch: Path) -> float:
-    """Seconds from spawning a bare gRPC server (``benchmarks echo-server``: grpcio and the
-    health service, no store) to its first SERVING answer, timed as :func:`_start`."""
+    """Seconds from spawning a bare gRPC server (``benchmarks.start_floor``: grpcio and the
+    health service, no module of the project) to its first SERVING answer, timed as
+    :func:`_start`."""
     port = free_port()
-    command = [sys.executable, "-m", "benchmarks", "echo-server", "--port", str(port)]
+    command = [sys.executable, "-m", "benchmarks.start_floor", str(port)]
     began = time.perf_counter()
     server = ServerProcess.command(
         "floor", command, port=port, env={}, log_path=scratch / "floor.log"
@@ -202,7 +206,14 @@ def measure_all(runs: int, calls: int) -> list[Footprint]:
     return rows
 
 
-START_TO_SERVING_BOUND_S = 0.5
+START_OVER_FLOOR_BOUND = 3.7
+"""Start to SERVING over a bare gRPC server's start (``benchmarks.start_floor``), per pair.
+Issue 17 asked for ``python -m server`` to SERVING <= 0.5 s on this machine, where a bare
+gRPC server with the health service starts in 0.134 s (median of 20 starts on a quiet
+machine, 2026-12-06: 0.098-0.163 s; interpreter 0.02-0.04 s, imports 0.07-0.12 s, the
+server's start 3 ms): 3.7 floor starts. A bound in seconds moved with the machine from run
+to run (medians 0.468, 0.428 and 0.361 s for one commit, intervals disjoint); over the
+paired floor start, the machine's level of those seconds cancels."""
 RSS_TOTAL_BOUND_MB = 120.0
 
 
@@ -212,7 +223,8 @@ def targets(rows: list[Footprint]) -> list[dict[str, Any]]:
     one = next(row for row in rows if row.workers == 1)
     out = []
     for label, values, bound in (
-        ("start to SERVING, s (--workers 1)", one.start_to_serving_s, START_TO_SERVING_BOUND_S),
+        ("start to SERVING / a bare gRPC server's (--workers 1)", one.start_ratios(),
+         START_OVER_FLOOR_BOUND),
         ("RSS after the burst, MB, all processes (--workers 1)", one.rss_total_after_burst_mb,
          RSS_TOTAL_BOUND_MB),
     ):  # fmt: skip
