@@ -235,7 +235,9 @@ def test_answers_stay_right_while_the_slot_is_resharded(
             )
             await asyncio.sleep(0.1)
             assert not push_during.done()
-            for node in own_cluster.nodes:
+            # The target first, then the source, then the others (the cluster's own order).
+            others = [n for n in own_cluster.nodes if n is not source and n is not target]
+            for node in (target, source, *others):
                 on(node, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
             # ... and lands on the new owner once the slot is moved.
             assert (await push_during).applied

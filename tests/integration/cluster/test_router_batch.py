@@ -84,6 +84,24 @@ def _move_slot(
         t.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
         s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
         s.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", key)
-    for node in cluster.nodes:
+    # The order the cluster's own procedure gives: the target first (it ends its import and
+    # bumps its config epoch), then the source, then the others; otherwise, between the two,
+    # the source sends MOVED to a target that still answers MOVED back.
+    others = [node for node in cluster.nodes if node is not source and node is not target]
+    for node in (target, source, *others):
         with node.client() as client:
             client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+    # Then until every node's slot map names the target: the router's refresh after a MOVED
+    # asks the first node that answers, which must not still describe the cluster before it.
+    deadline = time.monotonic() + 10.0
+    while not all(_owner_port(node, slot) == target.port for node in cluster.nodes):
+        assert time.monotonic() < deadline, f"slot {slot}: the nodes never agreed on its owner"
+        time.sleep(0.01)
+
+
+def _owner_port(node: ClusterNode, slot: int) -> int | None:
+    with node.client() as client:
+        for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+            if int(start) <= slot <= int(end):
+                return int(master[1])
+    return None
